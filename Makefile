@@ -1,0 +1,38 @@
+# The two commands: `make demo` and `make test`. Each sets up .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint types imports unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bridge demo
+
+test: lint types imports unit
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check bridge tests bench
+	$(BIN)/ruff check bridge tests bench
+
+types: $(STAMP)
+	$(BIN)/mypy bridge tests
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m pytest -p no:cacheprovider --cov=bridge --cov-branch --cov-report=term --cov-fail-under=90
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
