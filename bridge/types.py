@@ -40,3 +40,67 @@ class Route:
     vendor_data: str
     trust_review: bool
     destinations: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reason:
+    """Why a notification ended as it did (DESIGN §5 ``reason``); never holds the token."""
+
+    code: str  # stable, e.g. token_invalid_or_expired, insufficient_balance
+    message: str
+    http_status: int | None = None  # Didit's answer, when there was one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiditSession:
+    """The session Didit created for an imported share."""
+
+    session_id: str
+    session_number: int | None = None
+    status: str | None = None  # Didit's status string, e.g. "In Review"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitInfo:
+    """Didit's quota headers on one answer; a field is None when absent or unreadable."""
+
+    limit: int | None  # X-RateLimit-Limit: requests allowed in the 60 s window
+    remaining: int | None  # X-RateLimit-Remaining
+    reset_epoch: float | None  # X-RateLimit-Reset as sent: epoch seconds
+    reset_in_s: float | None  # seconds from the answer until that reset; >= 0, capped
+    retry_after_s: float | None  # Retry-After in seconds (an HTTP-date is converted); capped
+
+
+# -- what a job handler returns to the worker (bridge.worker maps each to the store) ---------
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The handler recorded the job's end itself, in the transaction that completed it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """The job succeeded; the worker completes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Try again later: after ``delay_s`` seconds, or (None) after the worker's backoff.
+
+    ``not_after`` (epoch seconds, e.g. the token's deadline) caps when the next run happens.
+    """
+
+    error: str
+    delay_s: float | None = None
+    not_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Bury:
+    """Give up: the job is dead until an operator revives it."""
+
+    error: str
+
+
+JobResult = Done | Complete | Retry | Bury

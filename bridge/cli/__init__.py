@@ -12,9 +12,16 @@ from collections.abc import Sequence
 
 from bridge import __version__
 
-# Each module defines ``register(subparsers)``, which adds its parsers with ``set_defaults(run=...)``;
+# Each module defines ``register(subparsers)``, adding parsers with ``set_defaults(run=...)``;
 # ``run(args) -> int`` returns the exit code.
-COMMAND_MODULES: tuple[str, ...] = ("bridge.cli.config_commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "bridge.cli.config_commands",
+    "bridge.cli.sign_command",
+    "bridge.cli.route_command",
+    "bridge.cli.sandbox_command",
+    "bridge.cli.serve_command",
+    "bridge.cli.notifications_command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

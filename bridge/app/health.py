@@ -1,0 +1,34 @@
+"""``/healthz`` and ``/readyz``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bridge.app.responses import json_response
+from bridge.errors import StoreUnavailable
+from bridge.store import Store
+
+
+class Health:
+    """``/healthz`` (alive) and ``/readyz`` (store reachable, config loaded, workers running)."""
+
+    def __init__(self, *, store: Store, workers_running: Callable[[], bool]) -> None:
+        self._store = store
+        self._workers_running = workers_running
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        checks: dict[str, Any] = {"config": True, "workers": self._workers_running()}
+        try:
+            await self._store.ping()
+            checks["store"] = True
+        except StoreUnavailable:
+            checks["store"] = False
+        ready = all(checks.values())
+        return json_response(200 if ready else 503, {"ready": ready, "checks": checks})

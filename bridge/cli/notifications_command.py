@@ -1,0 +1,251 @@
+"""``bridge notifications list|show`` and ``bridge retry``: operations on the store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bridge import config
+from bridge.cli._common import add_config_argument
+from bridge.errors import ConfigError, StoreUnavailable
+from bridge.store import Notification, RetryResult, Store, Timeline, open_store
+from bridge.types import NotificationStatus
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notifications = subparsers.add_parser("notifications", help="list or show notifications")
+    actions = notifications.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="newest first")
+    listing.add_argument("--status", choices=[s.value for s in NotificationStatus])
+    listing.add_argument("--partner")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_config_argument(listing)
+    listing.set_defaults(run=_list)
+    show = actions.add_parser("show", help="one notification with its timeline")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    add_config_argument(show)
+    show.set_defaults(run=_show)
+    retry = subparsers.add_parser(
+        "retry", help="re-run a failed notification while its token lives"
+    )
+    retry.add_argument("id")
+    add_config_argument(retry)
+    retry.set_defaults(run=_retry)
+
+
+def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
+    """Open the configured store, run ``action``, close it; config and store errors exit 1."""
+    try:
+        settings = config.load(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"bridge: invalid configuration:\n{exc}\n")
+        return 1
+
+    async def main() -> int:
+        store = open_store(settings.store.url, clock=time.time)
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(main())
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"bridge: {exc.message}\n")
+        return 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        rows = await store.list_notifications(
+            status=NotificationStatus(args.status) if args.status else None,
+            partner=args.partner,
+            limit=args.limit,
+        )
+        for row in rows:
+            if args.json:
+                sys.stdout.write(orjson.dumps(notification_json(row)).decode() + "\n")
+            else:
+                reason = row.reason.code if row.reason else ""
+                sys.stdout.write(
+                    f"{row.id}  {_iso(row.received_at)}  {row.partner:<12} "
+                    f"{row.status.value:<9} {row.route.rule:<20} {reason}\n"
+                )
+        return 0
+
+    return with_store(args, action)
+
+
+def _show(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        timeline = await store.timeline(args.id)
+        if timeline is None:
+            sys.stderr.write(f"bridge: no notification {args.id}\n")
+            return 1
+        if args.json:
+            sys.stdout.write(orjson.dumps(timeline_json(timeline)).decode() + "\n")
+        else:
+            sys.stdout.write(render_timeline(timeline))
+        return 0
+
+    return with_store(args, action)
+
+
+def _retry(args: argparse.Namespace) -> int:
+    async def action(store: Store) -> int:
+        result = await store.retry_notification(args.id)
+        messages = {
+            RetryResult.REQUEUED: "queued again; the running bridge picks it up",
+            RetryResult.NOT_FOUND: "no such notification",
+            RetryResult.NOT_RETRYABLE: "only a failed notification can be retried",
+            RetryResult.TOKEN_GONE: "its token has expired or was erased; the partner must "
+            "send a new one",
+            RetryResult.SUPERSEDED: "a newer notification for the same share is pending or "
+            "imported",
+        }
+        stream = sys.stdout if result is RetryResult.REQUEUED else sys.stderr
+        stream.write(f"{args.id}: {messages[result]}\n")
+        return 0 if result is RetryResult.REQUEUED else 1
+
+    return with_store(args, action)
+
+
+def _iso(epoch_s: float | None) -> str:
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
+
+
+def notification_json(row: Notification) -> dict[str, Any]:
+    """A notification as operators see it: everything but the token."""
+    return {
+        "id": row.id,
+        "partner": row.partner,
+        "partner_event_id": row.partner_event_id,
+        "status": row.status.value,
+        "session_kind": row.session_kind.value,
+        "source": {
+            "application_id": row.source_application_id,
+            "session_id": row.source_session_id,
+        },
+        "token_sha256": row.token_sha256,
+        "route": {
+            "rule": row.route.rule,
+            "workflow_id": row.route.workflow_id,
+            "vendor_data": row.route.vendor_data,
+            "trust_review": row.route.trust_review,
+            "destinations": list(row.route.destinations),
+        },
+        "reason": None
+        if row.reason is None
+        else {
+            "code": row.reason.code,
+            "message": row.reason.message,
+            "http_status": row.reason.http_status,
+        },
+        "session": None
+        if row.session is None
+        else {
+            "session_id": row.session.session_id,
+            "session_number": row.session.session_number,
+            "status": row.session.status,
+        },
+        "deadline": _iso(row.deadline),
+        "received_at": _iso(row.received_at),
+        "finished_at": _iso(row.finished_at),
+    }
+
+
+def timeline_json(timeline: Timeline) -> dict[str, Any]:
+    return {
+        "notification": notification_json(timeline.notification),
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "kind": a.kind.value,
+                "started_at": _iso(a.started_at),
+                "ended_at": _iso(a.ended_at),
+                "http_status": a.http_status,
+                "result": a.result,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+            }
+            for a in timeline.attempts
+        ],
+        "events": [
+            {"id": e.id, "type": e.type.value, "created_at": _iso(e.created_at)}
+            for e in timeline.events
+        ],
+        "deliveries": [
+            {
+                "id": d.id,
+                "event_id": d.event.id,
+                "destination": d.destination,
+                "status": d.status.value,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+            }
+            for d in timeline.deliveries
+        ],
+        "delivery_attempts": [
+            {
+                "delivery_id": a.delivery_id,
+                "attempt": a.attempt,
+                "at": _iso(a.at),
+                "http_status": a.http_status,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+                "response_excerpt": a.response_excerpt.decode("utf-8", "replace"),
+            }
+            for a in timeline.delivery_attempts
+        ],
+    }
+
+
+def render_timeline(timeline: Timeline) -> str:
+    """The human view: one line per thing that happened, oldest first."""
+    n = timeline.notification
+    lines = [
+        f"{n.id}  {n.status.value}  partner={n.partner} rule={n.route.rule}",
+        f"  workflow {n.route.workflow_id}  vendor_data {n.route.vendor_data!r}  "
+        f"trust_review={str(n.route.trust_review).lower()}",
+        f"  source {n.source_application_id}/{n.source_session_id}  kind {n.session_kind.value}"
+        f"  deadline {_iso(n.deadline)}",
+        f"{_iso(n.received_at)}  received",
+    ]
+    for a in timeline.attempts:
+        status = a.http_status if a.http_status is not None else "no answer"
+        result = a.result or "unfinished"
+        latency = a.latency_ms if a.latency_ms is not None else "-"
+        error = f" {a.error}" if a.error else ""
+        lines.append(
+            f"{_iso(a.started_at)}  {a.kind.value} #{a.attempt}: {status} {result}"
+            f" ({latency} ms){error}"
+        )
+    if n.finished_at is not None:
+        outcome = n.status.value
+        if n.reason is not None:
+            outcome += f" {n.reason.code}: {n.reason.message}"
+        if n.session is not None:
+            outcome += f" session {n.session.session_id} ({n.session.status})"
+        lines.append(f"{_iso(n.finished_at)}  {outcome}")
+    for e in timeline.events:
+        lines.append(f"{_iso(e.created_at)}  event {e.type.value} {e.id}")
+    for d in timeline.deliveries:
+        lines.append(f"  delivery {d.id} -> {d.destination}: {d.status.value} ({d.attempts} tries)")
+        for tried in timeline.delivery_attempts:
+            if tried.delivery_id == d.id:
+                lines.append(
+                    f"{_iso(tried.at)}    attempt {tried.attempt}: "
+                    f"{tried.http_status or tried.error} ({tried.latency_ms} ms)"
+                )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,79 @@
+"""``bridge serve``: the receiver and the workers in one process."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from bridge import config
+from bridge.cli._common import add_config_argument, env_default
+from bridge.cli.service import Service
+from bridge.errors import ConfigError, StoreUnavailable
+from bridge.observability import Redactor, configure_logging
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, except that SIGTERM ends in exit 0 once shutdown is done (not a re-raised signal),
+    and intake answers 503 from the moment the signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, *, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_signal()
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C stops waiting
+        else:
+            self.should_exit = True
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the partner receiver and the import and delivery workers"
+    )
+    add_config_argument(parser)
+    parser.add_argument("--host", default=env_default("BRIDGE_HOST"), help="$BRIDGE_HOST")
+    parser.add_argument("--port", type=int, default=env_default("BRIDGE_PORT"), help="$BRIDGE_PORT")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = config.load(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"bridge serve: invalid configuration:\n{exc}\n")
+        return 1
+    redactor = Redactor()
+    configure_logging(
+        level=settings.logging.level,
+        fmt=settings.logging.format,
+        production=True,
+        redactor=redactor,
+    )
+    try:
+        service = Service(settings, redactor=redactor)
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"bridge serve: {exc.message}\n")
+        return 1
+    server = _Server(
+        uvicorn.Config(
+            service.app,
+            host=args.host or settings.server.host,
+            port=int(args.port) if args.port is not None else settings.server.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        ),
+        on_signal=service.begin_draining,
+    )
+    server.run()
+    return 0

@@ -1,0 +1,154 @@
+"""Import answers to outcomes (DESIGN §6), as pure functions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from bridge.didit._fields import int_or_none, str_or_none
+from bridge.didit.bodies import error_message, parse_json
+from bridge.didit.outcomes import (
+    Failed,
+    Imported,
+    ImportedSession,
+    ImportOutcome,
+    NeedsReconcile,
+    NoAnswer,
+    Rejected,
+    RetryLater,
+)
+from bridge.didit.ratelimit import parse_rate_limit
+
+_SHARE_TOKEN_TEXT = re.compile(r"share[\s_-]*token|\bjwt\b", re.IGNORECASE)
+_API_KEY_TEXT = re.compile(
+    r"api[\s_-]*key|x-api-key|credentials|authenticat|unauthori[sz]ed client", re.IGNORECASE
+)
+_ALREADY_TEXT = re.compile(
+    r"already|duplicate|previously (?:imported|redeemed)|been (?:imported|redeemed|used)",
+    re.IGNORECASE,
+)
+_CREDITS_TEXT = re.compile(
+    r"credit|balance|permission|privilege|scope|quota|plan\b|billing|not allowed|disabled",
+    re.IGNORECASE,
+)
+_OTHER_APP_TEXT = re.compile(
+    r"not (?:intended|meant|issued|minted|valid) for|another application|other application"
+    r"|different application|for_application_id|your application|this application",
+    re.IGNORECASE,
+)
+_WORKFLOW_TEXT = re.compile(r"workflow", re.IGNORECASE)
+
+ForbiddenReason = Literal[
+    "already_imported", "token_not_for_this_application", "upstream_forbidden"
+]
+
+
+def classify_forbidden(body_text: str) -> ForbiddenReason:
+    """Which 403 this is, from its text, for after reconciliation found no import.
+
+    "Already imported" wins, then credits or permission (``upstream_forbidden``), then "not for
+    your application". Unknown text is ``upstream_forbidden``: a failure an operator may retry,
+    never a rejection that would drop a token that might still be good.
+    """
+    if _ALREADY_TEXT.search(body_text):
+        return "already_imported"
+    if _CREDITS_TEXT.search(body_text):
+        return "upstream_forbidden"
+    if _OTHER_APP_TEXT.search(body_text):
+        return "token_not_for_this_application"
+    return "upstream_forbidden"
+
+
+def _session(body: object) -> ImportedSession | None:
+    if not isinstance(body, Mapping):
+        return None
+    session_id = str_or_none(body.get("session_id"))
+    if not session_id:
+        return None
+    return ImportedSession(
+        session_id=session_id,
+        session_number=int_or_none(body.get("session_number")),
+        status=str_or_none(body.get("status")),
+        session_kind=str_or_none(body.get("session_kind")),
+        workflow_id=str_or_none(body.get("workflow_id")),
+        vendor_data=str_or_none(body.get("vendor_data")),
+        raw=dict(body),
+    )
+
+
+def classify_import(
+    status: int, body: bytes | object, headers: Mapping[str, str], *, now: float | None = None
+) -> ImportOutcome:
+    """Map one answer of ``POST /v3/session/import-shared/`` to its outcome (pure).
+
+    ``body`` is the raw bytes or an already parsed JSON value; ``now`` (epoch seconds) converts
+    an HTTP-date ``Retry-After``. Choices beyond DESIGN §6: a 2xx without ``session_id`` is
+    :class:`NoAnswer` (it may have been redeemed); a 404 whose body is not JSON is a wrong path,
+    failed ``unexpected_response``; 408 is retried; 409 is reconciled like 403; any other
+    status (3xx: a redirect means a wrong path; 405, 410, 413, 415 ...) is failed
+    ``unexpected_response``.
+    """
+    value = parse_json(bytes(body)) if isinstance(body, bytes | bytearray) else body
+    message = error_message(value) or f"HTTP {status}"
+
+    def rejected(code: str) -> Rejected:
+        return Rejected(code=code, message=message, http_status=status)
+
+    def failed(code: str) -> Failed:
+        return Failed(code=code, message=message, http_status=status)
+
+    def retry(code: str, *, may_have_applied: bool) -> RetryLater:
+        info = parse_rate_limit(headers, now=now)
+        return RetryLater(
+            code=code,
+            message=message,
+            http_status=status,
+            retry_after_s=info.retry_after_s if info else None,
+            may_have_applied=may_have_applied,
+        )
+
+    if 200 <= status < 300:
+        session = _session(value)
+        if session is None:
+            return NoAnswer(
+                code="no_answer",
+                message=f"HTTP {status} without a session_id",
+                http_status=status,
+                error_type="MissingSessionId",
+            )
+        return Imported(code="imported", message="", http_status=status, session=session)
+    if status == 401:
+        if not _SHARE_TOKEN_TEXT.search(message) and _API_KEY_TEXT.search(message):
+            return failed("upstream_auth")
+        return rejected("token_invalid_or_expired")
+    if status in {403, 409}:
+        reason = classify_forbidden(message) if status == 403 else "upstream_forbidden"
+        fallback: Rejected | Failed
+        if reason == "upstream_forbidden":
+            fallback = failed("upstream_forbidden" if status == 403 else "unexpected_response")
+        else:
+            fallback = rejected(reason)
+        code = "forbidden" if status == 403 else "conflict"
+        return NeedsReconcile(code=code, message=message, http_status=status, fallback=fallback)
+    if status == 404:
+        if isinstance(value, str):
+            return failed("unexpected_response")
+        if _WORKFLOW_TEXT.search(message):
+            return failed("workflow_not_found")
+        return rejected("source_session_not_found")
+    if status in {400, 422}:
+        return rejected("bad_request")
+    if status == 402:
+        return failed("insufficient_balance")
+    if status == 429:
+        return retry("rate_limited", may_have_applied=False)
+    if status == 408:
+        return retry("upstream_unavailable", may_have_applied=False)
+    if 500 <= status < 600:
+        return retry("upstream_unavailable", may_have_applied=True)
+    return Failed(
+        code="unexpected_response",
+        message=f"HTTP {status}: {message}" if message != f"HTTP {status}" else message,
+        http_status=status,
+    )

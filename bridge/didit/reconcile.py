@@ -1,0 +1,98 @@
+"""Reconciliation: did an ambiguous import create a session? (didit-api.md §6)"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bridge.didit._fields import datetime_or_none, int_or_none, shared_from, str_or_none
+
+RECONCILE_SKEW = timedelta(seconds=30)  # clock difference tolerated between us and Didit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRow:
+    """One row of ``GET /v3/sessions/``; every field but ``session_id`` may be missing."""
+
+    session_id: str
+    session_number: int | None = None
+    status: str | None = None
+    session_kind: str | None = None
+    workflow_id: str | None = None
+    vendor_data: str | None = None
+    created_at: datetime | None = None
+    shared_from_session: str | None = None  # UNCONFIRMED in list rows; used when present
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, row: object) -> SessionRow | None:
+        """Read a row tolerantly; None when it has no usable ``session_id``."""
+        if not isinstance(row, Mapping):
+            return None
+        session_id = str_or_none(row.get("session_id"))
+        if not session_id:
+            return None
+        return cls(
+            session_id=session_id,
+            session_number=int_or_none(row.get("session_number")),
+            status=str_or_none(row.get("status")),
+            session_kind=str_or_none(row.get("session_kind")),
+            workflow_id=str_or_none(row.get("workflow_id")),
+            vendor_data=str_or_none(row.get("vendor_data")),
+            created_at=datetime_or_none(row.get("created_at")),
+            shared_from_session=shared_from(row.get("shared_from_session")),
+            raw=dict(row),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AmbiguousMatch:
+    """Several new sessions could be the import: do not guess (see :func:`find_imported`)."""
+
+    candidates: tuple[SessionRow, ...]
+
+
+def find_imported(
+    rows: Sequence[SessionRow],
+    *,
+    vendor_data: str,
+    workflow_id: str,
+    since: datetime,
+    source_session_id: str | None = None,
+    skew: timedelta = RECONCILE_SKEW,
+) -> SessionRow | AmbiguousMatch | None:
+    """Find the session an ambiguous import created, among rows listed after it.
+
+    A row matches when its vendor_data and workflow equal ours and it was created at or after
+    ``since - skew`` (``since``: when the first unanswered attempt started). A field missing
+    from a row does not exclude it, because the list call already filtered on it. When several
+    rows match and ``source_session_id`` (the token's ``session_id`` claim) is given, rows whose
+    ``shared_from_session`` names it win.
+
+    Returns the session when exactly one matches, None when none does (the import did not
+    happen: the pipeline may call import again), or :class:`AmbiguousMatch`. On ambiguity the
+    pipeline must neither import again nor report a failure: it keeps the attempt ambiguous and
+    reconciles again later (an operator decides if it persists until the deadline).
+    """
+    if since.tzinfo is None:
+        raise ValueError("since must be timezone-aware")
+    floor = since - skew
+    matches = [
+        row
+        for row in rows
+        if (row.vendor_data is None or row.vendor_data == vendor_data)
+        and (row.workflow_id is None or row.workflow_id == workflow_id)
+        and (row.created_at is None or row.created_at >= floor)
+    ]
+    unique = list({row.session_id: row for row in matches}.values())
+    if len(unique) > 1 and source_session_id is not None:
+        linked = [row for row in unique if row.shared_from_session == source_session_id]
+        if linked:
+            unique = linked
+    if not unique:
+        return None
+    if len(unique) == 1:
+        return unique[0]
+    return AmbiguousMatch(tuple(unique))

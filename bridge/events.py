@@ -1,0 +1,79 @@
+"""The downstream events of DESIGN.md section 5: their exact bytes are fixed when created.
+
+Every retry and replay of a delivery sends these same bytes with the same ``webhook-id`` (the
+event id), so an event is rendered once, stored in the outbox, and never rendered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bridge.types import DiditSession, EventType, NotificationStatus, Reason, Route, SessionKind
+
+EVENT_FOR_STATUS: Mapping[NotificationStatus, EventType] = {
+    NotificationStatus.IMPORTED: EventType.IMPORTED,
+    NotificationStatus.REJECTED: EventType.REJECTED,
+    NotificationStatus.EXPIRED: EventType.EXPIRED,
+    NotificationStatus.FAILED: EventType.FAILED,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShareFacts:
+    """What an event says about the share it reports on (never the token)."""
+
+    notification_id: str
+    partner: str
+    partner_event_id: str | None
+    session_kind: SessionKind
+    source_application_id: str | None
+    source_session_id: str | None
+    route: Route
+
+
+def iso_utc(epoch_s: float) -> str:
+    """``2026-11-25T10:00:00Z``: the timestamp form of every event."""
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_event(
+    *,
+    event_id: str,
+    event_type: EventType,
+    created_at: float,
+    share: ShareFacts,
+    session: DiditSession | None,
+    reason: Reason | None,
+) -> bytes:
+    """The event's body, as every delivery of it will send it."""
+    data: dict[str, Any] = {
+        "notification_id": share.notification_id,
+        "partner": share.partner,
+        "partner_event_id": share.partner_event_id,
+        "rule": share.route.rule,
+        "session_kind": share.session_kind.value,
+        "source": {
+            "application_id": share.source_application_id,
+            "session_id": share.source_session_id,
+        },
+        "workflow_id": share.route.workflow_id,
+        "vendor_data": share.route.vendor_data,
+        "trust_review": share.route.trust_review,
+        "session": None
+        if session is None
+        else {
+            "session_id": session.session_id,
+            "session_number": session.session_number,
+            "status": session.status,
+        },
+        "reason": None
+        if reason is None
+        else {"code": reason.code, "message": reason.message, "http_status": reason.http_status},
+    }
+    event = {"type": event_type.value, "id": event_id, "created_at": iso_utc(created_at)}
+    return orjson.dumps({**event, "data": data})

@@ -1,0 +1,157 @@
+"""The quota pacer: imports never exceed the API key's write quota.
+
+Three limits apply together; an acquirer waits for the latest of them:
+
+- a token bucket refilled at ``budget / 60`` per second holding at most ``max(1, budget / 60)``,
+  so a backlog drains at the quota instead of bursting;
+- a log of send times: never more than ``budget`` sends in any window of ``60 s + margin``
+  (Didit counts a 60 s sliding window; the margin absorbs latency jitter and clock skew), which
+  a bucket alone cannot promise (a full bucket plus a minute of refill is more than the quota);
+- what Didit's answers say (:meth:`Pacer.observe`): a 429 pauses everyone until ``Retry-After``
+  (or 5 s, doubling, at most 60 s, when it is absent); ``X-RateLimit-Remaining`` under 15 % of
+  the limit, when our own recent sends do not explain it (someone else uses the key), spreads
+  what remains over the time until ``X-RateLimit-Reset``.
+
+``budget`` is ``rate_per_minute``, lowered to Didit's ``X-RateLimit-Limit`` when that is smaller.
+Acquirers are served first come, first served: one waits at a time, holding a FIFO lock, and
+re-reads the limits after every sleep, so a pause that arrives meanwhile holds it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from bridge.types import RateLimitInfo
+
+WINDOW_S = 60.0
+DEFAULT_BACKOFF_S = 5.0
+MAX_PAUSE_S = 60.0
+_EPSILON = 1e-9
+
+
+class Pacer:
+    """Call ``await pacer.acquire()`` before each import, ``pacer.observe(...)`` after it."""
+
+    def __init__(
+        self,
+        rate_per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        low_watermark: float = 0.15,
+        window_margin_s: float = 1.0,
+    ) -> None:
+        if rate_per_minute < 1:
+            raise ValueError("rate_per_minute must be at least 1")
+        self._rate = rate_per_minute
+        self._clock = clock
+        self._sleep = sleep
+        self._low_watermark = low_watermark
+        self._window_s = WINDOW_S + window_margin_s
+        self._budget = rate_per_minute
+        self._lock = asyncio.Lock()  # FIFO: a new caller queues behind waiting ones
+        self._sends: deque[float] = deque()
+        self._last_send: float | None = None
+        self._tokens = self._capacity
+        self._refilled_at = clock()
+        self._paused_until = 0.0
+        self._backoff_s = DEFAULT_BACKOFF_S
+        self._slow_interval_s = 0.0
+        self._slow_until = 0.0
+        self.waits_total = 0  # acquires that had to wait
+        self.wait_seconds_total = 0.0
+
+    @property
+    def budget(self) -> int:
+        """Sends allowed per window now: the configured rate, or Didit's limit if lower."""
+        return self._budget
+
+    @property
+    def paused_until(self) -> float | None:
+        """The clock time a 429 pause ends, or None when not paused."""
+        return self._paused_until if self._paused_until > self._clock() else None
+
+    @property
+    def _capacity(self) -> float:
+        return max(1.0, self._budget / WINDOW_S)
+
+    async def acquire(self) -> None:
+        """Wait until one import may be sent, and count it as sent."""
+        async with self._lock:
+            waited = False
+            started = self._clock()
+            while True:
+                now = self._clock()
+                self._refill(now)
+                ready_at = self._ready_at(now)
+                if ready_at <= now + _EPSILON:
+                    break
+                waited = True
+                await self._sleep(ready_at - now)
+            self._tokens = max(self._tokens - 1.0, 0.0)
+            self._sends.append(now)
+            self._last_send = now
+            if waited:
+                self.waits_total += 1
+                self.wait_seconds_total += now - started
+
+    def observe(self, info: RateLimitInfo | None, status: int | None) -> None:
+        """Learn from one import answer (``status`` None: no answer, nothing to learn)."""
+        if status is None:
+            return
+        now = self._clock()
+        retry_after = info.retry_after_s if info else None
+        if status == 429:
+            if retry_after is not None:
+                pause = min(retry_after, MAX_PAUSE_S)
+            else:
+                pause = self._backoff_s
+                self._backoff_s = min(self._backoff_s * 2, MAX_PAUSE_S)
+            self._pause(now + pause)
+        else:
+            self._backoff_s = DEFAULT_BACKOFF_S
+        if info is None or info.limit is None or info.limit < 1:
+            return
+        self._budget = min(self._rate, info.limit)
+        self._tokens = min(self._tokens, self._capacity)
+        if info.remaining is None or info.remaining >= self._low_watermark * info.limit:
+            return
+        used_by_others = (info.limit - info.remaining) - self._recent_sends(now)
+        if used_by_others <= max(2.0, 0.02 * info.limit):
+            return  # our own pace explains it, and the send log already keeps us under
+        until_reset = min(info.reset_in_s if info.reset_in_s is not None else WINDOW_S, WINDOW_S)
+        if info.remaining == 0:
+            self._pause(now + until_reset)
+            return
+        self._slow_interval_s = until_reset / info.remaining
+        self._slow_until = now + until_reset
+
+    def _pause(self, until: float) -> None:
+        self._paused_until = max(self._paused_until, until)
+        # Resume with one send, then at the pace: the bucket does not fill during a pause.
+        self._tokens = min(self._tokens, 1.0)
+        self._refilled_at = self._paused_until
+
+    def _recent_sends(self, now: float) -> int:
+        return sum(1 for sent in self._sends if sent > now - WINDOW_S)
+
+    def _refill(self, now: float) -> None:
+        if now > self._refilled_at:
+            elapsed = now - self._refilled_at
+            self._tokens = min(self._capacity, self._tokens + elapsed * self._budget / WINDOW_S)
+            self._refilled_at = now
+        while self._sends and self._sends[0] <= now - self._window_s:
+            self._sends.popleft()
+
+    def _ready_at(self, now: float) -> float:
+        ready = max(now, self._paused_until)
+        if self._tokens < 1.0 - _EPSILON:
+            ready = max(ready, now + (1.0 - self._tokens) * WINDOW_S / self._budget)
+        if len(self._sends) >= self._budget:
+            ready = max(ready, self._sends[-self._budget] + self._window_s)
+        if self._last_send is not None and now < self._slow_until:
+            ready = max(ready, min(self._last_send + self._slow_interval_s, self._slow_until))
+        return ready

@@ -1,0 +1,299 @@
+"""The import job: redeem one accepted share exactly once, then record its outcome (DESIGN §6).
+
+One run of :class:`ImportHandler` for a pending notification:
+
+1. If an earlier attempt may have redeemed the token (it ended without an answer, or with a 5xx),
+   *reconcile* first: list our sessions for the notification's vendor_data and workflow since
+   that attempt. Found: the share is imported, without calling import again.
+2. Past the token's deadline: ``expired``, without a call.
+3. Wait for the pacer, record the attempt as started (committed), call import, record its end.
+4. Map Didit's answer: 201 imported; 401/400/404 rejected or failed; a 403 reconciles before it
+   may say ``already_imported``, ``token_not_for_this_application`` or ``upstream_forbidden``;
+   429, 5xx and lost answers go back to the durable queue.
+
+The outcome, its event and one delivery per subscribed destination are written in one
+transaction (:meth:`Store.record_outcome`), which also erases the token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from bridge import didit
+from bridge.config import Settings
+from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
+from bridge.pacing import Pacer
+from bridge.store import (
+    AMBIGUOUS,
+    RECONCILED_IMPORTED,
+    RECONCILED_NOT_IMPORTED,
+    AttemptKind,
+    Job,
+    NewEvent,
+    Notification,
+    Outcome,
+    Store,
+    unresolved_ambiguity,
+)
+from bridge.store.ids import new_id
+from bridge.types import Complete, DiditSession, Done, JobResult, NotificationStatus, Reason, Retry
+
+log = structlog.get_logger()
+
+RECONCILE_RETRY_S = 5.0  # a reconcile that could not decide is asked again this soon
+
+
+class ImportHandler:
+    """The worker's handler for ``import`` jobs."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        client: didit.DiditClient,
+        pacer: Pacer,
+        settings: Callable[[], Settings],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._pacer = pacer
+        self._settings = settings
+        self._clock = clock
+
+    async def __call__(self, job: Job) -> JobResult:
+        notification = await self._store.load_notification(job.ref)
+        if notification is None or notification.status is not NotificationStatus.PENDING:
+            return Complete()
+        structlog.contextvars.bind_contextvars(
+            notification_id=notification.id,
+            partner=notification.partner,
+            rule=notification.route.rule,
+        )
+        attempts = await self._store.list_import_attempts(notification.id)
+        if unresolved_ambiguity(attempts):
+            since = min(attempt.started_at for attempt in attempts if attempt.ambiguous)
+            found = await self._reconcile(job, notification, since)
+            if isinstance(found, DiditSession):
+                return await self._finish(
+                    job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
+                )
+            if found is not None:
+                return found  # could not tell: ask again later, never import blindly
+        if notification.deadline is not None and self._clock() >= notification.deadline:
+            return await self._expire(job, notification)
+        if notification.token is None:
+            return await self._finish(job, notification, _failed("token_erased", "no token kept"))
+        return await self._import(job, notification, notification.token)
+
+    async def _import(self, job: Job, notification: Notification, token: str) -> JobResult:
+        await self._pacer.acquire()
+        if notification.deadline is not None and self._clock() >= notification.deadline:
+            return await self._expire(job, notification)
+        attempt = await self._store.begin_import_attempt(job)
+        if attempt is None:
+            return Done()  # lease lost: the new owner runs it
+        route = notification.route
+        answer = await self._client.import_shared(
+            share_token=token,
+            workflow_id=route.workflow_id,
+            vendor_data=route.vendor_data,
+            trust_review=route.trust_review,
+        )
+        self._pacer.observe(answer.rate_limit, answer.http_status)
+        outcome = answer.outcome
+        maybe_applied = isinstance(outcome, didit.NoAnswer) or (
+            isinstance(outcome, didit.RetryLater) and outcome.may_have_applied
+        )
+        recorded = await self._store.end_import_attempt(
+            job,
+            attempt,
+            http_status=answer.http_status,
+            result=AMBIGUOUS if maybe_applied else outcome.code,
+            latency_ms=round(answer.latency_s * 1000),
+            error=None if isinstance(outcome, didit.Imported) else outcome.message[:500],
+        )
+        if not recorded:
+            return Done()
+        log.info(
+            "import_answered",
+            http_status=answer.http_status,
+            result=outcome.code,
+            latency_ms=round(answer.latency_s * 1000),
+        )
+        match outcome:
+            case didit.Imported(session=session):
+                return await self._finish(
+                    job,
+                    notification,
+                    Outcome(status=NotificationStatus.IMPORTED, session=session.as_session()),
+                )
+            case didit.Rejected():
+                return await self._finish(
+                    job,
+                    notification,
+                    Outcome(status=NotificationStatus.REJECTED, reason=outcome.reason),
+                )
+            case didit.Failed():
+                return await self._finish(
+                    job,
+                    notification,
+                    Outcome(status=NotificationStatus.FAILED, reason=outcome.reason),
+                )
+            case didit.NeedsReconcile(fallback=fallback):
+                return await self._after_forbidden(job, notification, fallback)
+            case didit.RetryLater(retry_after_s=retry_after):
+                return self._retry(notification, outcome.code, retry_after)
+            case didit.NoAnswer():
+                return self._retry(notification, outcome.code, None)
+
+    async def _after_forbidden(
+        self, job: Job, notification: Notification, fallback: didit.Rejected | didit.Failed
+    ) -> JobResult:
+        """A 403 may mean our own earlier attempt redeemed the token: look before judging."""
+        attempts = await self._store.list_import_attempts(notification.id)
+        imports = [a for a in attempts if a.kind is AttemptKind.IMPORT]
+        since = min((a.started_at for a in imports), default=notification.received_at)
+        found = await self._reconcile(job, notification, since)
+        if isinstance(found, DiditSession):
+            return await self._finish(
+                job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
+            )
+        if found is not None:
+            return found
+        status = (
+            NotificationStatus.REJECTED
+            if isinstance(fallback, didit.Rejected)
+            else NotificationStatus.FAILED
+        )
+        return await self._finish(job, notification, Outcome(status=status, reason=fallback.reason))
+
+    async def _reconcile(
+        self, job: Job, notification: Notification, since: float
+    ) -> DiditSession | Retry | Done | None:
+        """Did an earlier attempt import the share? The session; None (no); or a retry/stop."""
+        attempt = await self._store.begin_import_attempt(job, kind=AttemptKind.RECONCILE)
+        if attempt is None:
+            return Done()
+        route = notification.route
+        started = time.perf_counter()
+        try:
+            rows = await self._client.list_sessions(
+                vendor_data=route.vendor_data,
+                workflow_id=route.workflow_id,
+                session_kind=notification.session_kind.value,
+                date_from=datetime.fromtimestamp(since, UTC) - didit.RECONCILE_SKEW,
+            )
+        except didit.DiditError as exc:
+            await self._store.end_import_attempt(
+                job,
+                attempt,
+                http_status=exc.http_status,
+                result=exc.code,
+                latency_ms=_ms_since(started),
+                error=exc.message[:500],
+            )
+            log.warning("reconcile_failed", code=exc.code, http_status=exc.http_status)
+            return Retry(f"reconcile: {exc.code}", delay_s=exc.retry_after_s)
+        found = didit.find_imported(
+            rows,
+            vendor_data=route.vendor_data,
+            workflow_id=route.workflow_id,
+            since=datetime.fromtimestamp(since, UTC),
+            source_session_id=notification.source_session_id,
+        )
+        result = (
+            "ambiguous_match"
+            if isinstance(found, didit.AmbiguousMatch)
+            else RECONCILED_NOT_IMPORTED
+            if found is None
+            else RECONCILED_IMPORTED
+        )
+        await self._store.end_import_attempt(
+            job, attempt, http_status=200, result=result, latency_ms=_ms_since(started)
+        )
+        log.info("reconciled", result=result, candidates=len(rows))
+        if isinstance(found, didit.AmbiguousMatch):
+            # Several sessions could be ours: importing again or failing could both be wrong.
+            return Retry("reconcile: several candidate sessions", delay_s=RECONCILE_RETRY_S)
+        if found is None:
+            return None
+        return DiditSession(
+            session_id=found.session_id, session_number=found.session_number, status=found.status
+        )
+
+    def _retry(self, notification: Notification, code: str, retry_after: float | None) -> Retry:
+        # Never sleep past the deadline: the next run records `expired` (after reconciling).
+        return Retry(code, delay_s=retry_after, not_after=notification.deadline)
+
+    async def _expire(self, job: Job, notification: Notification) -> JobResult:
+        reason = Reason(
+            code="share_token_expired",
+            message="the share token expired before it could be redeemed",
+        )
+        return await self._finish(
+            job, notification, Outcome(status=NotificationStatus.EXPIRED, reason=reason)
+        )
+
+    async def _finish(self, job: Job, notification: Notification, outcome: Outcome) -> JobResult:
+        """Record the outcome, its event and its deliveries in one transaction."""
+        now = self._clock()
+        event_type = EVENT_FOR_STATUS[outcome.status]
+        event_id = new_id("evt", now)
+        body = render_event(
+            event_id=event_id,
+            event_type=event_type,
+            created_at=now,
+            share=_share_facts(notification),
+            session=outcome.session,
+            reason=outcome.reason,
+        )
+        destinations = self._subscribers(notification, event_type.value)
+        event = NewEvent(id=event_id, type=event_type, body=body, destinations=destinations)
+        if not await self._store.record_outcome(job, outcome, [event]):
+            log.warning("lease_lost", job_id=job.id)
+            return Done()
+        log.info(
+            "share_finished",
+            outcome=outcome.status.value,
+            reason=outcome.reason.code if outcome.reason else None,
+            didit_session_id=outcome.session.session_id if outcome.session else None,
+        )
+        return Done()
+
+    def _subscribers(self, notification: Notification, event_type: str) -> tuple[str, ...]:
+        """The rule's destinations that take this event type.
+
+        A destination removed from the config since intake still gets its delivery: it waits,
+        visible in ``bridge destinations list``, rather than being dropped.
+        """
+        configured = self._settings().destinations
+        return tuple(
+            name
+            for name in notification.route.destinations
+            if name not in configured or event_type in configured[name].events
+        )
+
+
+def _share_facts(notification: Notification) -> ShareFacts:
+    return ShareFacts(
+        notification_id=notification.id,
+        partner=notification.partner,
+        partner_event_id=notification.partner_event_id,
+        session_kind=notification.session_kind,
+        source_application_id=notification.source_application_id,
+        source_session_id=notification.source_session_id,
+        route=notification.route,
+    )
+
+
+def _failed(code: str, message: str) -> Outcome:
+    return Outcome(status=NotificationStatus.FAILED, reason=Reason(code=code, message=message))
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

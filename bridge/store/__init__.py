@@ -1,0 +1,298 @@
+"""The store: every durable fact of share-bridge, behind domain verbs (DESIGN §6).
+
+``open_store(url, clock=...)`` picks the backend from the URL (``sqlite:///path`` now;
+PostgreSQL later) and applies its migrations. The verbs are the same on every backend:
+
+- **Intake.** ``accept`` stores a notification and its import job in one transaction and
+  answers only after the commit. A (partner, message id) once accepted is a duplicate of its
+  notification forever; a business key is a duplicate while a notification holding it is
+  ``pending`` or ``imported`` (after ``rejected``, ``expired`` or ``failed`` a new one is
+  accepted). A duplicate answers the *original* id.
+- **Jobs and leases.** ``claim`` leases runnable jobs (queued and due, or running with an
+  expired lease), counting an attempt at claim. Imports are claimed earliest deadline first
+  (no deadline last), deliveries by ``run_after``. Every later write about a job is fenced by
+  its lease (job id, owner and attempt number, status ``running``): ``False`` (or ``None``)
+  means the lease was lost and nothing was written.
+- **Import attempts.** ``begin_import_attempt`` is committed before the request is sent; an
+  attempt with no end, or ended as ``AMBIGUOUS``, may have redeemed the token, until a later
+  reconcile attempt ends ``RECONCILED_IMPORTED`` or ``RECONCILED_NOT_IMPORTED``.
+- **Outcomes.** ``record_outcome`` writes the final status, the events (an outbox whose bytes
+  are fixed) and a delivery plus deliver job per destination, and completes the import job,
+  all in one transaction.
+- **Tokens.** A token is erased when its notification becomes final, except ``failed``: an
+  operator may ``retry_notification`` a failed one while its token lives, so that token is
+  kept until its deadline passes (or, without a deadline, for ``FAILED_TOKEN_RETENTION_S``
+  after it failed), and ``erase_stale_tokens`` (run periodically by ``serve``) erases it
+  then. The token's SHA-256 stays forever.
+- **Shutdown.** ``release`` puts a held job back at once and refunds its attempt: it was
+  stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from bridge.store.model import (
+    AMBIGUOUS,
+    FAILED_TOKEN_RETENTION_S,
+    RECONCILED_IMPORTED,
+    RECONCILED_NOT_IMPORTED,
+    Accepted,
+    AttemptKind,
+    AttemptReport,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    DestinationState,
+    Event,
+    ImportAttempt,
+    Job,
+    JobKind,
+    JobStatus,
+    NewEvent,
+    NewNotification,
+    Notification,
+    Outcome,
+    RetryResult,
+    StoreStats,
+    Timeline,
+    unresolved_ambiguity,
+)
+from bridge.types import NotificationStatus
+
+__all__ = [
+    "AMBIGUOUS",
+    "FAILED_TOKEN_RETENTION_S",
+    "RECONCILED_IMPORTED",
+    "RECONCILED_NOT_IMPORTED",
+    "Accepted",
+    "AttemptKind",
+    "AttemptReport",
+    "Clock",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "DestinationState",
+    "Event",
+    "ImportAttempt",
+    "Job",
+    "JobKind",
+    "JobStatus",
+    "NewEvent",
+    "NewNotification",
+    "Notification",
+    "Outcome",
+    "RetryResult",
+    "Store",
+    "StoreStats",
+    "Timeline",
+    "open_store",
+    "unresolved_ambiguity",
+]
+
+Clock = Callable[[], float]
+"""Epoch seconds; injected so tests control time."""
+
+
+class Store(Protocol):
+    """The durable state of share-bridge. All methods are coroutines safe to call concurrently."""
+
+    # -- intake ---------------------------------------------------------------------------
+
+    async def accept(self, new: NewNotification) -> Accepted:
+        """Store a notification and its import job; return after the commit (or a duplicate)."""
+        ...
+
+    async def find_message(self, partner: str, message_id: str) -> str | None:
+        """The id of the notification a partner's message id was accepted as, if any."""
+        ...
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        kind: JobKind,
+        *,
+        owner: str,
+        lease_s: float,
+        limit: int = 1,
+        skip_lanes: Collection[str] = (),
+    ) -> list[Job]:
+        """Lease up to ``limit`` runnable jobs of ``kind``, in claim order; attempts += 1.
+
+        Deliver jobs of a disabled destination, and of any lane in ``skip_lanes`` (e.g. a
+        destination at its ``max_in_flight``), are left for later.
+        """
+        ...
+
+    async def extend_lease(self, job: Job, *, lease_s: float) -> bool:
+        """Hold the lease ``lease_s`` more seconds from now."""
+        ...
+
+    async def complete(self, job: Job) -> bool:
+        """The job is done."""
+        ...
+
+    async def retry(self, job: Job, *, run_after: float, error: str) -> bool:
+        """Back to the queue, due at ``run_after`` (epoch seconds)."""
+        ...
+
+    async def bury(self, job: Job, *, error: str) -> bool:
+        """The job is dead; a deliver job's delivery becomes ``dead`` with it.
+
+        A buried import job leaves its notification ``pending`` (no outcome, so no event);
+        ``retry_notification`` revives it. Handlers should record a ``failed`` outcome instead.
+        """
+        ...
+
+    async def release(self, job: Job) -> bool:
+        """Back to the queue at once with the attempt refunded (graceful shutdown)."""
+        ...
+
+    # -- imports --------------------------------------------------------------------------
+
+    async def load_notification(self, notification_id: str) -> Notification | None:
+        """One notification, with its token while it still has one."""
+        ...
+
+    async def begin_import_attempt(
+        self, job: Job, *, kind: AttemptKind = AttemptKind.IMPORT
+    ) -> int | None:
+        """Record that an attempt for ``job.ref`` starts now; its number, or None (lease lost)."""
+        ...
+
+    async def end_import_attempt(
+        self,
+        job: Job,
+        attempt: int,
+        *,
+        http_status: int | None,
+        result: str,
+        latency_ms: int,
+        error: str | None = None,
+    ) -> bool:
+        """Record how an attempt ended; ``result=AMBIGUOUS`` when no answer came back.
+
+        False if the lease was lost or that attempt already has an end.
+        """
+        ...
+
+    async def list_import_attempts(self, notification_id: str) -> tuple[ImportAttempt, ...]:
+        """A notification's attempts, oldest first."""
+        ...
+
+    async def last_attempt_ambiguous(self, notification_id: str) -> bool:
+        """Must the next attempt reconcile first? See ``unresolved_ambiguity``."""
+        ...
+
+    async def record_outcome(self, job: Job, outcome: Outcome, events: Sequence[NewEvent]) -> bool:
+        """Finish ``job``'s notification, write its events and deliveries, complete the job.
+
+        One transaction: all of it, or (lease lost, or the notification is no longer pending)
+        nothing and False.
+        """
+        ...
+
+    async def find_by_session(self, session_id: str) -> Notification | None:
+        """The notification whose import created Didit session ``session_id``, if any."""
+        ...
+
+    async def record_status_update(
+        self, notification_id: str, *, didit_status: str, event: NewEvent
+    ) -> bool:
+        """Store Didit's new status for an imported notification and its event (one transaction).
+
+        False (nothing written) unless the notification is ``imported``. Whether a status may
+        replace another (never downgrade a final one) is the caller's decision.
+        """
+        ...
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    async def load_delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery with its event."""
+        ...
+
+    async def mark_delivered(self, job: Job, report: AttemptReport) -> bool:
+        """Record the successful attempt, mark the delivery delivered, complete the job."""
+        ...
+
+    async def delivery_failed(
+        self, job: Job, report: AttemptReport, *, retry_at: float | None
+    ) -> bool:
+        """Record the failed attempt; retry the job at ``retry_at``, or (None) bury it: dead."""
+        ...
+
+    async def set_destination_enabled(
+        self, name: str, *, enabled: bool, reason: str | None = None
+    ) -> None:
+        """Disable (its deliveries wait, never dropped) or re-enable a destination."""
+        ...
+
+    async def destination_states(self) -> list[DestinationState]:
+        """Every destination with a state or deliveries: enabled, pending, dead, last error."""
+        ...
+
+    async def redeliver(self, delivery_id: str) -> bool:
+        """Send a delivered or dead delivery again, schedule restarted; False if not such."""
+        ...
+
+    async def redeliver_since(
+        self, destination: str, *, since: float, status: DeliveryStatus | None = None
+    ) -> int:
+        """Redeliver a destination's delivered or dead deliveries updated since ``since``."""
+        ...
+
+    # -- operations -----------------------------------------------------------------------
+
+    async def list_notifications(
+        self,
+        *,
+        status: NotificationStatus | None = None,
+        partner: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Notification]:
+        """Newest first (tokens not loaded); page with ``before`` = the last id seen."""
+        ...
+
+    async def timeline(self, notification_id: str) -> Timeline | None:
+        """A notification with its attempts, events, deliveries and delivery attempts."""
+        ...
+
+    async def retry_notification(self, notification_id: str) -> RetryResult:
+        """Re-run a failed notification (or a pending one whose job died) while its token lives."""
+        ...
+
+    async def erase_stale_tokens(self) -> int:
+        """Erase tokens no retry can use any more (see the module docstring); how many."""
+        ...
+
+    async def stats(self) -> StoreStats:
+        """Counts for metrics."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store can read and its writer runs."""
+        ...
+
+    async def close(self) -> None:
+        """Finish queued writes and release the backend."""
+        ...
+
+
+def open_store(url: str, *, clock: Clock) -> Store:
+    """Open (creating and migrating if needed) the store at ``url``.
+
+    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; the parent directory is
+    created. Raises ``StoreUnavailable`` if it cannot be opened, ``ValueError`` for a URL of
+    no supported backend.
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and len(url) > len(prefix):
+        from bridge.store.sqlite import SqliteStore
+
+        return SqliteStore.open(Path(url.removeprefix(prefix)), clock=clock)
+    raise ValueError(f"unsupported store url scheme: {url.split(':', 1)[0]!r}")

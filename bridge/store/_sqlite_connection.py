@@ -1,0 +1,71 @@
+"""Opening an SQLite database the way the store needs it, and migrating its schema."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from bridge.errors import StoreUnavailable
+from bridge.store import queries
+
+BUSY_TIMEOUT_MS = 5_000
+_MIGRATIONS = queries.load_migrations("sqlite")
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection with the durability settings every connection must have."""
+    connection = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    try:
+        connection.row_factory = sqlite3.Row
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreUnavailable(f"SQLite refused WAL mode (got {mode!r}); use a local disk")
+        connection.execute("PRAGMA synchronous = FULL")  # a 202 survives a power cut
+        connection.execute("PRAGMA foreign_keys = ON")
+        if read_only:
+            connection.execute("PRAGMA query_only = ON")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def migrate(connection: sqlite3.Connection, now: float) -> int:
+    """Apply the migrations not yet recorded in ``schema_version``; return the version."""
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL) STRICT"
+    )
+    connection.execute("BEGIN IMMEDIATE")  # a second process starting at once waits here
+    try:
+        current: int = connection.execute(
+            "SELECT coalesce(max(version), 0) FROM schema_version"
+        ).fetchone()[0]
+        for migration in _MIGRATIONS:
+            if migration.version <= current:
+                continue
+            for statement in _statements(migration.sql):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, now),
+            )
+            current = migration.version
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return current
+
+
+def _statements(script: str) -> list[str]:
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return statements

@@ -1,0 +1,266 @@
+"""The store's value types: what goes in, what comes out. Frozen, keyword-only, backend-neutral.
+
+Times are epoch seconds (floats) taken from the store's injected clock. Fields holding a share
+token are left out of ``repr`` so a value logged by mistake does not leak it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bridge.types import DiditSession, EventType, NotificationStatus, Reason, Route, SessionKind
+
+
+class JobKind(StrEnum):
+    IMPORT = "import"  # ref = notification id; claimed earliest deadline first
+    DELIVER = "deliver"  # ref = delivery id; lane = destination; claimed by run_after
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"  # waiting for run_after
+    RUNNING = "running"  # leased by lease_owner until lease_expires_at
+    DONE = "done"
+    DEAD = "dead"  # buried; an operator revives it (retry / redeliver)
+
+
+class AttemptKind(StrEnum):
+    IMPORT = "import"  # POST /v3/session/import-shared/
+    RECONCILE = "reconcile"  # GET /v3/sessions/ after an ambiguous import
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # queued or retrying; waits while its destination is disabled
+    DELIVERED = "delivered"
+    DEAD = "dead"  # schedule exhausted or aborted; `bridge redeliver` revives it
+
+
+class RetryResult(StrEnum):
+    """What ``Store.retry_notification`` did."""
+
+    REQUEUED = "requeued"
+    NOT_FOUND = "not_found"
+    NOT_RETRYABLE = "not_retryable"  # not failed (nor pending with a dead job)
+    # erased, or past its deadline: only the partner can send it again
+    TOKEN_GONE = "token_gone"  # noqa: S105 - a state, not a secret
+    SUPERSEDED = "superseded"  # a newer notification for the same share is pending or imported
+
+
+#: How long a failed notification without a deadline keeps its token for an operator retry.
+FAILED_TOKEN_RETENTION_S = 86_400.0
+
+#: ``ImportAttempt.result`` for an attempt that ended without an answer (timeout, reset).
+AMBIGUOUS = "ambiguous"
+#: The results of a reconcile attempt that settle an ambiguous import: Didit's session list
+#: showed the import happened, or showed it did not. Any other result (an error, several
+#: candidate sessions) leaves the ambiguity in place.
+RECONCILED_IMPORTED = "imported"
+RECONCILED_NOT_IMPORTED = "not_imported"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewNotification:
+    """A verified, routed notification, as intake hands it to ``Store.accept``."""
+
+    partner: str
+    partner_event_id: str | None
+    message_id: str | None  # webhook-id / jti: a replay of it is a duplicate forever
+    business_key: str  # (from_application_id, session_id) or the token's SHA-256
+    token: str = field(repr=False)
+    token_sha256: str
+    session_kind: SessionKind
+    source_application_id: str | None
+    source_session_id: str | None
+    deadline: float | None  # token exp minus a margin; None when the token has no exp
+    route: Route
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accepted:
+    """The answer to ``accept``: the notification's id, the original one for a duplicate."""
+
+    id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notification:
+    """A stored notification. ``token`` is None once erased, and in listings (never loaded)."""
+
+    id: str
+    partner: str
+    partner_event_id: str | None
+    message_id: str | None
+    business_key: str
+    token: str | None = field(repr=False)
+    token_sha256: str
+    session_kind: SessionKind
+    source_application_id: str | None
+    source_session_id: str | None
+    deadline: float | None
+    route: Route
+    status: NotificationStatus
+    reason: Reason | None
+    session: DiditSession | None
+    received_at: float
+    finished_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A leased job, as ``claim`` returns it. (id, owner, attempts) identify the lease."""
+
+    id: int
+    kind: JobKind
+    ref: str  # notification id (import) or delivery id (deliver)
+    lane: str | None  # the destination of a deliver job; None for imports
+    attempts: int  # incremented at claim, so a crash still counts
+    owner: str
+    deadline: float | None
+    run_after: float
+    lease_expires_at: float
+    last_error: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportAttempt:
+    """One call to Didit for a notification, recorded as started before it was sent."""
+
+    notification_id: str
+    attempt: int
+    kind: AttemptKind
+    started_at: float
+    ended_at: float | None
+    http_status: int | None
+    result: str | None
+    latency_ms: int | None
+    error: str | None
+
+    @property
+    def ambiguous(self) -> bool:
+        """An import that never ended, or ended without an answer: it may have redeemed."""
+        return self.kind is AttemptKind.IMPORT and (
+            self.ended_at is None or self.result == AMBIGUOUS
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """The final state of a notification, written by ``record_outcome``."""
+
+    status: NotificationStatus  # a final one: imported, rejected, expired or failed
+    reason: Reason | None = None
+    session: DiditSession | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An outbox event; ``body`` is the exact bytes every delivery and replay will send."""
+
+    id: str  # "evt_..." from ``bridge.store.ids.new_id("evt", now)``; also inside body
+    type: EventType
+    body: bytes
+    destinations: tuple[str, ...]  # one delivery (and deliver job) per destination
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    id: str
+    notification_id: str
+    type: EventType
+    body: bytes
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One event to one destination, with the event it sends."""
+
+    id: str
+    destination: str
+    status: DeliveryStatus
+    attempts: int  # attempts recorded (not job claims)
+    created_at: float
+    updated_at: float
+    delivered_at: float | None
+    last_error: str | None
+    event: Event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptReport:
+    """What a delivery handler observed for one POST, as passed to the store."""
+
+    http_status: int | None
+    latency_ms: int
+    response_excerpt: bytes = b""  # the store keeps the first 2 KB
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryAttempt:
+    delivery_id: str
+    attempt: int
+    at: float
+    http_status: int | None
+    latency_ms: int
+    response_excerpt: bytes
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DestinationState:
+    """A destination's health and backlog, for `bridge destinations list`."""
+
+    name: str
+    enabled: bool
+    changed_at: float | None
+    reason: str | None
+    pending: int
+    dead: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeline:
+    """Everything that happened to one notification, for `bridge notifications show`."""
+
+    notification: Notification
+    attempts: tuple[ImportAttempt, ...]
+    events: tuple[Event, ...]
+    deliveries: tuple[Delivery, ...]
+    delivery_attempts: tuple[DeliveryAttempt, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreStats:
+    """Counts for metrics and readiness."""
+
+    notifications: Mapping[str, int]  # per status (every status present, zero included)
+    jobs: Mapping[str, Mapping[str, int]]  # kind -> status -> count
+    deliveries: Mapping[str, int]  # per status
+    oldest_pending_age_s: float | None  # the oldest pending notification; None when none
+
+
+def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
+    """Whether the next attempt must reconcile before it may import.
+
+    True when the latest *import* attempt is ambiguous (no end recorded, or ended without an
+    answer) and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or
+    ``RECONCILED_NOT_IMPORTED``.
+    """
+    ordered = sorted(attempts, key=lambda attempt: attempt.attempt)
+    imports = [attempt for attempt in ordered if attempt.kind is AttemptKind.IMPORT]
+    if not imports or not imports[-1].ambiguous:
+        return False
+    last = imports[-1].attempt
+    settled = (RECONCILED_IMPORTED, RECONCILED_NOT_IMPORTED)
+    return not any(
+        attempt.kind is AttemptKind.RECONCILE
+        and attempt.attempt > last
+        and attempt.result in settled
+        for attempt in ordered
+    )

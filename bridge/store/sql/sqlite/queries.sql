@@ -1,0 +1,287 @@
+-- Named queries for the SQLite store, parsed once (bridge.store.queries). Each block starts
+-- with "-- name --", then a one-line description. Parameters are :named. Writes that concern
+-- a leased job are fenced by (id, lease_owner, attempts, status = 'running').
+
+-- message_id_owner --
+-- The notification one (partner, message id) was accepted as
+SELECT notification_id FROM message_ids WHERE partner = :partner AND message_id = :message_id;
+
+-- message_id_owners --
+-- The notifications that (partner, message id) pairs, a JSON array of pairs, were accepted as
+SELECT partner, message_id, notification_id FROM message_ids
+ WHERE (partner, message_id) IN (
+       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs));
+
+-- live_by_business_keys --
+-- The pending or imported notifications holding some business keys (a JSON array)
+SELECT business_key, id FROM notifications INDEXED BY notifications_live_business_key
+ WHERE business_key IN (SELECT value FROM json_each(:keys))
+   AND status IN ('pending', 'imported');
+
+-- live_by_business_key --
+-- The pending or imported notification holding a business key, if any
+SELECT id FROM notifications INDEXED BY notifications_live_business_key
+ WHERE business_key = :business_key AND status IN ('pending', 'imported');
+
+-- insert_notification --
+-- A new pending notification with its route
+INSERT INTO notifications (
+    id, partner, partner_event_id, message_id, business_key, token, token_sha256,
+    session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+    vendor_data, trust_review, destinations, status, received_at, updated_at)
+VALUES (
+    :id, :partner, :partner_event_id, :message_id, :business_key, :token, :token_sha256,
+    :session_kind, :source_application_id, :source_session_id, :deadline, :rule, :workflow_id,
+    :vendor_data, :trust_review, :destinations, 'pending', :now, :now);
+
+-- insert_message_id --
+-- Remember a partner's message id for dedupe
+INSERT INTO message_ids (partner, message_id, notification_id)
+VALUES (:partner, :message_id, :notification_id);
+
+-- insert_job --
+-- A queued job
+INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
+VALUES (:kind, :ref, :lane, 'queued', :deadline, :run_after, :now, :now);
+
+-- claim --
+-- Lease up to :limit runnable jobs of a kind: queued and due, or running with an expired lease
+UPDATE jobs
+   SET status = 'running', attempts = attempts + 1, lease_owner = :owner,
+       lease_expires_at = :now + :lease_s, updated_at = :now
+ WHERE id IN (
+       SELECT id FROM jobs
+        WHERE kind = :kind AND status IN ('queued', 'running')
+          AND ((status = 'queued' AND run_after <= :now)
+               OR (status = 'running' AND lease_expires_at < :now))
+          AND (lane IS NULL
+               OR (lane NOT IN (SELECT value FROM json_each(:skip_lanes))
+                   AND lane NOT IN (SELECT name FROM destination_states WHERE enabled = 0)))
+        ORDER BY kind, coalesce(deadline, 1e300), run_after, id
+        LIMIT :limit)
+RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease_expires_at,
+          last_error, created_at;
+
+-- extend_lease --
+-- Push a held lease further
+UPDATE jobs SET lease_expires_at = :now + :lease_s, updated_at = :now
+ WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
+
+-- complete --
+-- A held job is done
+UPDATE jobs SET status = 'done', lease_owner = NULL, lease_expires_at = NULL, updated_at = :now
+ WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
+
+-- retry --
+-- A held job goes back to the queue, due at :run_after
+UPDATE jobs
+   SET status = 'queued', run_after = :run_after, last_error = :error, lease_owner = NULL,
+       lease_expires_at = NULL, updated_at = :now
+ WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
+
+-- bury --
+-- A held job is dead
+UPDATE jobs
+   SET status = 'dead', last_error = :error, lease_owner = NULL, lease_expires_at = NULL,
+       updated_at = :now
+ WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
+
+-- release --
+-- A held job goes back to the queue at once, its attempt refunded (shutdown, not its fault)
+UPDATE jobs
+   SET status = 'queued', run_after = :now, attempts = attempts - 1, lease_owner = NULL,
+       lease_expires_at = NULL, updated_at = :now
+ WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
+
+-- job_is_held --
+-- 1 while the lease is held
+SELECT 1 FROM jobs
+ WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
+
+-- select_notification --
+-- One notification, token included
+SELECT * FROM notifications WHERE id = :id;
+
+-- list_notifications --
+-- Newest first, optionally filtered, paged by id (:before = NULL for the first page)
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at
+  FROM notifications
+ WHERE (:status IS NULL OR status = :status)
+   AND (:partner IS NULL OR partner = :partner)
+   AND (:before IS NULL OR id < :before)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- select_by_session --
+-- The notification whose import created a Didit session
+SELECT * FROM notifications WHERE session_id = :session_id;
+
+-- update_didit_status --
+-- Record Didit's new status for an imported notification's session
+UPDATE notifications SET didit_status = :didit_status, updated_at = :now
+ WHERE id = :id AND status = 'imported';
+
+-- begin_attempt --
+-- Record an attempt as started, numbered after the last one
+INSERT INTO import_attempts (notification_id, attempt, kind, started_at)
+SELECT :notification_id, coalesce(max(attempt), 0) + 1, :kind, :now
+  FROM import_attempts WHERE notification_id = :notification_id
+RETURNING attempt;
+
+-- end_attempt --
+-- Record how an attempt ended
+UPDATE import_attempts
+   SET ended_at = :now, http_status = :http_status, result = :result,
+       latency_ms = :latency_ms, error = :error
+ WHERE notification_id = :notification_id AND attempt = :attempt AND ended_at IS NULL;
+
+-- select_attempts --
+-- A notification's attempts, oldest first
+SELECT * FROM import_attempts WHERE notification_id = :notification_id ORDER BY attempt;
+
+-- finish_notification --
+-- A pending notification reaches its final state; the token is kept only while failed
+UPDATE notifications
+   SET status = :status, reason_code = :reason_code, reason_message = :reason_message,
+       reason_http_status = :reason_http_status, session_id = :session_id,
+       session_number = :session_number, didit_status = :didit_status,
+       token = CASE WHEN :status = 'failed' THEN token ELSE NULL END,
+       finished_at = :now, updated_at = :now
+ WHERE id = :id AND status = 'pending';
+
+-- insert_event --
+-- An outbox event
+INSERT INTO events (id, notification_id, type, body, created_at)
+VALUES (:id, :notification_id, :type, :body, :now);
+
+-- insert_delivery --
+-- A pending delivery of an event to a destination
+INSERT INTO deliveries (id, event_id, destination, status, created_at, updated_at)
+VALUES (:id, :event_id, :destination, 'pending', :now, :now);
+
+-- select_events --
+-- A notification's events
+SELECT * FROM events WHERE notification_id = :notification_id ORDER BY created_at, rowid;
+
+-- select_delivery --
+-- One delivery with its event
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+  FROM deliveries d JOIN events e ON e.id = d.event_id
+ WHERE d.id = :id;
+
+-- select_deliveries_of_notification --
+-- A notification's deliveries with their events
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+  FROM deliveries d JOIN events e ON e.id = d.event_id
+ WHERE e.notification_id = :notification_id
+ ORDER BY d.created_at, d.rowid;
+
+-- select_delivery_attempts_of_notification --
+-- Every delivery attempt for a notification's events
+SELECT a.* FROM delivery_attempts a
+  JOIN deliveries d ON d.id = a.delivery_id
+  JOIN events e ON e.id = d.event_id
+ WHERE e.notification_id = :notification_id
+ ORDER BY a.delivery_id, a.attempt;
+
+-- insert_delivery_attempt --
+-- Record one POST to a destination
+INSERT INTO delivery_attempts
+    (delivery_id, attempt, at, http_status, latency_ms, response_excerpt, error)
+SELECT :delivery_id, coalesce(max(attempt), 0) + 1, :now, :http_status, :latency_ms,
+       :response_excerpt, :error
+  FROM delivery_attempts WHERE delivery_id = :delivery_id;
+
+-- update_delivery --
+-- A delivery's state after an attempt
+UPDATE deliveries
+   SET status = :status, attempts = attempts + 1, last_error = :error, updated_at = :now,
+       delivered_at = CASE WHEN :status = 'delivered' THEN :now ELSE delivered_at END
+ WHERE id = :id;
+
+-- kill_delivery --
+-- A delivery whose job was buried is dead
+UPDATE deliveries SET status = 'dead', last_error = :error, updated_at = :now
+ WHERE id = :id AND status = 'pending';
+
+-- upsert_destination_state --
+-- Enable or disable a destination
+INSERT INTO destination_states (name, enabled, changed_at, reason)
+VALUES (:name, :enabled, :now, :reason)
+ON CONFLICT (name) DO UPDATE
+   SET enabled = excluded.enabled, changed_at = excluded.changed_at, reason = excluded.reason;
+
+-- destination_states --
+-- Every destination known from its state or its deliveries, with its backlog
+WITH names AS (
+    SELECT name FROM destination_states
+    UNION SELECT DISTINCT destination FROM deliveries)
+SELECT n.name, coalesce(s.enabled, 1) AS enabled, s.changed_at, s.reason,
+       (SELECT count(*) FROM deliveries d
+         WHERE d.destination = n.name AND d.status = 'pending') AS pending,
+       (SELECT count(*) FROM deliveries d
+         WHERE d.destination = n.name AND d.status = 'dead') AS dead,
+       (SELECT d.last_error FROM deliveries d
+         WHERE d.destination = n.name AND d.last_error IS NOT NULL
+         ORDER BY d.updated_at DESC LIMIT 1) AS last_error
+  FROM names n LEFT JOIN destination_states s ON s.name = n.name
+ ORDER BY n.name;
+
+-- requeue_delivery --
+-- Send a delivered or dead delivery again (a pending one is already on its way)
+UPDATE deliveries SET status = 'pending', updated_at = :now
+ WHERE id = :id AND status IN ('delivered', 'dead');
+
+-- requeue_deliveries_since --
+-- Send a destination's delivered or dead deliveries updated since a time again
+UPDATE deliveries SET status = 'pending', updated_at = :now
+ WHERE destination = :destination AND updated_at >= :since
+   AND status IN ('delivered', 'dead') AND (:status IS NULL OR status = :status)
+RETURNING id;
+
+-- requeue_job --
+-- A job starts over: queued now, attempts reset
+UPDATE jobs
+   SET status = 'queued', run_after = :now, attempts = 0, lease_owner = NULL,
+       lease_expires_at = NULL, last_error = NULL, updated_at = :now
+ WHERE kind = :kind AND ref = :ref AND status IN ('done', 'dead');
+
+-- import_job_status --
+-- The status of a notification's import job
+SELECT status FROM jobs WHERE kind = 'import' AND ref = :ref;
+
+-- reopen_notification --
+-- A failed notification (or one whose job died) goes back to pending
+UPDATE notifications
+   SET status = 'pending', reason_code = NULL, reason_message = NULL,
+       reason_http_status = NULL, finished_at = NULL, updated_at = :now
+ WHERE id = :id;
+
+-- erase_stale_tokens --
+-- Erase tokens no operator retry can use any more: final and not failed, past the deadline,
+-- or failed without a deadline for longer than the retention
+UPDATE notifications SET token = NULL, updated_at = :now
+ WHERE token IS NOT NULL AND status <> 'pending'
+   AND (status <> 'failed'
+        OR deadline <= :now
+        OR (deadline IS NULL AND finished_at <= :now - :retention_s));
+
+-- count_notifications --
+-- Notifications per status
+SELECT status, count(*) AS n FROM notifications GROUP BY status;
+
+-- count_jobs --
+-- Jobs per kind and status
+SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status;
+
+-- count_deliveries --
+-- Deliveries per status
+SELECT status, count(*) AS n FROM deliveries GROUP BY status;
+
+-- oldest_pending --
+-- When the oldest pending notification arrived
+SELECT min(received_at) AS received_at FROM notifications WHERE status = 'pending';

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "bridge.example.yaml"
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+APPLICATION_ID = "11111111-2222-4333-8444-555555555555"
+
+
+def public_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="session")
+def example_environ(rsa_key: rsa.RSAPrivateKey) -> dict[str, str]:
+    """Every variable the example configuration needs (its defaults are left unset)."""
+    return {
+        "DIDIT_API_KEY": "test-didit-api-key",
+        "DIDIT_APPLICATION_ID": APPLICATION_ID,
+        "ACME_WHSEC": WHSEC,
+        "GLOBEX_SECRET": "globex-shared-secret",
+        "INITECH_PUBLIC_KEY": public_pem(rsa_key),
+        "HOOLI_KEY": "hooli-api-key",
+        "CRM_WHSEC": WHSEC,
+        "AUDIT_WHSEC": "whsec_YXVkaXQ=",
+        "DIDIT_WEBHOOK_SECRET": "didit-webhook-secret",
+        "BRIDGE_ADMIN_TOKEN": "test-admin-token",
+    }

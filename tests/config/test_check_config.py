@@ -1,0 +1,165 @@
+"""``bridge check-config`` and ``bridge config-schema`` through the real console entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge.cli import main
+from tests.config.conftest import EXAMPLE
+
+BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert isinstance(exit_info.value.code, int)
+    return exit_info.value.code, out, err
+
+
+def expectations(path: Path) -> list[tuple[int, str, str]]:
+    """The ``# expect: LINE: key.path: message`` comments at the top of a broken file."""
+    found = []
+    for line in path.read_text().splitlines():
+        if line.startswith("# expect: "):
+            number, key, message = line.removeprefix("# expect: ").split(": ", 2)
+            found.append((int(number), key, message))
+    return found
+
+
+def test_there_are_enough_distinct_broken_configs() -> None:
+    assert len(BROKEN) >= 15
+    assert all(expectations(path) for path in BROKEN), "each broken file states what it expects"
+
+
+@pytest.mark.parametrize("path", BROKEN, ids=[path.stem for path in BROKEN])
+def test_broken_config_is_refused_at_the_right_line_and_key(
+    path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [name for name in os.environ if name.startswith("SHARE_BRIDGE_TEST_UNSET")]:
+        monkeypatch.delenv(name)
+    code, out, err = run(["check-config", "--config", str(path)], capsys)
+
+    assert code == 1
+    assert out == ""
+    reported = err.splitlines()
+    expected = expectations(path)
+    assert len(reported) == len(expected), err
+    for (line, key, message), text in zip(expected, reported, strict=True):
+        prefix = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
+        assert text.startswith(prefix), (text, prefix)
+        assert message in text.removeprefix(prefix), (text, message)
+
+
+def test_the_example_passes(
+    example_environ: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in example_environ.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(["check-config", "--config", str(EXAMPLE)], capsys)
+    assert (code, err) == (0, "")
+    assert out == "ok: 4 partners, 4 rules, 2 destinations\n"
+
+
+def test_the_config_defaults_to_bridge_config_variable(
+    example_environ: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """$BRIDGE_CONFIG names the file when --config is not given (read when the parser is built)."""
+    for name, value in {**example_environ, "BRIDGE_CONFIG": str(EXAMPLE)}.items():
+        monkeypatch.setenv(name, value)
+    code, out, _ = run(["check-config"], capsys)
+    assert code == 0
+    assert out.startswith("ok: ")
+
+
+def test_a_missing_file_is_exit_1_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    code, out, err = run(["check-config", "--config", str(missing)], capsys)
+    assert code == 1
+    assert out == ""
+    assert err.splitlines() == [
+        f"{missing}: cannot read the file: No such file or directory",
+        "hint: pass --config PATH or set BRIDGE_CONFIG",
+    ]
+
+
+def test_secrets_never_reach_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "didit: {api_key: '${K}', application_id: '${K}'}\n"
+        "partners:\n  acme:\n    auth: {scheme: standard-webhooks, secrets: ['${K}']}\n"
+        "rules: [{name: r, then: {workflow_id: '${K}', vendor_data: '{partner}'}}]\n"
+        "admin: {token: 5}\n"
+    )
+    monkeypatch.setenv("K", "sup3r-s3cret-value")
+    code, _, err = run(["check-config", "--config", str(config)], capsys)
+    assert code == 1
+    assert len(err.splitlines()) == 4  # application_id, the secret, workflow_id, admin.token
+    assert "sup3r-s3cret-value" not in err
+
+
+def test_the_console_script_runs_check_config(
+    example_environ: dict[str, str], tmp_path: Path
+) -> None:
+    """The installed ``bridge`` entry point, in a real process."""
+    bridge = Path(sys.executable).with_name("bridge")
+    ok = subprocess.run(
+        [bridge, "check-config", "--config", str(EXAMPLE)],
+        env={"PATH": os.environ.get("PATH", ""), **example_environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (ok.returncode, ok.stdout, ok.stderr) == (
+        0,
+        "ok: 4 partners, 4 rules, 2 destinations\n",
+        "",
+    )
+    broken = subprocess.run(
+        [bridge, "check-config", "--config", str(EXAMPLE)],
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert broken.returncode == 1
+    assert f"{EXAMPLE}:14: didit.api_key: environment variable DIDIT_API_KEY is not set" in (
+        broken.stderr.splitlines()
+    )
+
+
+def test_config_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["config-schema"], capsys)
+    schema = json.loads(out)
+    assert (code, err) == (0, "")
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["type"] == "object"
+    assert set(schema["properties"]) == {
+        "didit", "store", "server", "partners", "rules", "destinations", "didit_webhooks",
+        "admin", "logging",
+    }  # fmt: skip
+    assert set(schema["required"]) == {"didit", "partners", "rules"}
+    assert schema["additionalProperties"] is False
+    schemes = {
+        definition["properties"]["scheme"]["const"]
+        for definition in schema["$defs"].values()
+        if "scheme" in definition.get("properties", {})
+    }
+    assert schemes == {"standard-webhooks", "hmac", "jwt", "api-key"}

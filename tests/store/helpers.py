@@ -1,0 +1,53 @@
+"""Values shared by the store and worker tests."""
+
+from __future__ import annotations
+
+from bridge.store import NewNotification
+from bridge.types import Route, SessionKind
+
+START = 1_800_000_000.0
+
+
+class FakeClock:
+    """Epoch seconds that move only when a test says so."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+ROUTE = Route(
+    rule="acme-users",
+    workflow_id="3c5b9a2e-0000-4000-8000-000000000001",
+    vendor_data="acme:cust-1",
+    trust_review=False,
+    destinations=("crm", "audit"),
+)
+
+
+def notification(
+    key: str = "app-1:session-1",
+    *,
+    message_id: str | None = None,
+    deadline: float | None = START + 3_600,
+    partner: str = "acme",
+    token: str = "header.claims.signature",  # noqa: S107 - a fake test token
+) -> NewNotification:
+    return NewNotification(
+        partner=partner,
+        partner_event_id=f"evt-{key}",
+        message_id=message_id,
+        business_key=key,
+        token=token,
+        token_sha256=f"sha-of-{token}",
+        session_kind=SessionKind.USER,
+        source_application_id="app-1",
+        source_session_id=key,
+        deadline=deadline,
+        route=ROUTE,
+    )
