@@ -1,0 +1,58 @@
+"""The building blocks of the models: a strict, frozen base and the checked kinds of string.
+
+Messages never echo a value that may be a secret.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+_HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid name: use a-z, 0-9, '-' and '_' (a URL segment)")
+    return name
+
+
+def _check_dot_path(path: str) -> str:
+    if not path or any(not segment.strip() for segment in path.split(".")):
+        raise ValueError(f"{path!r} is not a dot path like customer.id")
+    return path
+
+
+def _check_header(name: str) -> str:
+    if not _HEADER.match(name):
+        raise ValueError(f"{name!r} is not a valid HTTP header name")
+    return name
+
+
+def _check_http_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if not parts.hostname or any(char.isspace() for char in url):
+        raise ValueError("must be a URL with a host, like https://crm.internal/webhooks")
+    return url
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+DotPath = Annotated[str, AfterValidator(_check_dot_path)]
+HeaderName = Annotated[str, AfterValidator(_check_header)]
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+class ConfigModel(BaseModel):
+    """The base of every configuration model: unknown keys are refused, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a YAML typo is an error

@@ -1,0 +1,40 @@
+"""``${VAR}`` and ``${VAR:-default}`` in YAML strings, from the environment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.config.problems import Loc, Problem
+
+_REFERENCE = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)\}|\$\{")
+_VARIABLE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
+
+
+def interpolate(value: Any, environ: Mapping[str, str], loc: Loc, problems: list[Problem]) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$${`` is a literal ``${``."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, environ, (*loc, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, environ, (*loc, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        body = match.group("body")
+        if match.group(0) == "$${":
+            return "${"
+        reference = _VARIABLE.fullmatch(body) if body is not None else None
+        if reference is None:
+            problems.append((loc, "malformed ${...}: write ${NAME} or ${NAME:-default}"))
+            return match.group(0)
+        found, default = environ.get(reference["name"]), reference["default"]
+        if default is not None and not found:  # as in the shell, ":-" also covers empty
+            return default
+        if found is None:
+            problems.append((loc, f"environment variable {reference['name']} is not set"))
+            return match.group(0)
+        return found
+
+    return _REFERENCE.sub(substitute, value)

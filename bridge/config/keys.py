@@ -1,0 +1,84 @@
+"""Checks on secrets and keys; each returns a message or None, and never echoes the value."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from pydantic import SecretStr
+
+from bridge.config.problems import Problem
+
+_MIN_RSA_BITS = 2048
+_PUBLIC_KEY_ALGORITHMS: dict[str, RSAAlgorithm | ECAlgorithm] = {
+    "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
+    "ES256": ECAlgorithm(ECAlgorithm.SHA256),
+}
+
+
+def whsec_problem(secret: str) -> str | None:
+    """What is wrong with a Standard Webhooks secret (``whsec_`` + base64), if anything."""
+    if not secret.startswith("whsec_"):
+        return "must be a Standard Webhooks secret: whsec_ followed by base64"
+    try:
+        decoded = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        return "the part after whsec_ must be valid base64"
+    return None if decoded else "the part after whsec_ must decode to at least 1 byte"
+
+
+def empty_problem(secret: str) -> str | None:
+    """A secret of only whitespace is no secret."""
+    return None if secret.strip() else "must not be empty"
+
+
+def secret_problems(
+    secrets: Sequence[SecretStr], problem: Callable[[str], str | None] = empty_problem
+) -> list[Problem]:
+    """A list of secrets must be non-empty, and each must pass ``problem``."""
+    if not secrets:
+        return [((), "at least one is required (several while rotating)")]
+    found = ((i, problem(secret.get_secret_value())) for i, secret in enumerate(secrets))
+    return [((i,), message) for i, message in found if message]
+
+
+def public_key_problem(pem: str, algorithms: Collection[str]) -> str | None:
+    """What is wrong with a PEM public key for any of ``algorithms`` (RS256, ES256), if anything."""
+    if "PRIVATE KEY" in pem:
+        return "this is a private key: configure the partner's public key"
+    for algorithm in sorted(algorithms):
+        try:
+            key = _PUBLIC_KEY_ALGORITHMS[algorithm].prepare_key(pem)
+        except (jwt.InvalidKeyError, ValueError, TypeError, UnsupportedAlgorithm):
+            continue
+        if isinstance(key, rsa.RSAPublicKey) and algorithm == "RS256":
+            small = key.key_size < _MIN_RSA_BITS
+            return f"the RSA key must have at least {_MIN_RSA_BITS} bits" if small else None
+        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
+            return None
+    hint = " (the variable holds a literal \\n: use real newlines)" if "\\n" in pem else ""
+    return f"not a PEM public key for {' or '.join(sorted(algorithms))}{hint}"
+
+
+def jwks_problem(path: str) -> str | None:
+    """What is wrong with the JWKS document at ``path``, if anything (it is read now)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    except ValueError:
+        return f"{path} is not JSON"
+    try:
+        if not isinstance(document, dict):
+            raise jwt.PyJWKSetError("the document is not an object with keys")
+        jwt.PyJWKSet.from_dict(document)
+    except (jwt.PyJWKSetError, jwt.PyJWKError, jwt.InvalidKeyError) as exc:
+        return f"{path} is not a usable JWKS: {exc}"
+    return None

@@ -1,0 +1,81 @@
+"""``load``: read the file, interpolate, validate, and report every problem at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.config.checks import reference_problems
+from bridge.config.interpolation import interpolate
+from bridge.config.issues import validation_problems
+from bridge.config.problems import Problem, format_path
+from bridge.config.settings import Settings
+from bridge.config.yaml_lines import parse
+from bridge.errors import ConfigError, ConfigIssue
+
+
+def _names(data: dict[str, Any], section: str) -> Collection[str]:
+    value = data.get(section)
+    return value if isinstance(value, dict) else ()
+
+
+def load_text(
+    text: str,
+    *,
+    source_name: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Parse, interpolate and validate YAML text; raise ``ConfigError`` with every problem.
+
+    ``source_name`` prefixes each issue; ``base_dir`` anchors relative paths (``jwks_file``).
+    """
+    document = parse(text, source_name)
+    unset: list[Problem] = []
+    data = interpolate(document.data, os.environ if environ is None else environ, (), unset)
+    if not isinstance(data, dict):
+        message = "the top level must be a mapping of sections: didit, partners, rules, ..."
+        raise ConfigError([ConfigIssue(source_name, document.line(()), "", message)])
+    settings: Settings | None = None
+    problems: list[Problem] = []
+    try:
+        settings = Settings.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        problems = validation_problems(exc, data)
+        if isinstance(data.get("rules"), list):  # the cross-section checks did not run: run them
+            partners, destinations = _names(data, "partners"), _names(data, "destinations")
+            problems += reference_problems(data["rules"], partners, destinations)
+    # a value whose variable is unset was reported as such: what else it breaks is noise
+    problems = unset + [p for p in problems if not any(p[0][: len(u)] == u for u, _ in unset)]
+    issues = [
+        ConfigIssue(source_name, line, format_path(loc), m) for loc, line, m in document.issues
+    ]
+    issues += [
+        ConfigIssue(source_name, document.line(loc), format_path(loc), m) for loc, m in problems
+    ]
+    if issues or settings is None:
+        raise ConfigError(sorted(dict.fromkeys(issues), key=lambda i: (i.line or 0, i.path)))
+    return settings
+
+
+def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Load the configuration file at ``path``; ``environ`` defaults to ``os.environ``.
+
+    Raises ``ConfigError`` listing every problem as ``file:line: key.path: message``, including
+    an unreadable file and YAML syntax errors; never another exception for bad input.
+    """
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            [ConfigIssue(source, None, "", f"cannot read the file: {reason}")]
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigIssue(source, None, "", "the file is not UTF-8 text")]) from None
+    return load_text(text, source_name=source, environ=environ, base_dir=Path(source).parent)

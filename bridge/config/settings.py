@@ -1,0 +1,128 @@
+"""``Settings``, the root of the configuration, and the sections about the service itself."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from bridge.config.checks import reference_problems
+from bridge.config.destinations import Destination
+from bridge.config.fields import ConfigModel, HttpUrl, Name
+from bridge.config.keys import secret_problems
+from bridge.config.partners import Partner
+from bridge.config.problems import raise_problems
+from bridge.config.rules import Rule
+
+
+class DiditSettings(ConfigModel):
+    base_url: HttpUrl = "https://verification.didit.me"
+    api_key: SecretStr
+    application_id: UUID  # ours: a token for another application is refused at intake
+    timeout_s: float = Field(default=15.0, gt=0)
+    rate_limit_per_minute: int = Field(default=300, gt=0)  # the key's write quota
+    max_in_flight: int = Field(default=8, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, url: str) -> str:
+        return url.rstrip("/")  # paths are appended to it
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_set(cls, key: SecretStr) -> SecretStr:
+        if not key.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return key
+
+
+class StoreSettings(ConfigModel):
+    url: str = "sqlite:///data/bridge.db"  # or postgresql://user@host:5432/db
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
+            return url
+        if url.startswith("postgresql://") and len(url) > len("postgresql://"):
+            return url
+        raise ValueError("must be sqlite:///PATH or postgresql://user@host:5432/db")
+
+
+class ServerSettings(ConfigModel):
+    host: str = "0.0.0.0"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=65536, gt=0)
+
+    @field_validator("host")
+    @classmethod
+    def _host_set(cls, host: str) -> str:
+        if not host.strip():
+            raise ValueError("must not be empty")
+        return host
+
+
+class DiditWebhooks(ConfigModel):
+    secrets: tuple[SecretStr, ...]
+    tolerance_s: int = Field(default=300, ge=0)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_set(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        raise_problems(secret_problems(secrets))
+        return secrets
+
+
+class AdminSettings(ConfigModel):
+    token: SecretStr
+
+    @field_validator("token")
+    @classmethod
+    def _token_set(cls, token: SecretStr) -> SecretStr:
+        if not token.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return token
+
+
+class LoggingSettings(ConfigModel):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(ConfigModel):
+    didit: DiditSettings
+    store: StoreSettings = StoreSettings()
+    server: ServerSettings = ServerSettings()
+    partners: dict[Name, Partner]
+    rules: tuple[Rule, ...]
+    destinations: dict[Name, Destination] = {}
+    didit_webhooks: DiditWebhooks | None = None
+    admin: AdminSettings | None = None
+    logging: LoggingSettings = LoggingSettings()
+
+    def rule_by_name(self, name: str) -> Rule | None:
+        """The rule called ``name``, or None (rule names are unique)."""
+        return next((rule for rule in self.rules if rule.name == name), None)
+
+    @field_validator("partners")
+    @classmethod
+    def _some_partners(cls, partners: dict[str, Partner]) -> dict[str, Partner]:
+        if not partners:
+            raise ValueError("at least one partner is required")
+        return partners
+
+    @field_validator("rules")
+    @classmethod
+    def _some_rules(cls, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        if not rules:
+            raise ValueError(
+                "at least one rule is required: a notification no rule matches is refused"
+            )
+        return rules
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        rules = [rule.model_dump() for rule in self.rules]
+        raise_problems(reference_problems(rules, self.partners, self.destinations))
+        return self
