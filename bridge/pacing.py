@@ -13,13 +13,19 @@ Three limits apply together; an acquirer waits for the latest of them:
   what remains over the time until ``X-RateLimit-Reset``.
 
 ``budget`` is ``rate_per_minute``, lowered to Didit's ``X-RateLimit-Limit`` when that is smaller.
-Acquirers are served first come, first served: one waits at a time, holding a FIFO lock, and
-re-reads the limits after every sleep, so a pause that arrives meanwhile holds it too.
+Acquirers are served earliest deadline first (then first come, first served): a token that
+expires sooner takes the next send even if others have waited longer, because several imports
+wait here at once and the one claimed last may be the most urgent. One acquirer at a time
+sleeps until the next send is allowed; when it wakes it re-reads the limits (a pause that
+arrived meanwhile holds it too) and yields to a more urgent acquirer that came meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -52,7 +58,9 @@ class Pacer:
         self._low_watermark = low_watermark
         self._window_s = WINDOW_S + window_margin_s
         self._budget = rate_per_minute
-        self._lock = asyncio.Lock()  # FIFO: a new caller queues behind waiting ones
+        self._queue: list[_Waiter] = []  # a heap: the most urgent acquirer first
+        self._arrivals = itertools.count()
+        self._sleeper: _Waiter | None = None  # the one acquirer waiting for the next send
         self._sends: deque[float] = deque()
         self._last_send: float | None = None
         self._tokens = self._capacity
@@ -78,25 +86,49 @@ class Pacer:
     def _capacity(self) -> float:
         return max(1.0, self._budget / WINDOW_S)
 
-    async def acquire(self) -> None:
-        """Wait until one import may be sent, and count it as sent."""
-        async with self._lock:
-            waited = False
-            started = self._clock()
+    async def acquire(self, deadline: float | None = None) -> None:
+        """Wait until one import may be sent, and count it as sent.
+
+        ``deadline`` (any clock, lower is more urgent; None: none) orders the acquirers.
+        """
+        waiter = _Waiter(math.inf if deadline is None else deadline, next(self._arrivals))
+        heapq.heappush(self._queue, waiter)
+        waited = False
+        started = self._clock()
+        try:
             while True:
+                while not (self._sleeper is None and self._queue[0] is waiter):
+                    waited = True
+                    waiter.turn = asyncio.get_running_loop().create_future()
+                    await waiter.turn
                 now = self._clock()
                 self._refill(now)
                 ready_at = self._ready_at(now)
                 if ready_at <= now + _EPSILON:
                     break
                 waited = True
-                await self._sleep(ready_at - now)
-            self._tokens = max(self._tokens - 1.0, 0.0)
-            self._sends.append(now)
-            self._last_send = now
-            if waited:
-                self.waits_total += 1
-                self.wait_seconds_total += now - started
+                self._sleeper = waiter
+                try:
+                    await self._sleep(ready_at - now)
+                finally:
+                    self._sleeper = None
+                    self._wake_next()  # a more urgent acquirer may have come meanwhile
+        finally:
+            self._queue.remove(waiter)
+            heapq.heapify(self._queue)
+            self._wake_next()
+        self._tokens = max(self._tokens - 1.0, 0.0)
+        self._sends.append(now)
+        self._last_send = now
+        if waited:
+            self.waits_total += 1
+            self.wait_seconds_total += now - started
+
+    def _wake_next(self) -> None:
+        if self._sleeper is None and self._queue:
+            turn = self._queue[0].turn
+            if turn is not None and not turn.done():
+                turn.set_result(None)
 
     def observe(self, info: RateLimitInfo | None, status: int | None) -> None:
         """Learn from one import answer (``status`` None: no answer, nothing to learn)."""
@@ -155,3 +187,17 @@ class Pacer:
         if self._last_send is not None and now < self._slow_until:
             ready = max(ready, min(self._last_send + self._slow_interval_s, self._slow_until))
         return ready
+
+
+class _Waiter:
+    """One acquirer: ordered by deadline, then arrival."""
+
+    __slots__ = ("arrival", "deadline", "turn")
+
+    def __init__(self, deadline: float, arrival: int) -> None:
+        self.deadline = deadline
+        self.arrival = arrival
+        self.turn: asyncio.Future[None] | None = None  # set when it may look again
+
+    def __lt__(self, other: _Waiter) -> bool:
+        return (self.deadline, self.arrival) < (other.deadline, other.arrival)

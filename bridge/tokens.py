@@ -11,7 +11,9 @@ error can leak the credential.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -49,6 +51,9 @@ _UNVERIFIED: Final[jwt.types.Options] = {
     "verify_sub": False,
     "require": [],
 }
+
+# Header parameters pyjwt validates on its own terms: a header holding one goes its way.
+_PLAIN_HEADER_KEYS: Final = frozenset({"kid", "crit", "b64"})
 
 # Timestamps must fit the store's 64-bit integers; anything else is treated as absent.
 _INT64: Final = range(-(2**63), 2**63)
@@ -145,6 +150,9 @@ def _decode(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _decode_reason(token: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    decoded = _decode_plain(token)
+    if decoded is not None:
+        return decoded
     try:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options=_UNVERIFIED)
@@ -155,6 +163,50 @@ def _decode_reason(token: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
     if not (_is_strict_json(header) and _is_strict_json(claims)):
         return "it holds NaN or Infinity, which JSON does not allow"
     return header, claims
+
+
+def _decode_plain(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The common case without pyjwt (about 20x faster, on intake's hot path): decode with the
+    same strictness as pyjwt's unverified decode; None for anything unusual (a segment pyjwt
+    would refuse, a header with ``kid``, ``crit`` or ``b64``, not JSON objects), so that the
+    pyjwt path decides it and words the reason."""
+    segments = token.split(".")
+    try:
+        header, claims, _signature = (_segment(segment) for segment in segments)
+        # NaN, Infinity and overflowing floats refused while parsing: no walk over the values.
+        header_json = json.loads(header, parse_constant=_refuse, parse_float=_finite)
+        claims_json = json.loads(claims, parse_constant=_refuse, parse_float=_finite)
+    except (ValueError, RecursionError):
+        return None
+    if not (isinstance(header_json, dict) and isinstance(claims_json, dict)):
+        return None
+    if not _PLAIN_HEADER_KEYS.isdisjoint(header_json):
+        return None
+    return header_json, claims_json
+
+
+def _refuse(constant: str) -> float:
+    raise ValueError(constant)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _segment(segment: str) -> bytes:
+    """One base64url segment, as strictly as pyjwt reads it: at most two ``=``, only where
+    padding belongs, and the canonical encoding of what it decodes to. ValueError otherwise."""
+    stripped = segment.rstrip("=")
+    padding = len(segment) - len(stripped)
+    if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1:
+        raise ValueError("not base64url")
+    decoded = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped.encode("ascii"):
+        raise ValueError("not the canonical base64url")
+    return decoded
 
 
 def _is_strict_json(document: object) -> bool:

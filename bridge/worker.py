@@ -107,6 +107,7 @@ class Worker:
         """Claim and dispatch until ``stop`` is called; return once ``stop`` has drained."""
         self._running = True
         heartbeat = asyncio.create_task(self._heartbeat(), name=f"heartbeat-{self._kind}")
+        await self._recover_orphans()
         self._log.info("worker_started", concurrency=self._concurrency)
         try:
             while not self._stopping:
@@ -158,6 +159,16 @@ class Worker:
             except StoreUnavailable:
                 self._log.warning("job_release_failed", job_id=job.id, ref=job.ref)
         return released
+
+    async def _recover_orphans(self) -> None:
+        """Take over at once the jobs of a predecessor that crashed (e.g. after a restart)."""
+        try:
+            recovered = await self._store.recover_orphans(self._owner)
+        except StoreUnavailable as exc:
+            self._log.warning("orphan_recovery_failed", error=exc.message)
+            return
+        if recovered:
+            self._log.info("orphans_recovered", jobs=recovered)
 
     async def _claim_and_start(self, free: int) -> int:
         try:

@@ -2,25 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from bridge.app.admin import Admin
+from bridge.app.didit_webhooks import DiditWebhooks
 from bridge.app.health import Health
 from bridge.app.intake import Intake, LiveConfig
+from bridge.app.metrics import MetricsEndpoint
+from bridge.app.openapi import OpenApi
+from bridge.app.request_log import RequestLog
 
-__all__ = ["Health", "Intake", "LiveConfig", "create_app"]
+__all__ = [
+    "Admin",
+    "DiditWebhooks",
+    "Health",
+    "Intake",
+    "LiveConfig",
+    "MetricsEndpoint",
+    "OpenApi",
+    "RequestLog",
+    "create_app",
+]
 
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
-def create_app(*, intake: Intake, health: Health, lifespan: Lifespan | None = None) -> Starlette:
+def create_app(
+    *,
+    intake: Intake,
+    health: Health,
+    didit_webhooks: DiditWebhooks | None = None,
+    lifespan: Lifespan | None = None,
+    admin: Admin | None = None,
+    metrics: MetricsEndpoint | None = None,
+    openapi: OpenApi | None = None,
+    middleware: Sequence[Middleware] = (),
+) -> Starlette:
     """The Starlette application; ``lifespan`` starts and stops the workers (see ``cli``)."""
     routes = [
         Route("/v1/partners/{partner}/shares", intake.receive, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    if didit_webhooks is not None:
+        routes.append(Route("/v1/didit/webhooks", didit_webhooks.receive, methods=["POST"]))
+    if metrics is not None:
+        routes.append(Route("/metrics", metrics.scrape, methods=["GET"]))
+    if openapi is not None:
+        routes.append(Route("/openapi.json", openapi.document, methods=["GET"]))
+    if admin is not None:
+        routes += admin.routes()
+    return Starlette(routes=routes, lifespan=lifespan, middleware=list(middleware))

@@ -74,7 +74,8 @@ class Intake:
         finally:
             structlog.contextvars.unbind_contextvars("partner")
         status = "duplicate" if duplicate else "accepted"
-        log.info("share_received", notification_id=notification_id, result=status)
+        # Debug only: the request's canonical line (RequestLog) carries the same facts.
+        log.debug("share_received", notification_id=notification_id, result=status)
         return json_response(200 if duplicate else 202, {"id": notification_id, "status": status})
 
     async def _receive(self, request: Request, partner_name: str) -> tuple[str, bool]:
@@ -85,7 +86,7 @@ class Intake:
             raise Refusal(404, "unknown_partner", "no partner by that name is configured")
         if self._draining():
             raise Refusal(503, "shutting_down", "the bridge is shutting down; send it again")
-        body = await _read_body(request, settings.server.max_body_bytes)
+        body = await read_body(request, settings.server.max_body_bytes)
         if _media_type(request) != "application/json":
             raise Refusal(415, "unsupported_media_type", "send the body as application/json")
         now = self._clock()
@@ -160,6 +161,7 @@ def _screen(
         )
     except RoutingError as exc:
         raise Refusal(422, exc.code, exc.message) from None
+    structlog.contextvars.bind_contextvars(rule=route.rule)  # for the request's canonical line
     return NewNotification(
         partner=partner_name,
         partner_event_id=event_id,
@@ -179,7 +181,7 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``limit`` (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -21,6 +21,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bridge.cli.sandbox_command",
     "bridge.cli.serve_command",
     "bridge.cli.notifications_command",
+    "bridge.cli.destinations_command",
+    "bridge.cli.healthcheck_command",
+    "bridge.cli.demo_command",
 )
 
 

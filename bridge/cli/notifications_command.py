@@ -221,6 +221,8 @@ def render_timeline(timeline: Timeline) -> str:
         f"  source {n.source_application_id}/{n.source_session_id}  kind {n.session_kind.value}"
         f"  deadline {_iso(n.deadline)}",
         f"{_iso(n.received_at)}  received",
+        # The route was decided at intake and stored with the notification (DESIGN §4).
+        f"{_iso(n.received_at)}  routed by rule {n.route.rule} to workflow {n.route.workflow_id}",
     ]
     for a in timeline.attempts:
         status = a.http_status if a.http_status is not None else "no answer"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
@@ -16,21 +19,57 @@ from bridge.cli.service import Service
 from bridge.errors import ConfigError, StoreUnavailable
 from bridge.observability import Redactor, configure_logging
 
+DRAIN_GRACE_S = 0.5  # after SIGTERM, keep answering 503 this long before closing the socket
+
 
 class _Server(uvicorn.Server):
     """uvicorn, except that SIGTERM ends in exit 0 once shutdown is done (not a re-raised signal),
-    and intake answers 503 from the moment the signal arrives."""
+    intake answers 503 from the moment the signal arrives (for ``drain_grace_s``, while a load
+    balancer notices, before the listening socket closes), and SIGHUP reloads the config."""
 
-    def __init__(self, config: uvicorn.Config, *, on_signal: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        on_signal: Callable[[], None],
+        on_reload: Callable[[], None] = lambda: None,
+        drain_grace_s: float = DRAIN_GRACE_S,
+    ) -> None:
         super().__init__(config)
         self._on_signal = on_signal
+        self._on_reload = on_reload
+        self._drain_grace_s = drain_grace_s
+        self._exit_at: float | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_signal()
-        if self.should_exit and sig == signal.SIGINT:
+        if self._exit_at is None and not self.should_exit:
+            self._exit_at = time.monotonic() + self._drain_grace_s
+        elif sig == signal.SIGINT:
             self.force_exit = True  # a second Ctrl-C stops waiting
         else:
             self.should_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._exit_at is not None and time.monotonic() >= self._exit_at:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            with super().capture_signals():
+                yield
+            return
+        previous = signal.signal(signal.SIGHUP, self._hangup)
+        try:
+            with super().capture_signals():
+                yield
+        finally:
+            signal.signal(signal.SIGHUP, previous)
+
+    def _hangup(self, sig: int, frame: FrameType | None) -> None:
+        self._on_reload()
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         redactor=redactor,
     )
     try:
-        service = Service(settings, redactor=redactor)
+        service = Service(settings, redactor=redactor, config_path=args.config)
     except StoreUnavailable as exc:
         sys.stderr.write(f"bridge serve: {exc.message}\n")
         return 1
@@ -74,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=30,
         ),
         on_signal=service.begin_draining,
+        on_reload=service.request_reload,
     )
     server.run()
     return 0

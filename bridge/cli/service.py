@@ -8,26 +8,55 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
+from prometheus_client import Counter
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
-from bridge import __version__, auth, didit
-from bridge.app import Health, Intake, LiveConfig, create_app
+from bridge import __version__, auth, config, didit
+from bridge.app import (
+    Admin,
+    DiditWebhooks,
+    Health,
+    Intake,
+    LiveConfig,
+    MetricsEndpoint,
+    OpenApi,
+    RequestLog,
+    create_app,
+)
+from bridge.app.metrics import PacerCounters, store_snapshot
 from bridge.config import Settings
-from bridge.errors import StoreUnavailable
-from bridge.observability import Redactor
+from bridge.delivery import Sender
+from bridge.errors import ConfigError, ConfigIssue, StoreUnavailable
+from bridge.observability import Metrics, Redactor, bind_job
 from bridge.pacing import Pacer
-from bridge.pipeline import ImportHandler
-from bridge.store import JobKind, Store, open_store
+from bridge.pipeline import Alarm, DeliverHandler, ImportHandler, delivery_concurrency
+from bridge.store import Job, JobKind, Store, open_store
+from bridge.types import JobResult
 from bridge.worker import Worker, backoff_s
 
 log = structlog.get_logger()
 
 STOP_DEADLINE_S = 20.0  # in-flight imports get this long to finish on SIGTERM
 TOKEN_SWEEP_INTERVAL_S = 60.0
+# What a reload cannot change in a running process: these keys wait for a restart.
+RESTART_ONLY = (
+    ("didit", "base_url"),
+    ("didit", "api_key"),
+    ("didit", "timeout_s"),
+    ("didit", "rate_limit_per_minute"),
+    ("didit", "max_in_flight"),
+    ("store", "url"),
+    ("server", "host"),
+    ("server", "port"),
+    ("logging", "level"),
+    ("logging", "format"),
+)
 
 
 def secrets_of(settings: Settings) -> list[str]:
@@ -51,8 +80,21 @@ def secrets_of(settings: Settings) -> list[str]:
 class Service:
     """One ``bridge serve`` process: the receiver and the workers, started by the app lifespan."""
 
-    def __init__(self, settings: Settings, *, redactor: Redactor | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redactor: Redactor | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.settings = settings
+        self.config_path = None if config_path is None else Path(config_path)
+        self.metrics = Metrics()
+        self._reloads = Counter(
+            "bridge_config_reloads", "Configuration reloads, by result.", ["result"],
+            registry=self.metrics.registry,
+        )  # fmt: skip
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.redactor = redactor or Redactor()
         self.redactor.add_secrets(*secrets_of(settings))
         self._live = LiveConfig(settings=settings, verifiers=auth.verifiers_for(settings))
@@ -63,6 +105,7 @@ class Service:
             timeout_s=settings.didit.timeout_s,
             max_in_flight=settings.didit.max_in_flight,
             user_agent=f"share-bridge/{__version__}",
+            observer=self._observe_didit,
         )
         self.pacer = Pacer(settings.didit.rate_limit_per_minute)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -70,8 +113,16 @@ class Service:
         self.import_worker = Worker(
             self.store,
             kind=JobKind.IMPORT,
-            handler=ImportHandler(
-                store=self.store, client=self.client, pacer=self.pacer, settings=self.current
+            handler=self._then_wake_deliveries(
+                _in_job_context(
+                    ImportHandler(
+                        store=self.store,
+                        client=self.client,
+                        pacer=self.pacer,
+                        settings=self.current,
+                        metrics=self.metrics,
+                    )
+                )
             ),
             owner=owner,
             concurrency=settings.didit.max_in_flight,
@@ -80,8 +131,40 @@ class Service:
             backoff=lambda attempts: backoff_s(attempts, base=2.0, cap=300.0, rng=rng),
             clock=time.time,
         )
+        self.sender = Sender()
+        self.retry_alarm = Alarm(lambda: self.delivery_worker.notify())
+        self.deliver_handler = DeliverHandler(
+            store=self.store,
+            sender=self.sender,
+            settings=self.current,
+            rng=rng,
+            metrics=self.metrics,
+            retry_scheduled=self.retry_alarm.at,
+        )
+        slowest = max((d.timeout_s for d in settings.destinations.values()), default=15.0)
+        # Heartbeats hold a lease while a POST runs; its length is how soon a crashed process's
+        # deliveries are resent by the next one (at least once).
+        deliver_lease_s = min(max(slowest * 2, 5.0), 30.0)
+        self.delivery_worker = Worker(
+            self.store,
+            kind=JobKind.DELIVER,
+            handler=_in_job_context(self.deliver_handler),
+            owner=owner,
+            concurrency=delivery_concurrency(settings),
+            lease_s=deliver_lease_s,
+            poll_interval_s=0.5,
+            backoff=lambda attempts: backoff_s(attempts, base=1.0, cap=300.0, rng=rng),
+            clock=time.time,
+            lanes_to_skip=self.deliver_handler.lanes_to_skip,
+        )
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._didit_verifier = auth.didit_webhook_verifier(settings)
+        self.metrics_endpoint = MetricsEndpoint(
+            self.metrics,
+            snapshot=lambda: store_snapshot(self.store),
+            before_render=[PacerCounters(self.metrics, self.pacer)],
+        )
         self.app: Starlette = create_app(
             intake=Intake(
                 live=lambda: self._live,
@@ -90,7 +173,27 @@ class Service:
                 draining=lambda: self.draining,
             ),
             health=Health(store=self.store, workers_running=self._workers_running),
+            didit_webhooks=DiditWebhooks(
+                verifier=lambda: self._didit_verifier,
+                store=self.store,
+                settings=self.current,
+                on_recorded=self.delivery_worker.notify,
+            ),
             lifespan=self._lifespan,
+            admin=Admin(
+                live=lambda: self._live,
+                store=self.store,
+                reload=self.reload,
+                on_retry=self.import_worker.notify,
+                on_redeliver=self.delivery_worker.notify,
+            ),
+            metrics=self.metrics_endpoint,
+            openapi=OpenApi(live=lambda: self._live),
+            middleware=[
+                Middleware(
+                    RequestLog, metrics=self.metrics, partners=lambda: self._live.settings.partners
+                )
+            ],
         )
 
     def begin_draining(self) -> None:
@@ -100,13 +203,63 @@ class Service:
     def current(self) -> Settings:
         return self._live.settings
 
+    def reload(self) -> Sequence[ConfigIssue]:
+        """Re-read the config file: apply it whole (the issues are empty), or keep the old one.
+
+        New notifications are routed and verified with the new settings; accepted ones keep the
+        route stored with them. Keys in ``RESTART_ONLY`` take effect at the next start.
+        """
+        path = self.config_path
+        if path is None:
+            return (ConfigIssue("<config>", None, "", "the service was not started from a file"),)
+        try:
+            settings = config.load(path)
+            verifiers = auth.verifiers_for(settings)
+            didit_verifier = auth.didit_webhook_verifier(settings)
+        except ConfigError as exc:
+            issues: Sequence[ConfigIssue] = exc.issues
+        except ValueError as exc:  # a key that validates but cannot be used (a JWKS file)
+            issues = (ConfigIssue(str(path), None, "", str(exc)),)
+        else:
+            self.redactor.add_secrets(*secrets_of(settings))
+            waiting = _restart_only_changes(self._live.settings, settings)
+            self._live = LiveConfig(settings=settings, verifiers=verifiers)
+            self._didit_verifier = didit_verifier
+            self._reloads.labels(result="applied").inc()
+            log.info("config_reloaded", path=str(path), needs_restart=waiting)
+            self.import_worker.notify()
+            self.delivery_worker.notify()
+            return ()
+        self._reloads.labels(result="refused").inc()
+        self.metrics.alerts.labels(kind="config_reload_refused").inc()
+        log.error("config_reload_refused", path=str(path), issues=[str(i) for i in issues])
+        return issues
+
+    def request_reload(self) -> None:
+        """Reload on the event loop (safe to call from a signal handler)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self.reload)
+
+    def _observe_didit(self, exchange: didit.Exchange) -> None:
+        if exchange.path == didit.IMPORT_PATH:
+            self.metrics.import_latency.observe(exchange.latency_s)
+        if exchange.http_status == 429:
+            self.metrics.upstream_429.inc()
+
     def _workers_running(self) -> bool:
-        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+        # Draining counts as not running: /readyz answers 503 so load balancers look elsewhere.
+        return (
+            not self.draining and bool(self._tasks) and not any(task.done() for task in self._tasks)
+        )
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
         self._tasks = [
             asyncio.create_task(self.import_worker.run(), name="import-worker"),
+            asyncio.create_task(self.delivery_worker.run(), name="delivery-worker"),
             asyncio.create_task(self._sweep_tokens(), name="token-sweeper"),
         ]
         log.info("bridge_started", version=__version__)
@@ -118,13 +271,30 @@ class Service:
     async def shutdown(self) -> None:
         """Stop claiming, let in-flight work finish within the deadline, release the rest."""
         self.draining = True
-        await self.import_worker.stop(STOP_DEADLINE_S)
+        await asyncio.gather(
+            self.import_worker.stop(STOP_DEADLINE_S), self.delivery_worker.stop(STOP_DEADLINE_S)
+        )
+        self.retry_alarm.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.client.aclose()
+        await self.sender.aclose()
         await self.store.close()
         log.info("bridge_stopped")
+
+    def _then_wake_deliveries(
+        self, handler: Callable[[Job], Awaitable[JobResult]]
+    ) -> Callable[[Job], Awaitable[JobResult]]:
+        """An import may have written deliveries: the deliver worker claims them at once."""
+
+        async def run(job: Job) -> JobResult:
+            try:
+                return await handler(job)
+            finally:
+                self.delivery_worker.notify()
+
+        return run
 
     async def _sweep_tokens(self) -> None:
         while True:
@@ -135,4 +305,26 @@ class Service:
                 log.warning("token_sweep_failed")
                 continue
             if erased:
+                self.metrics.token_erasures.inc(erased)
                 log.info("tokens_erased", count=erased)
+
+
+def _in_job_context(
+    handler: Callable[[Job], Awaitable[JobResult]],
+) -> Callable[[Job], Awaitable[JobResult]]:
+    """Start each job attempt's log context afresh; the handler binds what it learns
+    (notification id, partner, rule, outcome) and the worker's line for the attempt shows it."""
+
+    async def run(job: Job) -> JobResult:
+        bind_job(job_kind=job.kind.value, job_id=job.id, attempts=job.attempts)
+        return await handler(job)
+
+    return run
+
+
+def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
+    changed = []
+    for section, key in RESTART_ONLY:
+        if getattr(getattr(old, section), key) != getattr(getattr(new, section), key):
+            changed.append(f"{section}.{key}")
+    return changed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bridge.pipeline._timing import Alarm, TokenBucket
+from bridge.pipeline.deliveries import DeliverHandler, delivery_concurrency
 from bridge.pipeline.imports import ImportHandler
 
-__all__ = ["ImportHandler"]
+__all__ = ["Alarm", "DeliverHandler", "ImportHandler", "TokenBucket", "delivery_concurrency"]

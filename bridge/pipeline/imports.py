@@ -26,6 +26,7 @@ import structlog
 from bridge import didit
 from bridge.config import Settings
 from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
+from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from bridge.store import (
     AMBIGUOUS,
@@ -58,12 +59,14 @@ class ImportHandler:
         pacer: Pacer,
         settings: Callable[[], Settings],
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._client = client
         self._pacer = pacer
         self._settings = settings
         self._clock = clock
+        self._metrics = metrics
 
     async def __call__(self, job: Job) -> JobResult:
         notification = await self._store.load_notification(job.ref)
@@ -91,7 +94,7 @@ class ImportHandler:
         return await self._import(job, notification, notification.token)
 
     async def _import(self, job: Job, notification: Notification, token: str) -> JobResult:
-        await self._pacer.acquire()
+        await self._pacer.acquire(notification.deadline)  # the most urgent token goes first
         if notification.deadline is not None and self._clock() >= notification.deadline:
             return await self._expire(job, notification)
         attempt = await self._store.begin_import_attempt(job)
@@ -198,6 +201,7 @@ class ImportHandler:
                 error=exc.message[:500],
             )
             log.warning("reconcile_failed", code=exc.code, http_status=exc.http_status)
+            self._count_reconcile(exc.code)
             return Retry(f"reconcile: {exc.code}", delay_s=exc.retry_after_s)
         found = didit.find_imported(
             rows,
@@ -217,6 +221,7 @@ class ImportHandler:
             job, attempt, http_status=200, result=result, latency_ms=_ms_since(started)
         )
         log.info("reconciled", result=result, candidates=len(rows))
+        self._count_reconcile(result)
         if isinstance(found, didit.AmbiguousMatch):
             # Several sessions could be ours: importing again or failing could both be wrong.
             return Retry("reconcile: several candidate sessions", delay_s=RECONCILE_RETRY_S)
@@ -228,6 +233,9 @@ class ImportHandler:
 
     def _retry(self, notification: Notification, code: str, retry_after: float | None) -> Retry:
         # Never sleep past the deadline: the next run records `expired` (after reconciling).
+        structlog.contextvars.bind_contextvars(outcome="retry", reason=code)
+        if self._metrics is not None:
+            self._metrics.imports.labels(outcome="retry", reason=code).inc()
         return Retry(code, delay_s=retry_after, not_after=notification.deadline)
 
     async def _expire(self, job: Job, notification: Notification) -> JobResult:
@@ -257,13 +265,32 @@ class ImportHandler:
         if not await self._store.record_outcome(job, outcome, [event]):
             log.warning("lease_lost", job_id=job.id)
             return Done()
+        reason = outcome.reason.code if outcome.reason else None
+        structlog.contextvars.bind_contextvars(outcome=outcome.status.value, reason=reason)
         log.info(
             "share_finished",
             outcome=outcome.status.value,
-            reason=outcome.reason.code if outcome.reason else None,
+            reason=reason,
             didit_session_id=outcome.session.session_id if outcome.session else None,
         )
+        self._count_outcome(outcome.status, reason)
         return Done()
+
+    def _count_outcome(self, status: NotificationStatus, reason: str | None) -> None:
+        if status is NotificationStatus.FAILED:
+            # A failed share needs an operator (our key, our balance, our workflow): alert.
+            log.error("alert", kind=reason or "failed")
+        if self._metrics is None:
+            return
+        self._metrics.imports.labels(outcome=status.value, reason=reason or "").inc()
+        if status is NotificationStatus.FAILED:
+            self._metrics.alerts.labels(kind=reason or "failed").inc()
+        else:
+            self._metrics.token_erasures.inc()  # record_outcome erased it (a failed one waits)
+
+    def _count_reconcile(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.reconciliations.labels(result=result).inc()
 
     def _subscribers(self, notification: Notification, event_type: str) -> tuple[str, ...]:
         """The rule's destinations that take this event type.

@@ -60,7 +60,10 @@ def throttled(retry_after_s: int) -> Answer:
 
 
 def injected_error(status: int) -> Answer:
-    """An injected 5xx, each in a shape of its own, as a real stack of proxies answers."""
+    """An injected 5xx, each in a shape of its own, as a real stack of proxies answers; or a
+    402 in the shape the reference's MCP server reports (``payment_required``)."""
+    if status == 402:
+        return json_answer(402, {"code": "payment_required", "message": "Insufficient balance"})
     if status == 500:
         return detail(500, "A server error occurred.")
     if status == 503:

@@ -25,6 +25,8 @@ class FaultSpec(BaseModel):
     latency_ms: float = Field(default=0.0, ge=0)  # added to every call
     jitter_ms: float = Field(default=0.0, ge=0)  # plus uniform [0, jitter_ms)
     error_rate: float = Field(default=0.0, ge=0, le=1)  # answered before the work
+    #: 5xx, or 402 (the "Insufficient balance" the reference's MCP server maps, which the
+    #: emulated import never answers by itself)
     error_statuses: tuple[int, ...] = Field(default=(500, 502, 503), min_length=1)
     throttle_rate: float = Field(default=0.0, ge=0, le=1)  # an injected 429, before the work
     retry_after_s: int = Field(default=1, ge=0)
@@ -38,8 +40,8 @@ class FaultSpec(BaseModel):
     def _rates_fit(self) -> FaultSpec:
         if self.error_rate + self.throttle_rate + self.ambiguous_rate > 1.0 + 1e-9:
             raise ValueError("error_rate + throttle_rate + ambiguous_rate must not exceed 1")
-        if any(status < 500 or status > 599 for status in self.error_statuses):
-            raise ValueError("error_statuses must be 5xx")
+        if any(s != 402 and not 500 <= s <= 599 for s in self.error_statuses):
+            raise ValueError("error_statuses must be 5xx or 402")
         return self
 
 

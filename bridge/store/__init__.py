@@ -26,6 +26,9 @@ PostgreSQL later) and applies its migrations. The verbs are the same on every ba
   then. The token's SHA-256 stays forever.
 - **Shutdown.** ``release`` puts a held job back at once and refunds its attempt: it was
   stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
+- **Crash recovery.** ``recover_orphans`` lets a restarted worker take over at once the jobs
+  of an owner whose process died, instead of waiting for their leases to lapse (SQLite: a
+  lock file per owner, held while its process lives).
 """
 
 from __future__ import annotations
@@ -151,6 +154,15 @@ class Store(Protocol):
         """Back to the queue at once with the attempt refunded (graceful shutdown)."""
         ...
 
+    async def recover_orphans(self, owner: str) -> int:
+        """Mark ``owner`` alive while this store is open, and requeue at once the running
+        jobs of owners known to be gone (their process died); how many were requeued.
+
+        A crash keeps their attempts counted. Owners whose liveness cannot be told keep
+        their jobs until the leases lapse. A worker calls this before its first claim.
+        """
+        ...
+
     # -- imports --------------------------------------------------------------------------
 
     async def load_notification(self, notification_id: str) -> Notification | None:
@@ -243,6 +255,17 @@ class Store(Protocol):
         self, destination: str, *, since: float, status: DeliveryStatus | None = None
     ) -> int:
         """Redeliver a destination's delivered or dead deliveries updated since ``since``."""
+        ...
+
+    async def list_deliveries(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        destination: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Delivery]:
+        """Deliveries newest first, with their events; page with ``before`` = the last id."""
         ...
 
     # -- operations -----------------------------------------------------------------------

@@ -5,12 +5,20 @@ thread takes every operation queued while the previous commit ran, runs each ins
 SAVEPOINT (so one failing operation rolls back only itself), commits them all in one
 transaction (one fsync), and only then resolves each caller's future. There is no wait window
 to gather batches: under load, batches form by themselves while a commit is in flight.
+
+The thread runs at a lower CPU priority than the event loop (Linux: the nice value is per
+thread). On a busy core the scheduler then lets the event loop finish the requests it has
+before the writer takes what they queued, instead of waking the writer for every single
+request: on one core that made groups of 2-3 into groups of ~30 and intake 1.3x faster
+(``bench/bench_intake.py``). When the loop is idle, or on another core, the writer runs at
+once, so no latency is added.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -29,6 +37,7 @@ BatchOperation = Callable[[sqlite3.Connection, list[Item]], list[T]]
 log = structlog.get_logger()
 
 _MAX_BATCH = 1024  # bounds a batch's latency when the queue never empties
+WRITER_NICE = 10  # added to the writer thread's nice value (lower priority than the loop)
 
 
 class Rollback(Exception):
@@ -108,6 +117,7 @@ class GroupCommitWriter:
         self._thread.join()
 
     def _run(self) -> None:
+        _lower_priority(WRITER_NICE)
         stopping = False
         while not stopping:
             item = self._queue.get()
@@ -203,6 +213,18 @@ class GroupCommitWriter:
         for loop, group in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
                 loop.call_soon_threadsafe(_settle, group)
+
+
+def _lower_priority(increment: int) -> None:
+    """Lower this thread's CPU priority, where the platform can (Linux); else nothing."""
+    setpriority, getpriority = getattr(os, "setpriority", None), getattr(os, "getpriority", None)
+    if setpriority is None or getpriority is None:  # pragma: no cover - not on Linux
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        setpriority(
+            os.PRIO_PROCESS, thread, min(getpriority(os.PRIO_PROCESS, thread) + increment, 19)
+        )
 
 
 def _runs(batch: list[_Pending]) -> list[list[_Pending]]:

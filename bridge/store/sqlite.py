@@ -17,8 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from bridge.errors import StoreUnavailable
 from bridge.store import _rows, queries
+from bridge.store._owners import OwnerLocks
 from bridge.store._sqlite_connection import connect, migrate
 from bridge.store._writer import GroupCommitWriter, Rollback, translate
 from bridge.store.ids import new_id
@@ -61,9 +64,11 @@ class SqliteStore:
         reader: sqlite3.Connection,
         *,
         clock: Callable[[], float],
+        owners: OwnerLocks | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader
+        self._owners = owners
         self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bridge-store-reader")
         self._clock = clock
         self._q = _QUERIES
@@ -83,7 +88,8 @@ class SqliteStore:
         except sqlite3.Error as exc:
             write_connection.close()
             raise translate(exc) from exc
-        return cls(GroupCommitWriter(write_connection), reader, clock=clock)
+        owners = OwnerLocks(path.with_name(f"{path.name}.owners"))
+        return cls(GroupCommitWriter(write_connection), reader, clock=clock, owners=owners)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -161,9 +167,7 @@ class SqliteStore:
         keys = json.dumps([row["business_key"] for row in rows])
         live = dict(connection.execute(q["live_by_business_keys"], {"keys": keys}).fetchall())
         answers: list[Accepted] = []
-        notifications: list[dict[str, Any]] = []
-        messages: list[dict[str, Any]] = []
-        jobs: list[dict[str, Any]] = []
+        accepted: list[dict[str, Any]] = []
         for row in rows:
             message = (row["partner"], row["message_id"])
             original = owners.get(message) or live.get(row["business_key"])
@@ -172,30 +176,18 @@ class SqliteStore:
                 continue
             notification_id = new_id("ntf", row["now"])
             live[row["business_key"]] = notification_id
-            notifications.append({**row, "id": notification_id})
             if row["message_id"] is not None:
                 owners[message] = notification_id
-                messages.append(
-                    {
-                        "partner": row["partner"],
-                        "message_id": row["message_id"],
-                        "notification_id": notification_id,
-                    }
-                )
-            jobs.append(
-                {
-                    "kind": JobKind.IMPORT.value,
-                    "ref": notification_id,
-                    "lane": None,
-                    "deadline": row["deadline"],
-                    "run_after": row["now"],
-                    "now": row["now"],
-                }
-            )
+            accepted.append({**row, "id": notification_id})
             answers.append(Accepted(id=notification_id, duplicate=False))
-        connection.executemany(q["insert_notification"], notifications)
-        connection.executemany(q["insert_message_id"], messages)
-        connection.executemany(q["insert_job"], jobs)
+        if accepted:
+            # One statement per table for the whole run: each executemany row would hand the
+            # GIL to the event loop and wait to get it back, on the group's critical path.
+            document = {"rows": orjson.dumps(accepted).decode()}
+            connection.execute(q["insert_accepted"], document)
+            if any(row["message_id"] is not None for row in accepted):
+                connection.execute(q["insert_accepted_message_ids"], document)
+            connection.execute(q["insert_accepted_jobs"], document)
         return answers
 
     async def find_message(self, partner: str, message_id: str) -> str | None:
@@ -261,6 +253,21 @@ class SqliteStore:
 
     async def release(self, job: Job) -> bool:
         return await self._write(self._fenced_update("release", job, now=self._clock()))
+
+    async def recover_orphans(self, owner: str) -> int:
+        owners, q = self._owners, self._q
+        if owners is None or not owners.register(owner):
+            return 0
+        running = await self._read(
+            lambda connection: [row[0] for row in connection.execute(q["running_owners"])]
+        )
+        gone = owners.gone(running)
+        if not gone:
+            return 0
+        params = {"owners": json.dumps(gone), "error": "its worker died", "now": self._clock()}
+        return await self._write(
+            lambda connection: connection.execute(q["requeue_orphans"], params).rowcount
+        )
 
     # -- imports --------------------------------------------------------------------------
 
@@ -529,6 +536,27 @@ class SqliteStore:
 
         return await self._write(op)
 
+    async def list_deliveries(
+        self,
+        *,
+        status: DeliveryStatus | None = None,
+        destination: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Delivery]:
+        params = {
+            "status": status.value if status else None,
+            "destination": destination,
+            "limit": limit,
+            "before": before,
+        }
+
+        def op(connection: sqlite3.Connection) -> list[Delivery]:
+            rows = connection.execute(self._q["list_deliveries"], params).fetchall()
+            return [_rows.delivery(row) for row in rows]
+
+        return await self._read(op)
+
     def _requeue_job(
         self, connection: sqlite3.Connection, kind: JobKind, ref: str, now: float
     ) -> None:
@@ -669,6 +697,8 @@ class SqliteStore:
             return
         self._closed = True
         await asyncio.to_thread(self._writer.close)
+        if self._owners is not None:
+            self._owners.close()  # after the writer: no write of ours is left in flight
         await asyncio.get_running_loop().run_in_executor(self._reads, self._reader.close)
         self._reads.shutdown(wait=True)
 

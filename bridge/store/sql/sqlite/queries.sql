@@ -34,6 +34,39 @@ VALUES (
     :session_kind, :source_application_id, :source_session_id, :deadline, :rule, :workflow_id,
     :vendor_data, :trust_review, :destinations, 'pending', :now, :now);
 
+-- insert_accepted --
+-- New pending notifications with their routes, from a JSON array of row objects: one
+-- statement for a whole group (executemany would step, and hand the GIL over, once per row)
+INSERT INTO notifications (
+    id, partner, partner_event_id, message_id, business_key, token, token_sha256,
+    session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+    vendor_data, trust_review, destinations, status, received_at, updated_at)
+SELECT json_extract(value, '$.id'), json_extract(value, '$.partner'),
+       json_extract(value, '$.partner_event_id'), json_extract(value, '$.message_id'),
+       json_extract(value, '$.business_key'), json_extract(value, '$.token'),
+       json_extract(value, '$.token_sha256'), json_extract(value, '$.session_kind'),
+       json_extract(value, '$.source_application_id'),
+       json_extract(value, '$.source_session_id'), json_extract(value, '$.deadline'),
+       json_extract(value, '$.rule'), json_extract(value, '$.workflow_id'),
+       json_extract(value, '$.vendor_data'), json_extract(value, '$.trust_review'),
+       json_extract(value, '$.destinations'), 'pending', json_extract(value, '$.now'),
+       json_extract(value, '$.now')
+  FROM json_each(:rows) ORDER BY key;
+
+-- insert_accepted_message_ids --
+-- The message ids of those of a JSON array of accepted rows that have one
+INSERT INTO message_ids (partner, message_id, notification_id)
+SELECT json_extract(value, '$.partner'), json_extract(value, '$.message_id'),
+       json_extract(value, '$.id')
+  FROM json_each(:rows) WHERE json_extract(value, '$.message_id') IS NOT NULL;
+
+-- insert_accepted_jobs --
+-- The import job of each of a JSON array of accepted rows, in their order
+INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
+SELECT 'import', json_extract(value, '$.id'), NULL, 'queued', json_extract(value, '$.deadline'),
+       json_extract(value, '$.now'), json_extract(value, '$.now'), json_extract(value, '$.now')
+  FROM json_each(:rows) ORDER BY key;
+
 -- insert_message_id --
 -- Remember a partner's message id for dedupe
 INSERT INTO message_ids (partner, message_id, notification_id)
@@ -92,6 +125,19 @@ UPDATE jobs
    SET status = 'queued', run_after = :now, attempts = attempts - 1, lease_owner = NULL,
        lease_expires_at = NULL, updated_at = :now
  WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
+
+-- running_owners --
+-- Every owner holding a lease now
+SELECT DISTINCT lease_owner FROM jobs
+ WHERE status = 'running' AND lease_owner IS NOT NULL;
+
+-- requeue_orphans --
+-- The running jobs of owners known to be gone go back to the queue at once; a crash keeps
+-- their attempts counted
+UPDATE jobs
+   SET status = 'queued', run_after = :now, last_error = :error, lease_owner = NULL,
+       lease_expires_at = NULL, updated_at = :now
+ WHERE status = 'running' AND lease_owner IN (SELECT value FROM json_each(:owners));
 
 -- job_is_held --
 -- 1 while the lease is held
@@ -230,6 +276,16 @@ SELECT n.name, coalesce(s.enabled, 1) AS enabled, s.changed_at, s.reason,
          ORDER BY d.updated_at DESC LIMIT 1) AS last_error
   FROM names n LEFT JOIN destination_states s ON s.name = n.name
  ORDER BY n.name;
+
+-- list_deliveries --
+-- Deliveries newest first with their events, optionally filtered, paged by id
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+  FROM deliveries d JOIN events e ON e.id = d.event_id
+ WHERE (:status IS NULL OR d.status = :status)
+   AND (:destination IS NULL OR d.destination = :destination)
+   AND (:before IS NULL OR d.id < :before)
+ ORDER BY d.id DESC
+ LIMIT :limit;
 
 -- requeue_delivery --
 -- Send a delivered or dead delivery again (a pending one is already on its way)

@@ -1,0 +1,151 @@
+"""The admin API's JSON shapes: notifications, timelines, deliveries and destinations.
+
+Times are RFC 3339 strings in UTC (``null`` when unknown). No view ever holds a share token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.store import Delivery, DestinationState, Notification, Timeline
+from bridge.types import DiditSession, Reason
+
+__all__ = ["delivery_json", "destinations_json", "iso", "notification_json", "timeline_json"]
+
+
+def iso(epoch_s: float | None) -> str | None:
+    """``2026-11-25T10:00:00.000Z``, or None."""
+    if epoch_s is None:
+        return None
+    moment = datetime.fromtimestamp(epoch_s, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _reason(reason: Reason | None) -> dict[str, Any] | None:
+    if reason is None:
+        return None
+    return {"code": reason.code, "message": reason.message, "http_status": reason.http_status}
+
+
+def _session(session: DiditSession | None) -> dict[str, Any] | None:
+    if session is None:
+        return None
+    return {
+        "session_id": session.session_id,
+        "session_number": session.session_number,
+        "status": session.status,
+    }
+
+
+def notification_json(row: Notification) -> dict[str, Any]:
+    """A notification as an operator sees it: everything but the token."""
+    return {
+        "id": row.id,
+        "partner": row.partner,
+        "partner_event_id": row.partner_event_id,
+        "status": row.status.value,
+        "session_kind": row.session_kind.value,
+        "source": {
+            "application_id": row.source_application_id,
+            "session_id": row.source_session_id,
+        },
+        "token_sha256": row.token_sha256,
+        "route": {
+            "rule": row.route.rule,
+            "workflow_id": row.route.workflow_id,
+            "vendor_data": row.route.vendor_data,
+            "trust_review": row.route.trust_review,
+            "destinations": list(row.route.destinations),
+        },
+        "reason": _reason(row.reason),
+        "session": _session(row.session),
+        "deadline": iso(row.deadline),
+        "received_at": iso(row.received_at),
+        "finished_at": iso(row.finished_at),
+    }
+
+
+def delivery_json(row: Delivery) -> dict[str, Any]:
+    """A delivery with the identity (not the body) of its event."""
+    return {
+        "id": row.id,
+        "destination": row.destination,
+        "status": row.status.value,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "delivered_at": iso(row.delivered_at),
+        "event": {
+            "id": row.event.id,
+            "type": row.event.type.value,
+            "notification_id": row.event.notification_id,
+            "created_at": iso(row.event.created_at),
+        },
+    }
+
+
+def timeline_json(timeline: Timeline) -> dict[str, Any]:
+    """Everything that happened to one notification, oldest first within each list."""
+    return {
+        "notification": notification_json(timeline.notification),
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "kind": a.kind.value,
+                "started_at": iso(a.started_at),
+                "ended_at": iso(a.ended_at),
+                "http_status": a.http_status,
+                "result": a.result,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+            }
+            for a in timeline.attempts
+        ],
+        "events": [
+            {"id": e.id, "type": e.type.value, "created_at": iso(e.created_at)}
+            for e in timeline.events
+        ],
+        "deliveries": [delivery_json(d) for d in timeline.deliveries],
+        "delivery_attempts": [
+            {
+                "delivery_id": a.delivery_id,
+                "attempt": a.attempt,
+                "at": iso(a.at),
+                "http_status": a.http_status,
+                "latency_ms": a.latency_ms,
+                "error": a.error,
+                "response_excerpt": a.response_excerpt.decode("utf-8", "replace"),
+            }
+            for a in timeline.delivery_attempts
+        ],
+    }
+
+
+def destinations_json(
+    states: Sequence[DestinationState], configured: Collection[str]
+) -> list[dict[str, Any]]:
+    """Every configured destination and every one the store knows, by name.
+
+    A configured destination without stored state is enabled with no backlog; a stored one no
+    longer configured still shows (its deliveries wait), with ``configured: false``.
+    """
+    by_name = {state.name: state for state in states}
+    rows: list[dict[str, Any]] = []
+    for name in sorted(set(by_name) | set(configured)):
+        state = by_name.get(name)
+        rows.append(
+            {
+                "name": name,
+                "configured": name in configured,
+                "enabled": True if state is None else state.enabled,
+                "changed_at": None if state is None else iso(state.changed_at),
+                "reason": None if state is None else state.reason,
+                "pending": 0 if state is None else state.pending,
+                "dead": 0 if state is None else state.dead,
+                "last_error": None if state is None else state.last_error,
+            }
+        )
+    return rows

@@ -1,0 +1,165 @@
+"""Didit's status webhooks: ``POST /v1/didit/webhooks`` (DESIGN.md section 4).
+
+A verified ``status.updated`` for a session this bridge imported records Didit's new status and
+emits ``share.status_updated`` (one transaction, the outbox). Everything else that verifies is
+answered 200 and ignored, so Didit does not retry it. A status never replaces a final one with
+a non-final one: webhooks may arrive out of order, and "In Review" after "Approved" is stale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bridge.app.intake import Refusal, read_body
+from bridge.app.responses import error_response, json_response
+from bridge.config import Settings
+from bridge.errors import StoreUnavailable, VerificationError
+from bridge.events import ShareFacts, render_event
+from bridge.signing import DiditWebhookVerifier
+from bridge.store import NewEvent, Notification, Store
+from bridge.store.ids import new_id
+from bridge.types import DiditSession, EventType
+
+log = structlog.get_logger()
+
+STATUS_UPDATED = "status.updated"
+#: Decided statuses (normalised: upper case, underscores). Moving between them is a new
+#: decision (a reviewer's, or an approval's KYC expiry); moving from one back to a status that
+#: is not decided is a stale webhook and is ignored.
+FINAL_STATUSES = frozenset({"APPROVED", "DECLINED", "KYC_EXPIRED", "EXPIRED", "ABANDONED"})
+STORE_RETRY_AFTER_S = "5"
+
+
+def normalised(status: str) -> str:
+    """``"In Review"``, ``"IN_REVIEW"`` and ``"in review"`` are one status."""
+    return status.strip().upper().replace(" ", "_")
+
+
+def is_downgrade(current: str | None, new: str) -> bool:
+    """Would ``new`` replace a decided status with an undecided one?"""
+    return (
+        current is not None
+        and normalised(current) in FINAL_STATUSES
+        and normalised(new) not in FINAL_STATUSES
+    )
+
+
+class DiditWebhooks:
+    """``POST /v1/didit/webhooks``; 404 ``didit_webhooks_disabled`` without ``didit_webhooks``."""
+
+    def __init__(
+        self,
+        *,
+        verifier: Callable[[], DiditWebhookVerifier | None],
+        store: Store,
+        settings: Callable[[], Settings],
+        on_recorded: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._verifier = verifier
+        self._store = store
+        self._settings = settings
+        self._on_recorded = on_recorded  # wakes the delivery worker: the event has deliveries
+        self._clock = clock
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            result = await self._receive(request)
+        except Refusal as refusal:
+            log.info("didit_webhook_refused", code=refusal.code, http_status=refusal.status)
+            headers = {"Retry-After": STORE_RETRY_AFTER_S} if refusal.status == 503 else {}
+            return error_response(refusal.status, refusal.code, refusal.message, **headers)
+        return json_response(200, {"status": result})
+
+    async def _receive(self, request: Request) -> str:
+        verifier = self._verifier()
+        if verifier is None:
+            raise Refusal(404, "didit_webhooks_disabled", "didit_webhooks is not configured")
+        settings = self._settings()
+        body = await read_body(request, settings.server.max_body_bytes)
+        try:
+            verified = verifier.verify(body, request.headers, now=self._clock())
+        except VerificationError as exc:
+            raise Refusal(401, exc.code, exc.message) from None
+        update = _status_update(verified.payload)
+        if update is None:
+            return "ignored"
+        session_id, status = update
+        try:
+            notification = await self._store.find_by_session(session_id)
+            if notification is None:
+                return "ignored"
+            current = notification.session.status if notification.session else None
+            if is_downgrade(current, status):
+                log.info("didit_status_stale", notification_id=notification.id, status=status)
+                return "ignored"
+            if current is not None and normalised(current) == normalised(status):
+                return "unchanged"  # a redelivered webhook: its event was already emitted
+            event = self._event(notification, status, settings)
+            recorded = await self._store.record_status_update(
+                notification.id, didit_status=status, event=event
+            )
+        except StoreUnavailable:
+            raise Refusal(503, "store_unavailable", "the store is unavailable; retry") from None
+        if not recorded:
+            return "ignored"
+        self._on_recorded()
+        log.info("didit_status_updated", notification_id=notification.id, status=status)
+        return "recorded"
+
+    def _event(self, notification: Notification, status: str, settings: Settings) -> NewEvent:
+        now = self._clock()
+        event_id = new_id("evt", now)
+        previous = notification.session
+        session = DiditSession(
+            session_id=previous.session_id if previous else "",
+            session_number=previous.session_number if previous else None,
+            status=status,
+        )
+        body = render_event(
+            event_id=event_id,
+            event_type=EventType.STATUS_UPDATED,
+            created_at=now,
+            share=ShareFacts(
+                notification_id=notification.id,
+                partner=notification.partner,
+                partner_event_id=notification.partner_event_id,
+                session_kind=notification.session_kind,
+                source_application_id=notification.source_application_id,
+                source_session_id=notification.source_session_id,
+                route=notification.route,
+            ),
+            session=session,
+            reason=None,
+        )
+        configured = settings.destinations
+        destinations = tuple(
+            name
+            for name in notification.route.destinations
+            if name not in configured or EventType.STATUS_UPDATED in configured[name].events
+        )
+        return NewEvent(
+            id=event_id, type=EventType.STATUS_UPDATED, body=body, destinations=destinations
+        )
+
+
+def _status_update(payload: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(session id, new status) of a ``status.updated`` webhook, flat or nested; else None."""
+    kind = payload.get("webhook_type")
+    fields: Mapping[str, Any] = payload
+    nested = payload.get("data")
+    if kind is None and isinstance(nested, dict):
+        kind, fields = payload.get("event"), nested
+    if kind != STATUS_UPDATED:
+        return None
+    session_id = fields.get("session_id") or fields.get("business_session_id")
+    status = fields.get("status")
+    if not (isinstance(session_id, str) and session_id and isinstance(status, str) and status):
+        return None
+    return session_id, status.strip()

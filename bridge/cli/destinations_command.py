@@ -1,0 +1,197 @@
+"""``bridge destinations list|enable|disable`` and ``bridge redeliver``: downstream operations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from bridge import config
+from bridge.cli._common import add_config_argument
+from bridge.cli.notifications_command import with_store
+from bridge.errors import ConfigError
+from bridge.store import DeliveryStatus, DestinationState, Store
+
+_REDELIVERABLE = (DeliveryStatus.DEAD.value, DeliveryStatus.DELIVERED.value)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    destinations = subparsers.add_parser("destinations", help="downstream destinations' health")
+    actions = destinations.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="state, pending, dead and last error of each")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_config_argument(listing)
+    listing.set_defaults(run=_list)
+    enable = actions.add_parser("enable", help="resume a destination (e.g. after a 410)")
+    enable.add_argument("name")
+    add_config_argument(enable)
+    enable.set_defaults(run=_enable)
+    disable = actions.add_parser("disable", help="hold a destination's deliveries")
+    disable.add_argument("name")
+    disable.add_argument("--reason", default="disabled by an operator")
+    add_config_argument(disable)
+    disable.set_defaults(run=_disable)
+
+    redeliver = subparsers.add_parser(
+        "redeliver",
+        help="send dead or delivered deliveries again",
+        description="Either one DELIVERY_ID, or --destination NAME --since TIME.",
+    )
+    redeliver.add_argument("delivery_id", nargs="?", metavar="DELIVERY_ID")
+    redeliver.add_argument("--destination", metavar="NAME")
+    redeliver.add_argument(
+        "--since",
+        metavar="TIME",
+        type=since_arg,
+        help="ISO 8601 (UTC unless an offset is given) or a time ago such as 30m, 2h, 1d",
+    )
+    redeliver.add_argument("--status", choices=_REDELIVERABLE, help="only these (default both)")
+    add_config_argument(redeliver)
+    redeliver.set_defaults(run=_redeliver)
+
+
+def parse_since(text: str, *, now: float) -> float:
+    """``2h`` (ago), or an ISO 8601 time (naive means UTC), as epoch seconds."""
+    try:
+        return now - config.parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time like 2h or 2026-11-25T10:00:00Z: {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def since_arg(text: str) -> float:
+    try:
+        return parse_since(text, now=time.time())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _configured(args: argparse.Namespace) -> dict[str, Any] | None:
+    try:
+        return dict(config.load(args.config).destinations)
+    except ConfigError:
+        return None  # with_store reports it
+
+
+def _list(args: argparse.Namespace) -> int:
+    configured = _configured(args) or {}
+
+    async def action(store: Store) -> int:
+        known = {state.name: state for state in await store.destination_states()}
+        names = sorted(set(known) | set(configured))
+        for name in names:
+            state = known.get(name) or _fresh(name)
+            row = state_json(state, configured=name in configured)
+            if args.json:
+                sys.stdout.write(orjson.dumps(row).decode() + "\n")
+            else:
+                sys.stdout.write(_line(row))
+        if not names and not args.json:
+            sys.stdout.write("no destinations configured or known to the store\n")
+        return 0
+
+    return with_store(args, action)
+
+
+def state_json(state: DestinationState, *, configured: bool) -> dict[str, Any]:
+    """A destination's health as operators see it."""
+    return {
+        "name": state.name,
+        "state": "enabled" if state.enabled else "disabled",
+        "configured": configured,
+        "reason": state.reason,
+        "changed_at": _iso(state.changed_at),
+        "pending": state.pending,
+        "dead": state.dead,
+        "last_error": state.last_error,
+    }
+
+
+def _line(row: dict[str, Any]) -> str:
+    state = row["state"] + ("" if row["configured"] else " (not configured)")
+    reason = f"  reason: {row['reason']}" if row["state"] == "disabled" and row["reason"] else ""
+    last_error = row["last_error"] or "-"
+    return (
+        f"{row['name']:<20} {state:<10} pending={row['pending']:<6} dead={row['dead']:<6} "
+        f"last_error: {last_error}{reason}\n"
+    )
+
+
+def _fresh(name: str) -> DestinationState:
+    return DestinationState(
+        name=name, enabled=True, changed_at=None, reason=None, pending=0, dead=0, last_error=None
+    )
+
+
+def _set_enabled(args: argparse.Namespace, *, enabled: bool, reason: str | None) -> int:
+    configured = _configured(args)
+    if configured is not None and args.name not in configured:
+        sys.stderr.write(f"bridge: no destination {args.name!r} in the configuration\n")
+        return 1
+
+    async def action(store: Store) -> int:
+        await store.set_destination_enabled(args.name, enabled=enabled, reason=reason)
+        done = "enabled: its pending deliveries resume" if enabled else "disabled"
+        sys.stdout.write(f"{args.name}: {done}\n")
+        return 0
+
+    return with_store(args, action)
+
+
+def _enable(args: argparse.Namespace) -> int:
+    return _set_enabled(args, enabled=True, reason="enabled by an operator")
+
+
+def _disable(args: argparse.Namespace) -> int:
+    return _set_enabled(args, enabled=False, reason=args.reason)
+
+
+def _redeliver(args: argparse.Namespace) -> int:
+    by_id = args.delivery_id is not None
+    if by_id:
+        usable = args.destination is None and args.since is None and args.status is None
+    else:
+        usable = args.destination is not None and args.since is not None
+    if not usable:
+        sys.stderr.write(
+            "bridge redeliver: give DELIVERY_ID alone, or --destination NAME --since TIME"
+            " [--status dead|delivered]\n"
+        )
+        return 2
+
+    async def one(store: Store) -> int:
+        if await store.redeliver(args.delivery_id):
+            sys.stdout.write(f"{args.delivery_id}: queued again; the running bridge sends it\n")
+            return 0
+        delivery = await store.load_delivery(args.delivery_id)
+        if delivery is None:
+            sys.stderr.write(f"bridge: no delivery {args.delivery_id}\n")
+        else:
+            sys.stderr.write(f"bridge: {args.delivery_id} is already pending\n")
+        return 1
+
+    async def since(store: Store) -> int:
+        status = DeliveryStatus(args.status) if args.status else None
+        count = await store.redeliver_since(args.destination, since=args.since, status=status)
+        sys.stdout.write(
+            f"{count} deliveries to {args.destination} since {_iso(args.since)} queued again\n"
+        )
+        return 0
+
+    return with_store(args, one if by_id else since)
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds")

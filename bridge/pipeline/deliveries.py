@@ -1,0 +1,173 @@
+"""The deliver job: send one event to one destination, at least once (DESIGN §5).
+
+One run of :class:`DeliverHandler` for a pending delivery:
+
+1. The destination must be configured; if it is not (a config change), the job waits and
+   retries later, never dropped.
+2. A destination at its ``max_in_flight`` gets the job back at once (released, attempt
+   refunded), and the worker skips its lane until a slot frees (:meth:`lanes_to_skip`): a
+   slow destination holds only its own slots, never another's.
+3. Wait for the destination's rate (``rate_limit_per_second``), POST, and record the attempt
+   with what followed, in one store transaction:
+
+   - delivered: ``mark_delivered``;
+   - failed: retry after the next step of the destination's ``retry_schedule`` (±20 %
+     jitter), or after the ``Retry-After`` a 429/503 asked for; past the schedule: ``dead``;
+   - ``webhook-delivery: abort-message``: ``dead`` at once;
+   - 410: the destination is disabled (an alert is logged and counted) and the delivery waits
+     for ``bridge destinations enable``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Collection
+
+import structlog
+
+from bridge.config import Destination, Settings
+from bridge.delivery import DeliveryResult, Sender, Verdict
+from bridge.observability import Metrics
+from bridge.pipeline._timing import TokenBucket
+from bridge.store import AttemptReport, DeliveryStatus, Job, Store
+from bridge.types import Complete, Done, JobResult, Retry
+
+__all__ = [
+    "JITTER",
+    "MAX_DELIVERY_CONCURRENCY",
+    "UNCONFIGURED_RETRY_S",
+    "DeliverHandler",
+    "delivery_concurrency",
+]
+
+log = structlog.get_logger()
+
+JITTER = 0.2  # each scheduled wait is drawn from [0.8, 1.2] x the schedule's step
+UNCONFIGURED_RETRY_S = 60.0  # a delivery whose destination left the config is asked again
+MAX_DELIVERY_CONCURRENCY = 256
+
+
+def delivery_concurrency(settings: Settings) -> int:
+    """The deliver worker's slots: every destination's ``max_in_flight``, within bounds."""
+    total = sum(destination.max_in_flight for destination in settings.destinations.values())
+    return min(max(total, 1), MAX_DELIVERY_CONCURRENCY)
+
+
+class DeliverHandler:
+    """The worker's handler for ``deliver`` jobs; give the worker :meth:`lanes_to_skip`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        sender: Sender,
+        settings: Callable[[], Settings],
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+        retry_scheduled: Callable[[float], None] = lambda _at: None,
+        unconfigured_retry_s: float = UNCONFIGURED_RETRY_S,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
+        self._metrics = metrics
+        self._retry_scheduled = retry_scheduled
+        self._unconfigured_retry_s = unconfigured_retry_s
+        self._in_flight: Counter[str] = Counter()
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def lanes_to_skip(self) -> Collection[str]:
+        """Destinations with every ``max_in_flight`` slot busy: claim none of their jobs now."""
+        destinations = self._settings().destinations
+        return [
+            name
+            for name, busy in self._in_flight.items()
+            if busy and (name not in destinations or busy >= destinations[name].max_in_flight)
+        ]
+
+    async def __call__(self, job: Job) -> JobResult:
+        delivery = await self._store.load_delivery(job.ref)
+        if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+            return Complete()
+        name = delivery.destination
+        structlog.contextvars.bind_contextvars(
+            delivery_id=delivery.id, destination=name, event_id=delivery.event.id
+        )
+        destination = self._settings().destinations.get(name)
+        if destination is None:
+            log.warning("destination_not_configured")
+            error = f"destination {name!r} is not configured"
+            return Retry(error, delay_s=self._unconfigured_retry_s)
+        if self._in_flight[name] >= destination.max_in_flight:
+            await self._store.release(job)  # claimed in a batch past its share: not its turn
+            return Done()
+        self._in_flight[name] += 1
+        try:
+            await self._bucket(name, destination).acquire()
+            result = await self._sender.send(
+                name, destination, message_id=delivery.event.id, body=delivery.event.body
+            )
+        finally:
+            self._in_flight[name] -= 1
+        if self._metrics is not None:
+            self._metrics.deliveries.labels(destination=name, result=result.verdict.value).inc()
+        held = await self._record(job, name, destination, result)
+        if not held:
+            log.warning("delivery_lease_lost")
+        return Done()
+
+    async def _record(
+        self, job: Job, name: str, destination: Destination, result: DeliveryResult
+    ) -> bool:
+        report = AttemptReport(
+            http_status=result.http_status,
+            latency_ms=result.latency_ms,
+            response_excerpt=result.response_excerpt,
+            error=result.error,
+        )
+        answer = {"http_status": result.http_status, "latency_ms": result.latency_ms}
+        if result.verdict is Verdict.DELIVERED:
+            log.info("delivered", **answer)
+            return await self._store.mark_delivered(job, report)
+        if result.verdict is Verdict.DISABLE:
+            await self._disable(name, result)
+            return await self._store.delivery_failed(job, report, retry_at=self._clock())
+        retry_at = self._retry_at(job, destination, result)
+        log.info(
+            "delivery_failed" if retry_at is not None else "delivery_dead",
+            error=result.error,
+            retry_in_s=None if retry_at is None else round(retry_at - self._clock(), 3),
+            **answer,
+        )
+        held = await self._store.delivery_failed(job, report, retry_at=retry_at)
+        if held and retry_at is not None:
+            self._retry_scheduled(retry_at)
+        return held
+
+    def _retry_at(self, job: Job, destination: Destination, result: DeliveryResult) -> float | None:
+        """When to try again, or None: dead (aborted, or past the schedule)."""
+        schedule = destination.retry_delays_s
+        if result.verdict is Verdict.ABORT or job.attempts > len(schedule):
+            return None
+        if result.verdict is Verdict.RETRY_AFTER and result.retry_after_s is not None:
+            return self._clock() + result.retry_after_s
+        step = schedule[job.attempts - 1]
+        return self._clock() + step * self._rng.uniform(1.0 - JITTER, 1.0 + JITTER)
+
+    async def _disable(self, name: str, result: DeliveryResult) -> None:
+        reason = result.error or "HTTP 410"
+        await self._store.set_destination_enabled(name, enabled=False, reason=reason)
+        log.error("destination_disabled", destination=name, reason=reason)
+        if self._metrics is not None:
+            self._metrics.alerts.labels(kind="destination_disabled").inc()
+
+    def _bucket(self, name: str, destination: Destination) -> TokenBucket:
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.rate != destination.rate_limit_per_second:
+            bucket = self._buckets[name] = TokenBucket(destination.rate_limit_per_second)
+        return bucket

@@ -1,0 +1,178 @@
+"""Destination health and isolation: 410 disables, enable resumes, limits, a hanging neighbour."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from structlog.testing import capture_logs
+
+from bridge.cli import build_parser
+from bridge.store import Store
+from tests.delivery.helpers import (
+    delivering,
+    destination,
+    eventually,
+    make_settings,
+    seed_events,
+)
+from tests.delivery.sink import Answer, running_sink
+
+pytestmark = pytest.mark.anyio
+
+
+def run_cli(*argv: str) -> int:
+    args = build_parser().parse_args(list(argv))
+    code: int = args.run(args)
+    return code
+
+
+async def statuses(store: Store, destination_name: str) -> dict[str, int]:
+    states = {state.name: state for state in await store.destination_states()}
+    state = states[destination_name]
+    return {"pending": state.pending, "dead": state.dead, "enabled": int(state.enabled)}
+
+
+class TestGone:
+    async def test_410_disables_and_enable_resumes_with_nothing_lost(
+        self, store: Store, tmp_path: Path
+    ) -> None:
+        """A 410 disables the destination (alert logged), its deliveries wait; ``bridge
+        destinations enable`` resumes them and every event arrives."""
+        with running_sink([]) as sink:
+            sink.script(Answer(410, body=b"gone"))
+            settings = make_settings({"crm": destination(sink.url, max_in_flight=1)})
+            events = await seed_events(store, 4, ["crm"])
+            config_path = _config_file(tmp_path, sink.url)
+            with capture_logs() as logs:
+                async with delivering(store, settings):
+                    await eventually(lambda: sink.count() == 1)
+                    await _until(store, lambda s: s["enabled"] == 0)
+                    await asyncio.sleep(0.3)  # room for a wrongly allowed POST; asserted below
+                    assert sink.count() == 1
+                    assert await statuses(store, "crm") == {"pending": 4, "dead": 0, "enabled": 0}
+                    code = await asyncio.to_thread(
+                        run_cli, "destinations", "enable", "crm", "--config", str(config_path)
+                    )
+                    assert code == 0
+                    await _until(store, lambda s: s["pending"] == 0)
+            received = sink.snapshot()
+        assert await statuses(store, "crm") == {"pending": 0, "dead": 0, "enabled": 1}
+        delivered = {r.webhook_id for r in received[1:]}
+        assert delivered == {event.id for event in events}
+        alerts = [entry for entry in logs if entry["event"] == "destination_disabled"]
+        assert len(alerts) == 1
+        assert alerts[0]["log_level"] == "error"
+        assert alerts[0]["destination"] == "crm"
+
+
+class TestIsolation:
+    async def test_a_hanging_destination_does_not_delay_another(self, store: Store) -> None:
+        """While every POST to one sink hangs, the other sink gets all its events at once."""
+        with running_sink([]) as slow, running_sink([]) as fast:
+            slow.respond_with(lambda _r, _i: Answer(200, hang_s=30.0))
+            settings = make_settings(
+                {
+                    "slow": destination(slow.url, max_in_flight=2, timeout_s=30),
+                    "fast": destination(fast.url, max_in_flight=2),
+                }
+            )
+            await seed_events(store, 10, ["slow"])  # claimed first: the older jobs
+            fast_events = await seed_events(store, 30, ["fast"])
+            async with delivering(store, settings):
+                started = time.monotonic()
+                await eventually(lambda: fast.count() == 30, timeout_s=5.0)
+                fast_done_s = time.monotonic() - started
+                assert slow.count() == 2  # its max_in_flight, every one still hanging
+                slow.release()
+                await _until(store, lambda s: s["pending"] == 0, name="slow")
+        assert {r.webhook_id for r in fast.snapshot()} == {e.id for e in fast_events}
+        assert fast_done_s < 5.0
+
+    async def test_max_in_flight_bounds_concurrent_posts(self, store: Store) -> None:
+        """A destination never has more than ``max_in_flight`` POSTs open at once."""
+        with running_sink([]) as sink:
+            sink.respond_with(lambda _r, _i: Answer(200, hang_s=30.0))
+            settings = make_settings({"crm": destination(sink.url, max_in_flight=3)})
+            await seed_events(store, 8, ["crm"])
+            async with delivering(store, settings, concurrency=8):
+                await eventually(lambda: sink.count() == 3)
+                await asyncio.sleep(0.3)  # room for a fourth POST; asserted below
+                assert sink.count() == 3
+                sink.release()
+                await _until(store, lambda s: s["pending"] == 0)
+        assert sink.count() == 8
+
+    async def test_rate_limit_per_second(self, store: Store) -> None:
+        """20/s with a one-second burst: 40 deliveries take at least a second."""
+        with running_sink([]) as sink:
+            settings = make_settings(
+                {"crm": destination(sink.url, rate_limit_per_second=20, max_in_flight=8)}
+            )
+            await seed_events(store, 40, ["crm"])
+            async with delivering(store, settings):
+                await eventually(lambda: sink.count() == 40)
+            received = sink.snapshot()
+        span = received[-1].at - received[0].at
+        assert span >= (40 - 20) / 20 * 0.9
+        first_second = [r for r in received if r.at - received[0].at < 0.5]
+        assert len(first_second) <= 20 + 10 + 1
+
+
+class TestConfiguration:
+    async def test_a_destination_missing_from_the_config_waits(self, store: Store) -> None:
+        """A delivery to a destination no longer configured is kept and retried, never lost."""
+        with running_sink([]) as sink:
+            without = make_settings({"other": destination(sink.url)})
+            with_it = make_settings({"crm": destination(sink.url)})
+            current = [without]
+            [event] = await seed_events(store, 1, ["crm"])
+            async with delivering(store, lambda: current[0], unconfigured_retry_s=0.1):
+                await asyncio.sleep(0.3)  # several tries while unconfigured
+                assert sink.count() == 0
+                assert await statuses(store, "crm") == {"pending": 1, "dead": 0, "enabled": 1}
+                current[0] = with_it
+                await eventually(lambda: sink.count() == 1)
+                await _until(store, lambda s: s["pending"] == 0)
+        assert sink.snapshot()[0].webhook_id == event.id
+
+
+def _config_file(tmp_path: Path, url: str) -> Path:
+    """A config file naming ``crm`` at ``url``, for the CLI (its store is not used by enable)."""
+    store_path = tmp_path / "bridge.db"
+    document = {
+        "didit": {
+            "base_url": "http://127.0.0.1:9",
+            "api_key": "k",
+            "application_id": "11111111-2222-4333-8444-555555555555",
+        },
+        "store": {"url": f"sqlite:///{store_path}"},
+        "partners": {"acme": {"auth": {"scheme": "api-key", "header": "X-Api-Key", "keys": ["k"]}}},
+        "rules": [
+            {
+                "name": "all",
+                "then": {
+                    "workflow_id": "3c5b9a2e-0000-4000-8000-000000000001",
+                    "vendor_data": "acme:{event_id}",
+                    "destinations": ["crm"],
+                },
+            }
+        ],
+        "destinations": {"crm": destination(url)},
+    }
+    path = tmp_path / "bridge.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+async def _until(
+    store: Store, predicate: Callable[[dict[str, int]], bool], *, name: str = "crm"
+) -> None:
+    give_up = time.monotonic() + 10
+    while not predicate(await statuses(store, name)):
+        assert time.monotonic() < give_up, "destination state never reached"
+        await asyncio.sleep(0.01)

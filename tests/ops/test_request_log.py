@@ -1,0 +1,162 @@
+"""The canonical request line and the intake metrics (``RequestLog``), and ``/metrics``'s
+snapshot of the store (``MetricsEndpoint``, ``PacerCounters``), in process."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge.app import MetricsEndpoint, RequestLog
+from bridge.app.metrics import PacerCounters
+from bridge.errors import StoreUnavailable
+from bridge.observability import Metrics, configure_logging, reset_logging
+from bridge.pacing import Pacer
+from tests.ops.scenario import parse_metrics, value
+
+pytestmark = pytest.mark.anyio
+RECEIVED = "bridge_notifications_received_total"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(name="stream")
+def _stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    configure_logging(level="debug", fmt="json", stream=out)
+    yield out
+    reset_logging()
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+async def intake(request: Request) -> Response:
+    """Stands in for intake: binds what it learns, as the real one does."""
+    partner = request.path_params["partner"]
+    if partner != "acme":
+        return JSONResponse({"error": {"code": "unknown_partner", "message": "no"}}, 404)
+    structlog.contextvars.bind_contextvars(rule="acme-users")
+    return JSONResponse({"id": "ntf_1", "status": "accepted"}, 202)
+
+
+async def broken(request: Request) -> Response:
+    raise RuntimeError("a bug")
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+@pytest.fixture(name="client")
+async def _client(metrics: Metrics) -> AsyncIterator[httpx.AsyncClient]:
+    app = Starlette(
+        routes=[
+            Route("/v1/partners/{partner}/shares", intake, methods=["POST"]),
+            Route("/broken", broken),
+            Route("/healthz", healthz),
+        ],
+        middleware=[Middleware(RequestLog, metrics=metrics, partners=lambda: {"acme": 1})],
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge.test") as client:
+        yield client
+
+
+@pytest.fixture(name="metrics")
+def _metrics() -> Metrics:
+    return Metrics()
+
+
+async def test_canonical_line_for_intake(
+    client: httpx.AsyncClient, metrics: Metrics, stream: io.StringIO
+) -> None:
+    """One line per request with the notification id, partner, rule and outcome; counted."""
+    assert (await client.post("/v1/partners/acme/shares")).status_code == 202
+    assert (await client.post("/v1/partners/evil%20name/shares")).status_code == 404
+    [accepted, unknown] = [line for line in lines(stream) if line["event"] == "request"]
+    assert accepted["notification_id"] == "ntf_1"
+    assert (accepted["partner"], accepted["rule"], accepted["outcome"]) == (
+        "acme",
+        "acme-users",
+        "accepted",
+    )
+    assert (accepted["http_status"], accepted["method"]) == (202, "POST")
+    assert (unknown["partner"], unknown["outcome"]) == ("_unknown", "unknown_partner")
+    assert "rule" not in unknown  # a fresh context for every request
+    samples = parse_metrics(metrics.render()[0].decode())
+    assert value(samples, RECEIVED, {"partner": "acme", "result": "accepted"}) == 1
+    assert value(samples, RECEIVED, {"partner": "_unknown", "result": "unknown_partner"}) == 1
+    assert value(samples, "bridge_intake_latency_seconds_count") == 2
+
+
+async def test_probes_are_debug_and_failures_are_logged(
+    client: httpx.AsyncClient, stream: io.StringIO
+) -> None:
+    """Health probes log at debug; a crashing endpoint still gets its line (500)."""
+    await client.get("/healthz")
+    assert (await client.get("/broken")).status_code == 500
+    by_path = {line["path"]: line for line in lines(stream) if line["event"] == "request"}
+    assert by_path["/healthz"]["level"] == "debug"
+    assert (by_path["/broken"]["level"], by_path["/broken"]["http_status"]) == ("info", 500)
+
+
+class FakePacer(Pacer):
+    def __init__(self) -> None:
+        super().__init__(60)
+
+
+async def test_scrape_refreshes_the_snapshot_and_keeps_it_on_failure(
+    metrics: Metrics, stream: io.StringIO
+) -> None:
+    """Each scrape reads the store; a store failure keeps the last values (and is logged)."""
+    answers: list[Mapping[str, float] | Exception] = [
+        {"queue_depth": 3, "oldest_pending_age_seconds": 12.5},
+        StoreUnavailable("down"),
+        {"queue_depth": 0, "oldest_pending_age_seconds": 0},
+    ]
+
+    async def snapshot() -> Mapping[str, float]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    pacer = FakePacer()
+    endpoint = MetricsEndpoint(
+        metrics, snapshot=snapshot, before_render=[PacerCounters(metrics, pacer)]
+    )
+    app = Starlette(routes=[Route("/metrics", endpoint.scrape)])
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://bridge.test"
+    ) as client:
+        first = parse_metrics((await client.get("/metrics")).text)
+        pacer.waits_total, pacer.wait_seconds_total = 2, 1.5
+        second = parse_metrics((await client.get("/metrics")).text)
+        third = parse_metrics((await client.get("/metrics")).text)
+    assert (
+        value(first, "bridge_queue_depth"),
+        value(first, "bridge_oldest_pending_age_seconds"),
+    ) == (3, 12.5)
+    assert value(second, "bridge_queue_depth") == 3  # kept
+    assert (
+        value(second, "bridge_pacer_waits_total"),
+        value(second, "bridge_pacer_wait_seconds_total"),
+    ) == (2, 1.5)
+    assert value(third, "bridge_queue_depth") == 0
+    assert value(third, "bridge_pacer_waits_total") == 2  # deltas, not re-added
+    assert [line["event"] for line in lines(stream)].count("metrics_snapshot_failed") == 1
