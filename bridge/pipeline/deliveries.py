@@ -56,7 +56,12 @@ def delivery_concurrency(settings: Settings) -> int:
 
 
 class DeliverHandler:
-    """The worker's handler for ``deliver`` jobs; give the worker :meth:`lanes_to_skip`."""
+    """The worker's handler for ``deliver`` jobs; give the worker :meth:`lanes_to_skip`.
+
+    ``settings`` is read at each job (a reloaded config applies at once). ``retry_scheduled``
+    is told each retry time, so the worker can wake then rather than at its next poll.
+    ``unconfigured_retry_s``: how soon a delivery whose destination is missing is tried again.
+    """
 
     def __init__(
         self,
