@@ -8,14 +8,14 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from bridge import config
+from bridge.app.admin_views import notification_json, timeline_json
 from bridge.cli._common import add_config_argument
 from bridge.errors import ConfigError, StoreUnavailable
-from bridge.store import Notification, RetryResult, Store, Timeline, open_store
+from bridge.store import RetryResult, Store, Timeline, open_store
 from bridge.types import NotificationStatus
 
 
@@ -123,92 +123,6 @@ def _iso(epoch_s: float | None) -> str:
     if epoch_s is None:
         return "-"
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
-
-
-def notification_json(row: Notification) -> dict[str, Any]:
-    """A notification as operators see it: everything but the token."""
-    return {
-        "id": row.id,
-        "partner": row.partner,
-        "partner_event_id": row.partner_event_id,
-        "status": row.status.value,
-        "session_kind": row.session_kind.value,
-        "source": {
-            "application_id": row.source_application_id,
-            "session_id": row.source_session_id,
-        },
-        "token_sha256": row.token_sha256,
-        "route": {
-            "rule": row.route.rule,
-            "workflow_id": row.route.workflow_id,
-            "vendor_data": row.route.vendor_data,
-            "trust_review": row.route.trust_review,
-            "destinations": list(row.route.destinations),
-        },
-        "reason": None
-        if row.reason is None
-        else {
-            "code": row.reason.code,
-            "message": row.reason.message,
-            "http_status": row.reason.http_status,
-        },
-        "session": None
-        if row.session is None
-        else {
-            "session_id": row.session.session_id,
-            "session_number": row.session.session_number,
-            "status": row.session.status,
-        },
-        "deadline": _iso(row.deadline),
-        "received_at": _iso(row.received_at),
-        "finished_at": _iso(row.finished_at),
-    }
-
-
-def timeline_json(timeline: Timeline) -> dict[str, Any]:
-    return {
-        "notification": notification_json(timeline.notification),
-        "attempts": [
-            {
-                "attempt": a.attempt,
-                "kind": a.kind.value,
-                "started_at": _iso(a.started_at),
-                "ended_at": _iso(a.ended_at),
-                "http_status": a.http_status,
-                "result": a.result,
-                "latency_ms": a.latency_ms,
-                "error": a.error,
-            }
-            for a in timeline.attempts
-        ],
-        "events": [
-            {"id": e.id, "type": e.type.value, "created_at": _iso(e.created_at)}
-            for e in timeline.events
-        ],
-        "deliveries": [
-            {
-                "id": d.id,
-                "event_id": d.event.id,
-                "destination": d.destination,
-                "status": d.status.value,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-            }
-            for d in timeline.deliveries
-        ],
-        "delivery_attempts": [
-            {
-                "delivery_id": a.delivery_id,
-                "attempt": a.attempt,
-                "at": _iso(a.at),
-                "http_status": a.http_status,
-                "latency_ms": a.latency_ms,
-                "error": a.error,
-                "response_excerpt": a.response_excerpt.decode("utf-8", "replace"),
-            }
-            for a in timeline.delivery_attempts
-        ],
-    }
 
 
 def render_timeline(timeline: Timeline) -> str:

@@ -1,38 +1,10 @@
-"""Serve any ASGI app with uvicorn on 127.0.0.1 in a background thread, for tests."""
+"""Serve any ASGI app with uvicorn on 127.0.0.1 in a background thread, for tests.
+
+The implementation is the demo's own (``bridge.sandbox.threaded``); tests import it from here.
+"""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from bridge.sandbox.threaded import serve_in_thread
 
-import uvicorn
-from starlette.types import ASGIApp
-
-
-@contextmanager
-def serve_in_thread(app: ASGIApp, *, startup_timeout_s: float = 10.0) -> Iterator[str]:
-    """Yield the base URL (``http://127.0.0.1:PORT``, a free port) while ``app`` is served;
-    shut the server down cleanly on exit."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, lifespan="off", access_log=False, log_level="warning", http="httptools"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+__all__ = ["serve_in_thread"]
