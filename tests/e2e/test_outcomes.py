@@ -16,7 +16,8 @@ import jwt
 import orjson
 import pytest
 
-from bridge.cli.notifications_command import render_timeline, timeline_json
+from bridge.app.admin_views import timeline_json
+from bridge.cli.notifications_command import render_timeline
 from bridge.sandbox.control import SandboxControl
 from bridge.store import AttemptKind, Timeline
 from tests.e2e.conftest import MakeBridge

@@ -11,7 +11,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
-from pydantic import TypeAdapter
 
 from bridge import auth, config, signing
 from bridge.errors import VerificationError
@@ -64,11 +63,10 @@ SCHEMES: dict[str, dict[str, Any]] = {
         "keys": ["hooli-key-1", "hooli-key-2"],
     },
 }
-PARTNER_AUTH: TypeAdapter[config.PartnerAuth] = TypeAdapter(config.PartnerAuth)  # type: ignore[arg-type]
 
 
 def auth_model(raw: dict[str, Any]) -> config.PartnerAuth:
-    return PARTNER_AUTH.validate_python(raw)
+    return config.Partner.model_validate({"auth": raw}).auth
 
 
 def settings(**overrides: Any) -> config.Settings:
