@@ -72,12 +72,17 @@ _TRIGGERS: Final = (
     "eyj", "whsec_", "bearer", "basic", "token", "secret", "passw", "api", "authorization",
     "credential", "cookie", "private",
 )  # fmt: skip
+# The same words, searched ASCII case-insensitively: _PATTERN folds only ASCII letters, so a text
+# without any of them cannot match it.
+_TRIGGER_SOURCE: Final = f"(?ai:{'|'.join(map(re.escape, _TRIGGERS))})"
+_TRIGGER: Final = re.compile(_TRIGGER_SOURCE)
 _SENSITIVE_KEY: Final = re.compile(rf"(?i:{_CREDENTIAL_WORDS})")
 # A digest of a token is what we keep on purpose (DESIGN §6); it is not the credential.
 _DIGEST_KEY: Final = re.compile(r"(?i)(?:sha256|hash|digest|fingerprint)$")
 _KEPT_TYPES: Final = (bool, int, float, type(None), datetime, date, time, timedelta, UUID)
 _MAX_DEPTH: Final = 32
 _MAX_CACHED_KEYS: Final = 4096
+_MAX_CACHED_TEXT: Final = 256
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -108,6 +113,8 @@ class Redactor:
         self._secrets: tuple[str, ...] = ()
         # Field names repeat on every line: remember each one's redacted form and sensitivity.
         self._keys: dict[str, tuple[str, bool]] = {}
+        # Values repeat too ("POST", the path, the outcome): remember what short texts become.
+        self._texts: dict[str, str] = {}
         self.add_secrets(*secrets)
 
     def add_secrets(self, *secrets: str) -> None:
@@ -124,17 +131,32 @@ class Redactor:
                     fresh.add(secret.removeprefix("whsec_"))
         # Longest first, so a secret that contains another is removed whole.
         self._secrets = tuple(sorted(fresh, key=len, reverse=True))
+        # One search tells whether a text holds a registered secret or a trigger word at all:
+        # most texts hold neither, and then there is nothing more to do.
+        self._suspect = re.compile("|".join([*map(re.escape, self._secrets), _TRIGGER_SOURCE]))
         self._keys = {}
+        self._texts = {}
 
     def redact_text(self, text: str) -> str:
         """Return *text* with each credential replaced by ``[REDACTED]`` (``[REDACTED:jwt]``)."""
+        cached = self._texts.get(text)
+        if cached is not None:
+            return cached
+        clean = self._redact_text(text)
+        if len(text) <= _MAX_CACHED_TEXT:
+            if len(self._texts) >= _MAX_CACHED_KEYS:
+                self._texts.clear()  # unique values (ids, times) must not crowd out the rest
+            self._texts[text] = clean
+        return clean
+
+    def _redact_text(self, text: str) -> str:
+        if self._suspect.search(text) is None:
+            return text
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        # Most lines hold no trigger word at all; a few substring checks are ten times cheaper
-        # than running the pattern.
-        folded = text.lower()
-        if any(word in folded for word in _TRIGGERS):
+        # A text with a secret but no trigger word needs no pattern run.
+        if _TRIGGER.search(text) is not None:
             return _PATTERN.sub(_replace, text)
         return text
 
@@ -146,7 +168,25 @@ class Redactor:
         return self._redact_mapping(event_dict, 0)
 
     def _redact_mapping(self, mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
-        return dict(self._field(key, value, depth) for key, value in mapping.items())
+        # Every log line comes through here: the common cases (a known field name, a string or
+        # a number) are inlined; anything else takes the general path of ``_field``.
+        redacted: dict[Any, Any] = {}
+        known_keys = self._keys
+        for key, value in mapping.items():
+            known = known_keys.get(key) if type(key) is str else None
+            if known is None:
+                name, clean = self._field(key, value, depth)
+                redacted[name] = clean
+                continue
+            name, sensitive = known
+            kind = type(value)
+            if kind is str:
+                redacted[name] = REDACTED if sensitive else self.redact_text(value)
+            elif kind is int or kind is float or kind is bool or value is None:
+                redacted[name] = value
+            else:
+                redacted[name] = self._field(key, value, depth)[1]
+        return redacted
 
     def _field(self, key: object, value: Any, depth: int) -> tuple[Any, Any]:
         name, sensitive = self._key(key)

@@ -35,37 +35,34 @@ VALUES (
     :vendor_data, :trust_review, :destinations, 'pending', :now, :now);
 
 -- insert_accepted --
--- New pending notifications with their routes, from a JSON array of row objects: one
--- statement for a whole group (executemany would step, and hand the GIL over, once per row)
+-- New pending notifications, one statement for a run of them: this head, then that many
+-- insert_accepted_row, comma-separated (executemany would step, and hand the GIL over, once
+-- per row; a JSON array of rows costs a parse per json_extract in SQLite 3.40)
 INSERT INTO notifications (
     id, partner, partner_event_id, message_id, business_key, token, token_sha256,
     session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-    vendor_data, trust_review, destinations, status, received_at, updated_at)
-SELECT json_extract(value, '$.id'), json_extract(value, '$.partner'),
-       json_extract(value, '$.partner_event_id'), json_extract(value, '$.message_id'),
-       json_extract(value, '$.business_key'), json_extract(value, '$.token'),
-       json_extract(value, '$.token_sha256'), json_extract(value, '$.session_kind'),
-       json_extract(value, '$.source_application_id'),
-       json_extract(value, '$.source_session_id'), json_extract(value, '$.deadline'),
-       json_extract(value, '$.rule'), json_extract(value, '$.workflow_id'),
-       json_extract(value, '$.vendor_data'), json_extract(value, '$.trust_review'),
-       json_extract(value, '$.destinations'), 'pending', json_extract(value, '$.now'),
-       json_extract(value, '$.now')
-  FROM json_each(:rows) ORDER BY key;
+    vendor_data, trust_review, destinations, received_at, updated_at, status)
+VALUES
+
+-- insert_accepted_row --
+-- One row of insert_accepted: the columns in its order up to updated_at (now, now)
+(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
 
 -- insert_accepted_message_ids --
--- The message ids of those of a JSON array of accepted rows that have one
-INSERT INTO message_ids (partner, message_id, notification_id)
-SELECT json_extract(value, '$.partner'), json_extract(value, '$.message_id'),
-       json_extract(value, '$.id')
-  FROM json_each(:rows) WHERE json_extract(value, '$.message_id') IS NOT NULL;
+-- The message ids of accepted notifications: this head, then one row per message id
+INSERT INTO message_ids (partner, message_id, notification_id) VALUES
+
+-- insert_accepted_message_ids_row --
+-- One row of insert_accepted_message_ids: partner, message id, notification id
+(?, ?, ?)
 
 -- insert_accepted_jobs --
--- The import job of each of a JSON array of accepted rows, in their order
-INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
-SELECT 'import', json_extract(value, '$.id'), NULL, 'queued', json_extract(value, '$.deadline'),
-       json_extract(value, '$.now'), json_extract(value, '$.now'), json_extract(value, '$.now')
-  FROM json_each(:rows) ORDER BY key;
+-- The import jobs of accepted notifications, in their order: this head, then one row each
+INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at) VALUES
+
+-- insert_accepted_jobs_row --
+-- One row of insert_accepted_jobs: notification id, deadline, then now three times
+('import', ?, NULL, 'queued', ?, ?, ?, ?)
 
 -- insert_message_id --
 -- Remember a partner's message id for dedupe
