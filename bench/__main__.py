@@ -1,5 +1,8 @@
 """``python -m bench [NAME ...]``: run every ``bench/bench_*.py`` module's ``main()``, or the named
-ones (``sandbox_imports`` or ``bench_sandbox_imports``). Exit code: the worst of theirs."""
+ones (``sandbox_imports`` or ``bench_sandbox_imports``). ``python -m bench NAME OPTION ...``
+runs one benchmark with its own options: everything from the first argument starting with ``-``
+goes to its ``main(argv)`` (``python -m bench intake --rounds 3``; ``python -m bench intake
+--help`` lists them). Exit code: the worst of theirs."""
 
 from __future__ import annotations
 
@@ -23,18 +26,31 @@ def discover() -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     available = discover()
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        usage="%(prog)s [-h] [NAME ...] | %(prog)s NAME [OPTION ...]",
+        description=__doc__,
+    )
     parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(available)}")
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # The names end at the first option; the options from there on are the benchmark's own.
+    # With no name first, the options are ours (``--help``; anything else is refused).
+    split = next((i for i, arg in enumerate(arguments) if arg.startswith("-")), len(arguments))
+    if split == 0:
+        split = len(arguments)
+    args = parser.parse_args(arguments[:split])
+    options = arguments[split:]
     names = [name.removeprefix("bench_") for name in args.names] or list(available)
     unknown = [name for name in names if name not in available]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; have {', '.join(available)}")
+    if options and len(names) > 1:
+        parser.error(f"options ({' '.join(options)}) go to one benchmark: name exactly one")
     worst = 0
     for name in names:
         sys.stdout.write(f"== {name}\n")
         sys.stdout.flush()
-        result = importlib.import_module(available[name]).main()
+        result = importlib.import_module(available[name]).main(options)
         worst = max(worst, int(result or 0))
     return worst
 

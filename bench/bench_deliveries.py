@@ -64,7 +64,7 @@ ROUTE = Route(
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Run the benchmark; ``argv`` holds its own options (``python -m bench`` passes none)."""
+    """Run the benchmark; ``argv`` holds its own options (``python -m bench NAME OPTION ...``)."""
     parser = argparse.ArgumentParser(prog="python -m bench deliveries", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pending", type=int, default=10_000, help="backlog per round")

@@ -43,7 +43,7 @@ CLIENT_CPU = 1
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Run the benchmark; ``argv`` holds its own options (``python -m bench`` passes none)."""
+    """Run the benchmark; ``argv`` holds its own options (``python -m bench NAME OPTION ...``)."""
     parser = argparse.ArgumentParser(prog="python -m bench drain", description=__doc__)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--backlog", type=int, default=1000)

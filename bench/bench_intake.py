@@ -50,7 +50,7 @@ CLIENT_CPU = 1
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Run the benchmark; ``argv`` holds its own options (``python -m bench`` passes none)."""
+    """Run the benchmark; ``argv`` holds its own options (``python -m bench NAME OPTION ...``)."""
     parser = argparse.ArgumentParser(prog="python -m bench intake", description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=20_000, help="requests per round")

@@ -51,7 +51,7 @@ ROUTE = Route(
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Run the benchmark; ``argv`` holds its own options (``python -m bench`` passes none)."""
+    """Run the benchmark; ``argv`` holds its own options (``python -m bench NAME OPTION ...``)."""
     parser = argparse.ArgumentParser(prog="python -m bench memory", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pending", type=int, default=100_000)

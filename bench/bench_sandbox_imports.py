@@ -33,7 +33,7 @@ IMPORT_PATH = "/v3/session/import-shared/"
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Run the benchmark; ``argv`` holds its own options (``python -m bench`` passes none)."""
+    """Run the benchmark; ``argv`` holds its own options (``python -m bench NAME OPTION ...``)."""
     parser = argparse.ArgumentParser(prog="python -m bench sandbox_imports", description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--imports", type=int, default=4000, help="imports per round")

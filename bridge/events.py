@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -23,6 +23,29 @@ EVENT_FOR_STATUS: Mapping[NotificationStatus, EventType] = {
 }
 
 
+class SharedNotification(Protocol):
+    """The fields of a stored notification that its events report (``bridge.store.Notification``).
+
+    A protocol, not an import: ``bridge.events`` and ``bridge.store`` are independent siblings in
+    the layers of ``pyproject.toml``, so neither may import the other.
+    """
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def partner(self) -> str: ...
+    @property
+    def partner_event_id(self) -> str | None: ...
+    @property
+    def session_kind(self) -> SessionKind: ...
+    @property
+    def source_application_id(self) -> str | None: ...
+    @property
+    def source_session_id(self) -> str | None: ...
+    @property
+    def route(self) -> Route: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShareFacts:
     """What an event says about the share it reports on (never the token)."""
@@ -34,6 +57,19 @@ class ShareFacts:
     source_application_id: str | None
     source_session_id: str | None
     route: Route
+
+    @classmethod
+    def of(cls, notification: SharedNotification) -> ShareFacts:
+        """The facts of a stored notification: every event about it is rendered from these."""
+        return cls(
+            notification_id=notification.id,
+            partner=notification.partner,
+            partner_event_id=notification.partner_event_id,
+            session_kind=notification.session_kind,
+            source_application_id=notification.source_application_id,
+            source_session_id=notification.source_session_id,
+            route=notification.route,
+        )
 
 
 def iso_utc(epoch_s: float) -> str:

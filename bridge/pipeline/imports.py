@@ -256,7 +256,7 @@ class ImportHandler:
             event_id=event_id,
             event_type=event_type,
             created_at=now,
-            share=_share_facts(notification),
+            share=ShareFacts.of(notification),
             session=outcome.session,
             reason=outcome.reason,
         )
@@ -304,18 +304,6 @@ class ImportHandler:
             for name in notification.route.destinations
             if name not in configured or event_type in configured[name].events
         )
-
-
-def _share_facts(notification: Notification) -> ShareFacts:
-    return ShareFacts(
-        notification_id=notification.id,
-        partner=notification.partner,
-        partner_event_id=notification.partner_event_id,
-        session_kind=notification.session_kind,
-        source_application_id=notification.source_application_id,
-        source_session_id=notification.source_session_id,
-        route=notification.route,
-    )
 
 
 def _failed(code: str, message: str) -> Outcome:

@@ -1,7 +1,9 @@
-"""Fixtures for the operations tests: a sandbox process, ``bridge serve`` processes with an admin
-token and a downstream sink, and a recording sink served in a thread.
+"""Fixtures for the operations tests: the sandbox fixtures of ``tests/support/fixtures.py``,
+``bridge serve`` processes with an admin token and a downstream sink, and a recording sink served
+in a thread.
 
-- ``target``: our application in a fresh sandbox world (one sandbox process per session).
+- ``sandbox_url``, ``control``, ``target``: see ``tests/support/fixtures.py`` (our application in
+  a fresh sandbox world; one sandbox process per session).
 - ``make_bridge(**options)``: an :class:`OpsBridge` (a ``BridgeProcess`` whose config also has
   ``admin.token`` and any ``extra`` top-level sections), stopped at teardown.
 - ``sink``: a :class:`RecordingSink` on 127.0.0.1 whose answers a test can change.
@@ -22,10 +24,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.sandbox.control import SandboxControl
 from tests.support.asgi_server import serve_in_thread
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
-from tests.support.sandbox import start_sandbox_process
+from tests.support.fixtures import bridge_factory, control, sandbox_url, target
+
+__all__ = [
+    "ADMIN_TOKEN",
+    "SINK_SECRET",
+    "MakeBridge",
+    "OpsBridge",
+    "RecordingSink",
+    "control",
+    "make_bridge",
+    "sandbox_url",
+    "sink",
+    "target",
+]
 
 ADMIN_TOKEN = "adm-0f3b8c2e9d7a41b6a5c4e3f2d1c0b9a8"
 SINK_SECRET = "whsec_b3BzLXRlc3Qtc2luay1zZWNyZXQtdmFsdWU="
@@ -43,7 +57,7 @@ class OpsBridge(BridgeProcess):
         **options: Any,
     ) -> None:
         self.extra: dict[str, Any] = {"admin": {"token": ADMIN_TOKEN}, **(extra or {})}
-        super().__init__(directory, target, start=False, **options)
+        super().__init__(directory, target, **options)
 
     def write_config(self, **changes: Any) -> None:
         super().write_config(**changes)
@@ -63,40 +77,9 @@ class OpsBridge(BridgeProcess):
 MakeBridge = Callable[..., OpsBridge]
 
 
-@pytest.fixture(scope="session")
-def sandbox_url() -> Iterator[str]:
-    with start_sandbox_process(seed=0) as (base_url, _process):
-        yield base_url
-
-
-@pytest.fixture
-def control(sandbox_url: str) -> Iterator[SandboxControl]:
-    with SandboxControl(sandbox_url) as sandbox:
-        sandbox.reset()
-        yield sandbox
-
-
-@pytest.fixture
-def target(control: SandboxControl) -> SandboxTarget:
-    return SandboxTarget.from_control(control)
-
-
 @pytest.fixture
 def make_bridge(tmp_path: Path, target: SandboxTarget) -> Iterator[MakeBridge]:
-    made: list[OpsBridge] = []
-
-    def make(*, start: bool = True, **options: Any) -> OpsBridge:
-        directory = tmp_path / f"bridge{len(made)}"
-        directory.mkdir()
-        bridge = OpsBridge(directory, target, **options)
-        made.append(bridge)
-        if start:
-            bridge.start()
-        return bridge
-
-    yield make
-    for bridge in made:
-        bridge.close()
+    yield from bridge_factory(OpsBridge, tmp_path, target)
 
 
 class RecordingSink:

@@ -1,6 +1,6 @@
 """``bridge serve`` as a real subprocess on 127.0.0.1, configured against a running sandbox.
 
-Typical use (``tests/e2e/conftest.py`` has fixtures doing this)::
+Typical use (``tests/support/fixtures.py`` has fixtures doing this)::
 
     target = SandboxTarget.from_control(control)           # our app in the sandbox's world
     with BridgeProcess(tmp_path, target, timeout_s=1.0) as bridge:   # writes config, starts
