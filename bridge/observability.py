@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import sys
 import traceback
@@ -27,6 +28,7 @@ from prometheus_client.registry import Collector
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from bridge.errors import BridgeError
+from bridge.log_lines import LineWriter
 
 __all__ = [
     "METRICS_CONTENT_TYPE",
@@ -296,11 +298,11 @@ def _orjson_dumps(obj: Any, default: Callable[[Any], Any] | None = None) -> str:
 
 
 class _BridgeLogHandler(logging.Handler):
-    """Writes formatted stdlib records through structlog's writer, sharing its lock per stream."""
+    """Writes formatted stdlib records through structlog's writer, so lines keep their order."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, writer: LineWriter) -> None:
         super().__init__()
-        self._writer = structlog.WriteLogger(stream)
+        self._writer = writer
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -340,8 +342,10 @@ def configure_logging(
 
     *fmt* ``auto`` means JSON unless *stream* (default ``sys.stdout``) is a terminal. Pass the
     app's *redactor* so its registered secrets are removed too. *production* caches loggers on
-    first use (faster; tests leave it off so they can reconfigure). Safe to call again; pass the
-    same *redactor* every time (without one, only the built-in patterns apply).
+    first use and writes the event loop's lines once per turn of the loop (see ``LineWriter``;
+    tests leave it off so they can reconfigure and read each line as soon as it is logged).
+    Safe to call again; pass the same *redactor* every time (without one, only the built-in
+    patterns apply).
 
     uvicorn must be started with ``log_config=None`` so that it does not install its own handlers.
     """
@@ -364,14 +368,15 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         render_exception,
     ]
+    writer = LineWriter(out, gather=production)
     structlog.configure(
         processors=[*before, redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         context_class=dict,
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=lambda *args: writer,
         cache_logger_on_first_use=production,
     )
-    handler = _BridgeLogHandler(out)
+    handler = _BridgeLogHandler(writer)
     handler.setLevel(threshold)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -420,6 +425,15 @@ def get_logger(**initial: Any) -> FilteringBoundLogger:
     return cast(FilteringBoundLogger, structlog.get_logger(**initial))
 
 
+def new_request_id() -> str:
+    """A request's id for its log lines: 16 hex digits, unique enough to find one request.
+
+    Not a secret, so not ``os.urandom``: a system call per request costs more than the
+    random number.
+    """
+    return f"{random.getrandbits(64):016x}"
+
+
 def bind_request(**fields: Any) -> None:
     """Start a request's log context: clear what earlier work left, then bind *fields*."""
     structlog.contextvars.clear_contextvars()
@@ -440,6 +454,10 @@ def bind(**fields: Any) -> None:
 # --- metrics -----------------------------------------------------------------------------------
 
 SnapshotSource = Callable[[], Mapping[str, float]]
+
+#: The partner label of a notification for a partner not configured (so a URL cannot grow the
+#: label set).
+UNKNOWN_PARTNER: Final = "_unknown"
 
 SNAPSHOT_GAUGES: Final[Mapping[str, str]] = {
     "queue_depth": "Notifications waiting to be imported.",

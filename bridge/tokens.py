@@ -58,6 +58,11 @@ _PLAIN_HEADER_KEYS: Final = frozenset({"kid", "crit", "b64"})
 # Timestamps must fit the store's 64-bit integers; anything else is treated as absent.
 _INT64: Final = range(-(2**63), 2**63)
 
+# Header segments seen lately and what they decode to: a partner's tokens all carry the same
+# header, so it is decoded once. Bounded: cleared when full.
+_HEADERS_KEPT: Final = 64
+_decoded_headers: dict[str, dict[str, Any]] = {}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShareToken:
@@ -170,19 +175,31 @@ def _decode_plain(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     same strictness as pyjwt's unverified decode; None for anything unusual (a segment pyjwt
     would refuse, a header with ``kid``, ``crit`` or ``b64``, not JSON objects), so that the
     pyjwt path decides it and words the reason."""
-    segments = token.split(".")
     try:
-        header, claims, _signature = (_segment(segment) for segment in segments)
-        # NaN, Infinity and overflowing floats refused while parsing: no walk over the values.
-        header_json = json.loads(header, parse_constant=_refuse, parse_float=_finite)
-        claims_json = json.loads(claims, parse_constant=_refuse, parse_float=_finite)
+        header_segment, claims_segment, signature_segment = token.split(".")
+        header_json = _decoded_headers.get(header_segment)
+        if header_json is None:
+            header_json = _strict_json(_segment(header_segment))
+        claims_json = _strict_json(_segment(claims_segment))
+        _segment(signature_segment)
     except (ValueError, RecursionError):
         return None
     if not (isinstance(header_json, dict) and isinstance(claims_json, dict)):
         return None
     if not _PLAIN_HEADER_KEYS.isdisjoint(header_json):
         return None
-    return header_json, claims_json
+    if header_segment not in _decoded_headers:
+        if len(_decoded_headers) >= _HEADERS_KEPT:
+            _decoded_headers.clear()
+        _decoded_headers[header_segment] = header_json
+    return dict(header_json), claims_json
+
+
+def _strict_json(document: bytes) -> Any:
+    """``json.loads`` as pyjwt calls it, refusing NaN, Infinity and overflowing floats while
+    parsing (no walk over the values afterwards)."""
+    text = document.decode(json.detect_encoding(document), "surrogatepass")
+    return _STRICT_DECODER.decode(text)
 
 
 def _refuse(constant: str) -> float:
@@ -194,6 +211,9 @@ def _finite(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(text)
     return value
+
+
+_STRICT_DECODER: Final = json.JSONDecoder(parse_constant=_refuse, parse_float=_finite)
 
 
 def _segment(segment: str) -> bytes:
@@ -265,7 +285,12 @@ def _session_kind(claim: object) -> SessionKind:
     return SessionKind.USER
 
 
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _normalise_id(value: str | UUID) -> str:
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value) is not None:
+        return value  # what str(UUID(value)) gives back, without building the UUID
     if isinstance(value, UUID):
         return str(value)
     try:

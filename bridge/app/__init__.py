@@ -10,15 +10,17 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from bridge.app.admin import Admin
+from bridge.app.application import BridgeApp
 from bridge.app.didit_webhooks import DiditWebhooks
 from bridge.app.health import Health
-from bridge.app.intake import Intake, LiveConfig
+from bridge.app.intake import INTAKE_PATH, Intake, LiveConfig
 from bridge.app.metrics import MetricsEndpoint
 from bridge.app.openapi import OpenApi
 from bridge.app.request_log import RequestLog
 
 __all__ = [
     "Admin",
+    "BridgeApp",
     "DiditWebhooks",
     "Health",
     "Intake",
@@ -42,10 +44,13 @@ def create_app(
     metrics: MetricsEndpoint | None = None,
     openapi: OpenApi | None = None,
     middleware: Sequence[Middleware] = (),
-) -> Starlette:
-    """The Starlette application; ``lifespan`` starts and stops the workers (see ``cli``)."""
+) -> BridgeApp:
+    """The application; ``lifespan`` starts and stops the workers (see ``cli``).
+
+    ``middleware`` wraps every route but intake, which logs and counts its own requests.
+    """
     routes = [
-        Route("/v1/partners/{partner}/shares", intake.receive, methods=["POST"]),
+        Route(INTAKE_PATH, intake, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
     ]
@@ -57,4 +62,5 @@ def create_app(
         routes.append(Route("/openapi.json", openapi.document, methods=["GET"]))
     if admin is not None:
         routes += admin.routes()
-    return Starlette(routes=routes, lifespan=lifespan, middleware=list(middleware))
+    rest = Starlette(routes=routes, lifespan=lifespan, middleware=list(middleware))
+    return BridgeApp(intake=intake, rest=rest)

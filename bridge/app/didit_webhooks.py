@@ -16,7 +16,7 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.app.intake import Refusal, read_body
+from bridge.app.inbound import Refusal, read_body
 from bridge.app.responses import error_response, json_response
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable, VerificationError
@@ -33,7 +33,6 @@ STATUS_UPDATED = "status.updated"
 #: decision (a reviewer's, or an approval's KYC expiry); moving from one back to a status that
 #: is not decided is a stale webhook and is ignored.
 FINAL_STATUSES = frozenset({"APPROVED", "DECLINED", "KYC_EXPIRED", "EXPIRED", "ABANDONED"})
-STORE_RETRY_AFTER_S = "5"
 
 
 def normalised(status: str) -> str:
@@ -73,8 +72,7 @@ class DiditWebhooks:
             result = await self._receive(request)
         except Refusal as refusal:
             log.info("didit_webhook_refused", code=refusal.code, http_status=refusal.status)
-            headers = {"Retry-After": STORE_RETRY_AFTER_S} if refusal.status == 503 else {}
-            return error_response(refusal.status, refusal.code, refusal.message, **headers)
+            return error_response(refusal.status, refusal.code, refusal.message, **refusal.headers)
         return json_response(200, {"status": result})
 
     async def _receive(self, request: Request) -> str:
@@ -82,7 +80,7 @@ class DiditWebhooks:
         if verifier is None:
             raise Refusal(404, "didit_webhooks_disabled", "didit_webhooks is not configured")
         settings = self._settings()
-        body = await read_body(request, settings.server.max_body_bytes)
+        body = await read_body(request.receive, request.headers, settings.server.max_body_bytes)
         try:
             verified = verifier.verify(body, request.headers, now=self._clock())
         except VerificationError as exc:
@@ -126,15 +124,7 @@ class DiditWebhooks:
             event_id=event_id,
             event_type=EventType.STATUS_UPDATED,
             created_at=now,
-            share=ShareFacts(
-                notification_id=notification.id,
-                partner=notification.partner,
-                partner_event_id=notification.partner_event_id,
-                session_kind=notification.session_kind,
-                source_application_id=notification.source_application_id,
-                source_session_id=notification.source_session_id,
-                route=notification.route,
-            ),
+            share=ShareFacts.of(notification),
             session=session,
             reason=None,
         )

@@ -2,30 +2,49 @@
 
 Intake runs the checks of DESIGN §4 in their order and answers 202 only after the store has
 committed the notification. No input makes it answer 500: every refusal has a stable code.
+
+It is the one hot path of the HTTP face, so it is a plain ASGI endpoint (``create_app`` hands
+it the partner requests before Starlette's middleware and router) and it writes its own
+canonical ``request`` line and intake metrics, which ``RequestLog`` writes for other routes:
+Starlette's stack, the middleware and per-request context variables cost more than the checks
+(``bench/bench_intake.py``).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Final
 
 import orjson
 import structlog
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
 
 from bridge import rules, tokens
-from bridge.app.responses import error_response, json_response
+from bridge.app.inbound import Refusal, read_body
 from bridge.config import Settings
 from bridge.errors import RoutingError, StoreUnavailable, TokenError, VerificationError
+from bridge.observability import UNKNOWN_PARTNER, Metrics, new_request_id
 from bridge.signing import Verifier
 from bridge.store import NewNotification, Store
+
+__all__ = ["DEADLINE_MARGIN_S", "INTAKE_PATH", "Intake", "LiveConfig", "partner_in"]
 
 log = structlog.get_logger()
 
 DEADLINE_MARGIN_S = 10.0  # a token is worth redeeming until this long before its exp
-STORE_RETRY_AFTER_S = "5"
+INTAKE_PATH: Final = "/v1/partners/{partner}/shares"
+_PATH: Final = re.compile(r"/v1/partners/([^/]+)/shares")
+_JSON_HEADERS: Final = (b"content-type", b"application/json")
+
+
+def partner_in(path: str) -> str | None:
+    """The partner named by an intake path; None for any other path."""
+    match = _PATH.fullmatch(path)
+    return None if match is None else match.group(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +55,18 @@ class LiveConfig:
     verifiers: Mapping[str, Verifier]
 
 
-class Refusal(Exception):
-    """An answer other than 202, raised inside intake and rendered in one place."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    document: dict[str, Any]
+    outcome: str  # accepted, duplicate, or the refusal's code
+    notification_id: str | None = None
+    rule: str | None = None
+    headers: Mapping[str, str] | None = None
 
 
 class Intake:
-    """``POST /v1/partners/{partner}/shares``."""
+    """``POST /v1/partners/{partner}/shares``, as an ASGI app."""
 
     def __init__(
         self,
@@ -55,68 +76,99 @@ class Intake:
         on_accepted: Callable[[], None],
         clock: Callable[[], float] = time.time,
         draining: Callable[[], bool] = lambda: False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._live = live
         self._store = store
         self._on_accepted = on_accepted
         self._clock = clock
         self._draining = draining
+        self._metrics = metrics
 
-    async def receive(self, request: Request) -> Response:
-        partner = request.path_params["partner"]
-        structlog.contextvars.bind_contextvars(partner=partner)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        partner = partner_in(scope["path"]) or ""
         try:
-            notification_id, duplicate = await self._receive(request, partner)
-        except Refusal as refusal:
-            log.info("share_refused", code=refusal.code, http_status=refusal.status)
-            headers = {"Retry-After": STORE_RETRY_AFTER_S} if refusal.status == 503 else {}
-            return error_response(refusal.status, refusal.code, refusal.message, **headers)
-        finally:
-            structlog.contextvars.unbind_contextvars("partner")
-        status = "duplicate" if duplicate else "accepted"
-        # Debug only: the request's canonical line (RequestLog) carries the same facts.
-        log.debug("share_received", notification_id=notification_id, result=status)
-        return json_response(200 if duplicate else 202, {"id": notification_id, "status": status})
+            answer = await self._answer(scope, receive, partner)
+        except Exception:  # a bug: the partner still gets an answer with a code, and a line
+            log.exception("intake_failed", partner=partner)
+            answer = _refused(Refusal(500, "internal_error", "the bridge failed; send it again"))
+        body = orjson.dumps(answer.document)
+        headers = [_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+        if answer.headers:
+            headers += [(k.lower().encode(), v.encode()) for k, v in answer.headers.items()]
+        try:
+            await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:  # the partner may be gone by now; the line is written all the same
+            self._record(scope, partner, answer, time.perf_counter() - started)
 
-    async def _receive(self, request: Request, partner_name: str) -> tuple[str, bool]:
+    def _record(self, scope: Scope, partner: str, answer: _Answer, duration: float) -> None:
+        """The request's canonical line and the intake metrics (see ``RequestLog``)."""
+        label = partner if partner in self._live().settings.partners else UNKNOWN_PARTNER
+        if self._metrics is not None:
+            self._metrics.notifications_received.labels(partner=label, result=answer.outcome).inc()
+            self._metrics.intake_latency.observe(duration)
+        fields: dict[str, Any] = {}
+        if answer.notification_id is not None:
+            fields["notification_id"] = answer.notification_id
+        if answer.rule is not None:
+            fields["rule"] = answer.rule
+        log.info(
+            "request",
+            request_id=new_request_id(),
+            method=scope["method"],
+            path=scope["path"],
+            partner=label,
+            outcome=answer.outcome,
+            http_status=answer.status,
+            duration_ms=round(duration * 1000, 2),
+            **fields,
+        )
+
+    async def _answer(self, scope: Scope, receive: Receive, partner: str) -> _Answer:
+        try:
+            new = await self._screened(scope, receive, partner)
+            if isinstance(new, str):  # a partner's retry of a message already accepted
+                return _accepted(new, duplicate=True, rule=None)
+            accepted = await self._store.accept(new)
+        except Refusal as refusal:
+            return _refused(refusal)
+        except StoreUnavailable:
+            return _refused(Refusal(503, "store_unavailable", "the store is unavailable; retry"))
+        if not accepted.duplicate:
+            self._on_accepted()
+        return _accepted(accepted.id, duplicate=accepted.duplicate, rule=new.route.rule)
+
+    async def _screened(
+        self, scope: Scope, receive: Receive, partner_name: str
+    ) -> NewNotification | str:
+        """The notification to store, in DESIGN §4's check order; or the id of its original."""
         live = self._live()
         settings = live.settings
-        partner = settings.partners.get(partner_name)
-        if partner is None:
+        if partner_name not in settings.partners:
             raise Refusal(404, "unknown_partner", "no partner by that name is configured")
         if self._draining():
             raise Refusal(503, "shutting_down", "the bridge is shutting down; send it again")
-        body = await read_body(request, settings.server.max_body_bytes)
-        if _media_type(request) != "application/json":
+        headers = Headers(scope=scope)
+        body = await read_body(receive, headers, settings.server.max_body_bytes)
+        if _media_type(headers) != "application/json":
             raise Refusal(415, "unsupported_media_type", "send the body as application/json")
         now = self._clock()
         try:
-            verified = live.verifiers[partner_name].verify(body, request.headers, now=now)
+            verified = live.verifiers[partner_name].verify(body, headers, now=now)
         except VerificationError as exc:
             raise Refusal(401, exc.code, exc.message) from None
         try:
-            new = _screen(settings, partner_name, body, verified.message_id, now)
+            return _screen(settings, partner_name, body, verified.message_id, now)
         except Refusal:
             if verified.message_id is not None:
                 # A partner retrying a message we accepted gets its original answer, even if
                 # its token has expired since (DESIGN §3).
-                original = await self._original(partner_name, verified.message_id)
+                original = await self._store.find_message(partner_name, verified.message_id)
                 if original is not None:
-                    return original, True
+                    return original
             raise
-        try:
-            accepted = await self._store.accept(new)
-        except StoreUnavailable:
-            raise Refusal(503, "store_unavailable", "the store is unavailable; retry") from None
-        if not accepted.duplicate:
-            self._on_accepted()
-        return accepted.id, accepted.duplicate
-
-    async def _original(self, partner: str, message_id: str) -> str | None:
-        try:
-            return await self._store.find_message(partner, message_id)
-        except StoreUnavailable:
-            raise Refusal(503, "store_unavailable", "the store is unavailable; retry") from None
 
 
 def _screen(
@@ -161,7 +213,6 @@ def _screen(
         )
     except RoutingError as exc:
         raise Refusal(422, exc.code, exc.message) from None
-    structlog.contextvars.bind_contextvars(rule=route.rule)  # for the request's canonical line
     return NewNotification(
         partner=partner_name,
         partner_event_id=event_id,
@@ -177,23 +228,25 @@ def _screen(
     )
 
 
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def _accepted(notification_id: str, *, duplicate: bool, rule: str | None) -> _Answer:
+    outcome = "duplicate" if duplicate else "accepted"
+    return _Answer(
+        status=200 if duplicate else 202,
+        document={"id": notification_id, "status": outcome},
+        outcome=outcome,
+        notification_id=notification_id,
+        rule=rule,
+    )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 as soon as it passes ``limit`` (declared or streamed)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Refusal(413, "body_too_large", f"the body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise Refusal(413, "body_too_large", f"the body exceeds {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise Refusal(400, "client_disconnected", "the body did not arrive whole") from None
-    return b"".join(chunks)
+def _refused(refusal: Refusal) -> _Answer:
+    return _Answer(
+        status=refusal.status,
+        document={"error": {"code": refusal.code, "message": refusal.message}},
+        outcome=refusal.code,
+        headers=refusal.headers,
+    )
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from bridge import __version__, auth, config, didit
 from bridge.app import (
     Admin,
+    BridgeApp,
     DiditWebhooks,
     Health,
     Intake,
@@ -165,12 +166,13 @@ class Service:
             snapshot=lambda: store_snapshot(self.store),
             before_render=[PacerCounters(self.metrics, self.pacer)],
         )
-        self.app: Starlette = create_app(
+        self.app: BridgeApp = create_app(
             intake=Intake(
                 live=lambda: self._live,
                 store=self.store,
                 on_accepted=self.import_worker.notify,
                 draining=lambda: self.draining,
+                metrics=self.metrics,
             ),
             health=Health(store=self.store, workers_running=self._workers_running),
             didit_webhooks=DiditWebhooks(
@@ -189,11 +191,7 @@ class Service:
             ),
             metrics=self.metrics_endpoint,
             openapi=OpenApi(live=lambda: self._live),
-            middleware=[
-                Middleware(
-                    RequestLog, metrics=self.metrics, partners=lambda: self._live.settings.partners
-                )
-            ],
+            middleware=[Middleware(RequestLog)],
         )
 
     def begin_draining(self) -> None:

@@ -78,8 +78,12 @@ def test_intake_rows_through_the_real_server(
     for secret in (token, expired):
         assert secret not in output
         assert secret.split(".")[1] not in output
-    logged = [line for line in bridge.log_lines() if line.get("event") == "share_refused"]
-    assert {line["code"] for line in logged} >= {
+    logged = [
+        line
+        for line in bridge.log_lines()
+        if line.get("event") == "request" and line.get("http_status", 0) >= 400
+    ]
+    assert {line["outcome"] for line in logged} >= {
         "unknown_partner",
         "body_too_large",
         "unsupported_media_type",

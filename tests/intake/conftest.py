@@ -20,6 +20,7 @@ import yaml
 
 from bridge import auth, config
 from bridge.app import Health, Intake, LiveConfig, create_app
+from bridge.observability import Metrics
 from bridge.store import Store, open_store
 from tests.store.helpers import START, FakeClock
 from tests.support.bridge_process import SandboxTarget, make_config
@@ -71,7 +72,14 @@ def load_settings(**options: Any) -> config.Settings:
 class Harness:
     """One intake app over one store, and the partner's side of the conversation."""
 
-    def __init__(self, settings: config.Settings, store: Store, clock: FakeClock) -> None:
+    def __init__(
+        self,
+        settings: config.Settings,
+        store: Store,
+        clock: FakeClock,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -84,6 +92,7 @@ class Harness:
             on_accepted=self._signal,
             clock=clock,
             draining=lambda: self.draining,
+            metrics=metrics,
         )
         app = create_app(intake=intake, health=Health(store=store, workers_running=lambda: True))
         self.client = httpx.AsyncClient(

@@ -73,7 +73,7 @@ async def test_document_matches_the_routes(service: Service) -> None:
     }
     served = {
         (route.path, method)
-        for route in service.app.routes
+        for route in service.app.rest.routes
         if isinstance(route, Route) and route.path != "/openapi.json"
         for method in set(route.methods or ()) - {"HEAD"}
     }

@@ -1,5 +1,6 @@
-"""The canonical request line and the intake metrics (``RequestLog``), and ``/metrics``'s
-snapshot of the store (``MetricsEndpoint``, ``PacerCounters``), in process."""
+"""The canonical request line of every route but intake (``RequestLog``; intake's own line is
+tested in ``tests/intake/test_request_line.py``), and ``/metrics``'s snapshot of the store
+(``MetricsEndpoint``, ``PacerCounters``), in process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -25,7 +25,6 @@ from bridge.pacing import Pacer
 from tests.ops.scenario import parse_metrics, value
 
 pytestmark = pytest.mark.anyio
-RECEIVED = "bridge_notifications_received_total"
 
 
 @pytest.fixture
@@ -45,15 +44,6 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
-async def intake(request: Request) -> Response:
-    """Stands in for intake: binds what it learns, as the real one does."""
-    partner = request.path_params["partner"]
-    if partner != "acme":
-        return JSONResponse({"error": {"code": "unknown_partner", "message": "no"}}, 404)
-    structlog.contextvars.bind_contextvars(rule="acme-users")
-    return JSONResponse({"id": "ntf_1", "status": "accepted"}, 202)
-
-
 async def broken(request: Request) -> Response:
     raise RuntimeError("a bug")
 
@@ -63,14 +53,13 @@ async def healthz(request: Request) -> Response:
 
 
 @pytest.fixture(name="client")
-async def _client(metrics: Metrics) -> AsyncIterator[httpx.AsyncClient]:
+async def _client() -> AsyncIterator[httpx.AsyncClient]:
     app = Starlette(
         routes=[
-            Route("/v1/partners/{partner}/shares", intake, methods=["POST"]),
             Route("/broken", broken),
             Route("/healthz", healthz),
         ],
-        middleware=[Middleware(RequestLog, metrics=metrics, partners=lambda: {"acme": 1})],
+        middleware=[Middleware(RequestLog)],
     )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://bridge.test") as client:
@@ -80,28 +69,6 @@ async def _client(metrics: Metrics) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(name="metrics")
 def _metrics() -> Metrics:
     return Metrics()
-
-
-async def test_canonical_line_for_intake(
-    client: httpx.AsyncClient, metrics: Metrics, stream: io.StringIO
-) -> None:
-    """One line per request with the notification id, partner, rule and outcome; counted."""
-    assert (await client.post("/v1/partners/acme/shares")).status_code == 202
-    assert (await client.post("/v1/partners/evil%20name/shares")).status_code == 404
-    [accepted, unknown] = [line for line in lines(stream) if line["event"] == "request"]
-    assert accepted["notification_id"] == "ntf_1"
-    assert (accepted["partner"], accepted["rule"], accepted["outcome"]) == (
-        "acme",
-        "acme-users",
-        "accepted",
-    )
-    assert (accepted["http_status"], accepted["method"]) == (202, "POST")
-    assert (unknown["partner"], unknown["outcome"]) == ("_unknown", "unknown_partner")
-    assert "rule" not in unknown  # a fresh context for every request
-    samples = parse_metrics(metrics.render()[0].decode())
-    assert value(samples, RECEIVED, {"partner": "acme", "result": "accepted"}) == 1
-    assert value(samples, RECEIVED, {"partner": "_unknown", "result": "unknown_partner"}) == 1
-    assert value(samples, "bridge_intake_latency_seconds_count") == 2
 
 
 async def test_probes_are_debug_and_failures_are_logged(

@@ -1,0 +1,67 @@
+"""Where log lines go: into a text stream, those of the event loop's thread together, once per
+turn of the loop.
+
+Under load a ``write`` system call per line was the dearest part of intake's canonical line
+(``bench/bench_intake.py``): every system call releases the GIL, and each release lets the
+store's writer thread take it, so the line cost the event loop far more than its bytes.
+Lines logged in a thread that runs an event loop are gathered and written in one call when
+the loop next turns (``call_soon``: after the callbacks already due, before the loop waits).
+Lines from other threads, or with no loop running, are written at once, after the gathered
+ones, so that lines keep their order. What a SIGKILL loses is one turn's lines at most;
+``flush`` (also run at exit) writes what is gathered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from typing import TextIO
+
+__all__ = ["LineWriter"]
+
+
+class LineWriter:
+    """A structlog logger writing rendered lines to ``stream`` (gathered when ``gather``)."""
+
+    def __init__(self, stream: TextIO, *, gather: bool = True) -> None:
+        self.stream = stream
+        self._gather = gather
+        self._lock = threading.Lock()
+        self._gathered: list[str] = []
+        if gather:
+            atexit.register(self.flush)
+
+    def msg(self, message: str) -> None:
+        """Write one line (``message`` without its newline)."""
+        loop = _running_loop() if self._gather else None
+        with self._lock:
+            if loop is None:
+                self._write_locked([*self._gathered, message])
+                self._gathered.clear()
+                return
+            self._gathered.append(message)
+            if len(self._gathered) == 1:  # the first of this turn: write them when it ends
+                loop.call_soon(self.flush)
+
+    # structlog calls the method named after the level.
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+    def flush(self) -> None:
+        """Write the gathered lines now."""
+        with self._lock:
+            if self._gathered:
+                self._write_locked(self._gathered)
+                self._gathered = []
+
+    def _write_locked(self, lines: list[str]) -> None:
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -1,0 +1,106 @@
+"""Intake's canonical ``request`` line and its metrics: intake writes both itself (it bypasses
+Starlette's middleware, ``RequestLog`` included), once per request, whatever the answer."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from bridge.observability import Metrics, configure_logging, reset_logging
+from bridge.store import Store
+from tests.intake.conftest import Harness, error_code, load_settings, share_token
+from tests.ops.scenario import parse_metrics, value
+from tests.store.helpers import FakeClock
+
+pytestmark = pytest.mark.anyio
+RECEIVED = "bridge_notifications_received_total"
+
+
+@pytest.fixture(name="stream")
+def _stream() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=out)
+    yield out
+    reset_logging()
+
+
+@pytest.fixture(name="metrics")
+def _metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture(name="counted")
+async def _counted(store: Store, clock: FakeClock, metrics: Metrics) -> AsyncIterator[Harness]:
+    harness = Harness(load_settings(), store, clock, metrics=metrics)
+    yield harness
+    await harness.client.aclose()
+
+
+def request_lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    return [line for line in lines if line["event"] == "request"]
+
+
+async def test_one_line_per_answer_with_its_outcome(
+    counted: Harness, metrics: Metrics, stream: io.StringIO
+) -> None:
+    token = share_token()
+    accepted = await counted.post("acme", {"share_token": token, "customer": "c-1"})
+    duplicate = await counted.post("hooli", {"share_token": token, "customer": "c-1"})
+    unknown = await counted.post("evil%20name", {"share_token": token}, signed=False)
+    unsigned = await counted.post("acme", {"share_token": token}, signed=False)
+    assert [r.status_code for r in (accepted, duplicate, unknown, unsigned)] == [202, 200, 404, 401]
+
+    first, second, third, fourth = request_lines(stream)
+    assert first["notification_id"] == accepted.json()["id"] == second["notification_id"]
+    assert (first["partner"], first["outcome"], first["http_status"]) == ("acme", "accepted", 202)
+    assert first["rule"] in {rule.name for rule in counted.settings.rules}
+    assert (first["method"], first["path"]) == ("POST", "/v1/partners/acme/shares")
+    assert (first["level"], isinstance(first["duration_ms"], float)) == ("info", True)
+    assert (second["partner"], second["outcome"]) == ("hooli", "duplicate")
+    # A name that is not configured never reaches a log field or a label as sent.
+    assert (third["partner"], third["outcome"], third["http_status"]) == (
+        "_unknown",
+        "unknown_partner",
+        404,
+    )
+    assert "rule" not in third
+    assert "notification_id" not in third
+    assert (fourth["outcome"], fourth["http_status"]) == (error_code(unsigned), 401)
+    ids = {line["request_id"] for line in (first, second, third, fourth)}
+    assert len(ids) == 4
+    assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in ids)
+    assert token not in stream.getvalue()
+
+    samples = parse_metrics(metrics.render()[0].decode())
+    assert value(samples, RECEIVED, {"partner": "acme", "result": "accepted"}) == 1
+    assert value(samples, RECEIVED, {"partner": "hooli", "result": "duplicate"}) == 1
+    assert value(samples, RECEIVED, {"partner": "_unknown", "result": "unknown_partner"}) == 1
+    assert value(samples, RECEIVED, {"partner": "acme", "result": error_code(unsigned)}) == 1
+    assert value(samples, "bridge_intake_latency_seconds_count") == 4
+
+
+async def test_a_bug_is_answered_500_with_a_code_and_logged(
+    counted: Harness, stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the store")
+
+    monkeypatch.setattr(counted.store, "accept", broken)
+    response = await counted.post("acme", {"share_token": share_token(), "customer": "c"})
+    assert (response.status_code, error_code(response)) == (500, "internal_error")
+    assert "a bug" not in response.text  # the answer says nothing of the inside
+    [line] = request_lines(stream)
+    assert (line["outcome"], line["http_status"]) == ("internal_error", 500)
+    events = [orjson.loads(raw)["event"] for raw in stream.getvalue().splitlines()]
+    assert "intake_failed" in events
+
+
+async def test_other_methods_on_the_intake_path_are_405(counted: Harness) -> None:
+    response = await counted.client.get("/v1/partners/acme/shares")
+    assert response.status_code == 405
