@@ -8,14 +8,14 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import orjson
 import pytest
 
-from bridge.observability import Metrics, configure_logging, reset_logging
+from bridge.observability import Metrics
 from bridge.store import Store
 from tests.intake.conftest import Harness, error_code, load_settings, share_token
 from tests.ops.scenario import parse_metrics, value
 from tests.store.helpers import FakeClock
+from tests.support.logs import captured_logs, json_lines
 
 pytestmark = pytest.mark.anyio
 RECEIVED = "bridge_notifications_received_total"
@@ -23,10 +23,8 @@ RECEIVED = "bridge_notifications_received_total"
 
 @pytest.fixture(name="stream")
 def _stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    configure_logging(level="info", fmt="json", stream=out)
-    yield out
-    reset_logging()
+    with captured_logs("info") as out:
+        yield out
 
 
 @pytest.fixture(name="metrics")
@@ -42,8 +40,7 @@ async def _counted(store: Store, clock: FakeClock, metrics: Metrics) -> AsyncIte
 
 
 def request_lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
-    return [line for line in lines if line["event"] == "request"]
+    return [line for line in json_lines(stream) if line["event"] == "request"]
 
 
 async def test_one_line_per_answer_with_its_outcome(
@@ -97,7 +94,7 @@ async def test_a_bug_is_answered_500_with_a_code_and_logged(
     assert "a bug" not in response.text  # the answer says nothing of the inside
     [line] = request_lines(stream)
     assert (line["outcome"], line["http_status"]) == ("internal_error", 500)
-    events = [orjson.loads(raw)["event"] for raw in stream.getvalue().splitlines()]
+    events = [line["event"] for line in json_lines(stream)]
     assert "intake_failed" in events
 
 

@@ -5,9 +5,7 @@ tested in ``tests/intake/test_request_line.py``), and ``/metrics``'s snapshot of
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
 
 import httpx
 import pytest
@@ -20,9 +18,10 @@ from starlette.routing import Route
 from bridge.app import MetricsEndpoint, RequestLog
 from bridge.app.metrics import PacerCounters
 from bridge.errors import StoreUnavailable
-from bridge.observability import Metrics, configure_logging, reset_logging
+from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from tests.ops.scenario import parse_metrics, value
+from tests.support.logs import captured_logs, json_lines
 
 pytestmark = pytest.mark.anyio
 
@@ -34,14 +33,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(name="stream")
 def _stream() -> Iterator[io.StringIO]:
-    out = io.StringIO()
-    configure_logging(level="debug", fmt="json", stream=out)
-    yield out
-    reset_logging()
-
-
-def lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
+    with captured_logs("debug") as out:
+        yield out
 
 
 async def broken(request: Request) -> Response:
@@ -77,7 +70,7 @@ async def test_probes_are_debug_and_failures_are_logged(
     """Health probes log at debug; a crashing endpoint still gets its line (500)."""
     await client.get("/healthz")
     assert (await client.get("/broken")).status_code == 500
-    by_path = {line["path"]: line for line in lines(stream) if line["event"] == "request"}
+    by_path = {line["path"]: line for line in json_lines(stream) if line["event"] == "request"}
     assert by_path["/healthz"]["level"] == "debug"
     assert (by_path["/broken"]["level"], by_path["/broken"]["http_status"]) == ("info", 500)
 
@@ -126,4 +119,4 @@ async def test_scrape_refreshes_the_snapshot_and_keeps_it_on_failure(
     ) == (2, 1.5)
     assert value(third, "bridge_queue_depth") == 0
     assert value(third, "bridge_pacer_waits_total") == 2  # deltas, not re-added
-    assert [line["event"] for line in lines(stream)].count("metrics_snapshot_failed") == 1
+    assert [line["event"] for line in json_lines(stream)].count("metrics_snapshot_failed") == 1
