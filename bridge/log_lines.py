@@ -1,4 +1,4 @@
-"""Where log lines go: into a text stream, those of the event loop's thread together, once per
+"""Where log lines go: into a text stream, those of an event loop's thread together, once per
 turn of the loop.
 
 Under load a ``write`` system call per line was the dearest part of intake's canonical line
@@ -8,13 +8,16 @@ Lines logged in a thread that runs an event loop are gathered and written in one
 the loop next turns (``call_soon``: after the callbacks already due, before the loop waits).
 Lines from other threads, or with no loop running, are written at once, after the gathered
 ones, so that lines keep their order. What a SIGKILL loses is one turn's lines at most;
-``flush`` (also run at exit) writes what is gathered.
+``flush`` (also run at exit) writes what is gathered. A stream that cannot be written to
+(closed, broken pipe) loses the lines, never the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import sys
 import threading
 from typing import TextIO
 
@@ -27,8 +30,10 @@ class LineWriter:
     def __init__(self, stream: TextIO, *, gather: bool = True) -> None:
         self.stream = stream
         self._gather = gather
-        self._lock = threading.Lock()
+        # Re-entrant: a collection inside the lock may finalise a task that logs.
+        self._lock = threading.RLock()
         self._gathered: list[str] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None  # where a flush is due
         if gather:
             atexit.register(self.flush)
 
@@ -37,12 +42,16 @@ class LineWriter:
         loop = _running_loop() if self._gather else None
         with self._lock:
             if loop is None:
-                self._write_locked([*self._gathered, message])
-                self._gathered.clear()
+                lines, self._gathered = self._gathered, []
+                lines.append(message)
+                self._write(lines)
                 return
             self._gathered.append(message)
-            if len(self._gathered) == 1:  # the first of this turn: write them when it ends
-                loop.call_soon(self.flush)
+            # A flush due on a loop that has closed since never runs: schedule on this one.
+            schedule = self._flush_on is not loop
+            self._flush_on = loop
+        if schedule:
+            loop.call_soon(self.flush)
 
     # structlog calls the method named after the level.
     log = debug = info = warn = warning = msg
@@ -51,13 +60,17 @@ class LineWriter:
     def flush(self) -> None:
         """Write the gathered lines now."""
         with self._lock:
-            if self._gathered:
-                self._write_locked(self._gathered)
-                self._gathered = []
+            lines, self._gathered, self._flush_on = self._gathered, [], None
+            if lines:
+                self._write(lines)
 
-    def _write_locked(self, lines: list[str]) -> None:
-        self.stream.write("\n".join(lines) + "\n")
-        self.stream.flush()
+    def _write(self, lines: list[str]) -> None:
+        try:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError) as error:  # closed or broken: say so where we still can
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(f"bridge: {len(lines)} log line(s) lost: {type(error).__name__}\n")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -309,10 +309,7 @@ class _BridgeLogHandler(logging.Handler):
             line = self.format(record)
         except Exception as error:  # noqa: BLE001 - see _stand_in
             line = self.format(_stand_in(record, error))
-        try:
-            self._writer.msg(line)
-        except (OSError, ValueError) as error:  # a closed or broken stream
-            self.handleError(_stand_in(record, error))
+        self._writer.msg(line)  # a closed or broken stream loses the line (see LineWriter)
 
 
 def _stand_in(record: logging.LogRecord, error: BaseException) -> logging.LogRecord:

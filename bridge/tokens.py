@@ -61,6 +61,7 @@ _INT64: Final = range(-(2**63), 2**63)
 # Header segments seen lately and what they decode to: a partner's tokens all carry the same
 # header, so it is decoded once. Bounded: cleared when full.
 _HEADERS_KEPT: Final = 64
+_HEADER_KEPT_CHARS: Final = 512
 _decoded_headers: dict[str, dict[str, Any]] = {}
 
 
@@ -188,11 +189,18 @@ def _decode_plain(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return None
     if not _PLAIN_HEADER_KEYS.isdisjoint(header_json):
         return None
-    if header_segment not in _decoded_headers:
+    if header_segment not in _decoded_headers and _worth_keeping(header_segment, header_json):
         if len(_decoded_headers) >= _HEADERS_KEPT:
             _decoded_headers.clear()
         _decoded_headers[header_segment] = header_json
     return dict(header_json), claims_json
+
+
+def _worth_keeping(segment: str, header: dict[str, Any]) -> bool:
+    """Only short headers of plain values are kept: the copy handed out must share nothing."""
+    return len(segment) <= _HEADER_KEPT_CHARS and all(
+        isinstance(value, str | int | float | bool) or value is None for value in header.values()
+    )
 
 
 def _strict_json(document: bytes) -> Any:

@@ -26,7 +26,12 @@ class Refusal(Exception):
 async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``limit`` (declared or streamed)."""
     declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdecimal()
+        and (len(declared) > len(str(limit)) or int(declared) > limit)
+    ):
         raise Refusal(413, "body_too_large", f"the body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0

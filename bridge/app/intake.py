@@ -87,11 +87,12 @@ class Intake:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        request_id = new_request_id()
         partner = partner_in(scope["path"]) or ""
         try:
             answer = await self._answer(scope, receive, partner)
         except Exception:  # a bug: the partner still gets an answer with a code, and a line
-            log.exception("intake_failed", partner=partner)
+            log.exception("intake_failed", request_id=request_id)
             answer = _refused(Refusal(500, "internal_error", "the bridge failed; send it again"))
         body = orjson.dumps(answer.document)
         headers = [_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
@@ -101,9 +102,11 @@ class Intake:
             await send({"type": "http.response.start", "status": answer.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         finally:  # the partner may be gone by now; the line is written all the same
-            self._record(scope, partner, answer, time.perf_counter() - started)
+            self._record(scope, request_id, partner, answer, time.perf_counter() - started)
 
-    def _record(self, scope: Scope, partner: str, answer: _Answer, duration: float) -> None:
+    def _record(
+        self, scope: Scope, request_id: str, partner: str, answer: _Answer, duration: float
+    ) -> None:
         """The request's canonical line and the intake metrics (see ``RequestLog``)."""
         label = partner if partner in self._live().settings.partners else UNKNOWN_PARTNER
         if self._metrics is not None:
@@ -116,7 +119,7 @@ class Intake:
             fields["rule"] = answer.rule
         log.info(
             "request",
-            request_id=new_request_id(),
+            request_id=request_id,
             method=scope["method"],
             path=scope["path"],
             partner=label,

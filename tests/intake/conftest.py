@@ -94,9 +94,11 @@ class Harness:
             draining=lambda: self.draining,
             metrics=metrics,
         )
-        app = create_app(intake=intake, health=Health(store=store, workers_running=lambda: True))
+        self.app = create_app(
+            intake=intake, health=Health(store=store, workers_running=lambda: True)
+        )
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://bridge.test"
+            transport=httpx.ASGITransport(app=self.app), base_url="http://bridge.test"
         )
         self._numbers = 0
 

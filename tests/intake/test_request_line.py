@@ -8,7 +8,9 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import orjson
 import pytest
+from starlette.types import Message
 
 from bridge.observability import Metrics
 from bridge.store import Store
@@ -94,10 +96,49 @@ async def test_a_bug_is_answered_500_with_a_code_and_logged(
     assert "a bug" not in response.text  # the answer says nothing of the inside
     [line] = request_lines(stream)
     assert (line["outcome"], line["http_status"]) == ("internal_error", 500)
-    events = [line["event"] for line in json_lines(stream)]
-    assert "intake_failed" in events
+    [failure] = [entry for entry in json_lines(stream) if entry["event"] == "intake_failed"]
+    assert failure["request_id"] == line["request_id"]  # the traceback joins its request
+    assert "RuntimeError" in failure["exception"]
 
 
-async def test_other_methods_on_the_intake_path_are_405(counted: Harness) -> None:
-    response = await counted.client.get("/v1/partners/acme/shares")
-    assert response.status_code == 405
+async def test_other_methods_and_paths_do_not_reach_intake(
+    counted: Harness, metrics: Metrics, stream: io.StringIO
+) -> None:
+    assert (await counted.client.get("/v1/partners/acme/shares")).status_code == 405
+    assert (await counted.client.head("/v1/partners/acme/shares")).status_code == 405
+    nested = await counted.client.post("/v1/partners/acme/x/shares", content=b"{}")
+    assert nested.status_code == 404
+    assert request_lines(stream) == []  # intake wrote nothing: Starlette answered
+    samples = parse_metrics(metrics.render()[0].decode())
+    assert value(samples, "bridge_intake_latency_seconds_count") == 0
+
+
+async def test_a_partner_gone_before_the_body_ended_is_400_and_nothing_is_stored(
+    counted: Harness, stream: io.StringIO
+) -> None:
+    body = orjson.dumps({"share_token": share_token(), "customer": "c"})
+    headers = counted.sign("acme", body)
+    messages: list[Message] = [
+        {"type": "http.request", "body": body[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/partners/acme/shares",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    await counted.app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert orjson.loads(sent[1]["body"])["error"]["code"] == "client_disconnected"
+    [line] = request_lines(stream)
+    assert line["outcome"] == "client_disconnected"
+    assert await counted.store.list_notifications() == []

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import threading
 
+import orjson
+import pytest
+import structlog
+
 from bridge.log_lines import LineWriter
+from bridge.observability import configure_logging
 
 
 class CountingStream(io.StringIO):
@@ -72,7 +78,7 @@ def test_without_a_loop_or_gathering_every_line_is_written_at_once() -> None:
     assert immediate.writes == 2
 
 
-def test_flush_writes_what_a_stopped_loop_left_gathered() -> None:
+def test_a_loop_that_stopped_before_its_flush_loses_nothing() -> None:
     stream = CountingStream()
     writer = LineWriter(stream)
     loop = asyncio.new_event_loop()
@@ -85,5 +91,52 @@ def test_flush_writes_what_a_stopped_loop_left_gathered() -> None:
     loop.run_forever()
     loop.close()
     assert stream.getvalue() == ""
-    writer.flush()
-    assert stream.getvalue() == "gathered, never flushed by the loop\n"
+
+    async def next_loop() -> None:
+        writer.info("from the next loop")
+
+    asyncio.run(next_loop())  # a new loop gets its own flush, which writes both
+    assert stream.getvalue() == "gathered, never flushed by the loop\nfrom the next loop\n"
+    writer.info("no loop now")
+    writer.flush()  # nothing left gathered: nothing written twice
+    assert stream.getvalue().count("from the next loop") == 1
+
+
+class BrokenStream(CountingStream):
+    def write(self, text: str) -> int:
+        super().write(text)
+        raise BrokenPipeError("the reader went away")
+
+
+def test_a_broken_stream_loses_lines_not_the_process(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = BrokenStream()
+    writer = LineWriter(stream)
+
+    async def main() -> None:
+        writer.info("one")
+        await asyncio.sleep(0)
+        writer.info("two")
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    writer.info("from no loop")
+    assert stream.writes == 3  # every turn tried again: nothing piled up
+    assert capsys.readouterr().err.count("log line(s) lost: BrokenPipeError") == 3
+
+
+def test_configured_for_production_the_loop_lines_wait_for_the_turn_in_order() -> None:
+    stream = CountingStream()
+    configure_logging(level="info", fmt="json", stream=stream, production=True)
+    log = structlog.get_logger("test")
+
+    async def main() -> None:
+        log.info("first")
+        logging.getLogger("uvicorn.error").warning("second")
+        log.info("third")
+        assert stream.getvalue() == ""
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    events = [orjson.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events == ["first", "second", "third"]
+    assert stream.writes == 1

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from bridge.observability import REDACTED, REDACTED_JWT, Redactor, configure_logging, get_logger
@@ -302,6 +302,9 @@ def test_a_planted_registered_secret_never_reaches_a_log_line(
     secret: str, data: st.DataObject
 ) -> None:
     """Anywhere in any nesting, a registered literal secret is removed from both logging paths."""
+    # Digits and signs alone turn up inside a number or a timestamp on the line by chance
+    # (numbers are kept as they are): credentials hold letters, and so do the secrets here.
+    assume(any(char.isalpha() for char in secret))
     structure = data.draw(planted(st.just(secret)))
     for line in render_both_ways(Redactor([secret]), structure):
         assert secret not in line

@@ -95,3 +95,40 @@ def test_padding_is_judged_alike(padding: str, monkeypatch: pytest.MonkeyPatch) 
 
 def test_a_plain_token_takes_the_fast_path() -> None:
     assert tokens._decode_plain(GOOD) is not None
+
+
+def test_a_header_seen_before_is_decoded_once_and_handed_out_as_a_copy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tokens, "_decoded_headers", {})
+    first = tokens._decode_plain(GOOD)
+    assert first is not None
+    first[0]["alg"] = "changed by a caller"
+    decoded: list[bytes] = []
+    real = tokens._strict_json
+
+    def counting(document: bytes) -> Any:
+        decoded.append(document)
+        return real(document)
+
+    monkeypatch.setattr(tokens, "_strict_json", counting)
+    second = tokens._decode_plain(GOOD)
+    assert second is not None
+    assert second[0] == {"alg": "HS256", "typ": "JWT"}  # the cache was not changed
+    assert len(decoded) == 1  # the claims only: the header came from the cache
+
+
+def test_the_header_cache_keeps_only_short_flat_headers_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tokens, "_decoded_headers", {})
+    claims, signature = GOOD.split(".")[1:]
+    nested = _b64(b'{"alg":"HS256","jwk":{"kty":"oct"}}')
+    assert tokens._decode_plain(f"{nested}.{claims}.{signature}") is not None
+    long = _b64(b'{"alg":"HS256","x":"' + b"y" * 600 + b'"}')
+    assert tokens._decode_plain(f"{long}.{claims}.{signature}") is not None
+    assert tokens._decoded_headers == {}
+    for number in range(3 * tokens._HEADERS_KEPT):
+        header = _b64(b'{"alg":"HS256","n":%d}' % number)
+        assert tokens._decode_plain(f"{header}.{claims}.{signature}") is not None
+        assert len(tokens._decoded_headers) <= tokens._HEADERS_KEPT
