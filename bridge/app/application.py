@@ -23,11 +23,10 @@ class BridgeApp:
         self.rest = rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and partner_in(scope["path"]) is not None
-        ):
-            await self.intake(scope, receive, send)
-        else:
-            await self.rest(scope, receive, send)
+        if scope["type"] == "http" and scope["method"] == "POST":
+            partner = partner_in(scope["path"])
+            if partner is not None:
+                scope["path_params"] = {"partner": partner}  # as Starlette's router sets it
+                await self.intake(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)

@@ -25,13 +25,7 @@ class Refusal(Exception):
 
 async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``limit`` (declared or streamed)."""
-    declared = headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdecimal()
-        and (len(declared) > len(str(limit)) or int(declared) > limit)
-    ):
+    if _declares_more(headers.get("content-length"), limit):
         raise Refusal(413, "body_too_large", f"the body exceeds {limit} bytes")
     chunks: list[bytes] = []
     size = 0
@@ -46,3 +40,12 @@ async def read_body(receive: Receive, headers: Mapping[str, str], limit: int) ->
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _declares_more(declared: str | None, limit: int) -> bool:
+    """Whether a ``Content-Length`` declares more than ``limit`` bytes. A value that is not a
+    plain decimal number declares nothing here: the size streamed decides."""
+    if declared is None or not (declared.isascii() and declared.isdecimal()):
+        return False
+    digits = declared.lstrip("0")  # compared by length first: int() refuses 4,300+ digits
+    return len(digits) > len(str(limit)) or int(digits or "0") > limit

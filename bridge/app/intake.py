@@ -88,7 +88,7 @@ class Intake:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = new_request_id()
-        partner = partner_in(scope["path"]) or ""
+        partner: str = scope["path_params"]["partner"]  # set by the router (BridgeApp's too)
         try:
             answer = await self._answer(scope, receive, partner)
         except Exception:  # a bug: the partner still gets an answer with a code, and a line

@@ -6,6 +6,7 @@ A pure ASGI middleware (it runs in the request's own task, so what the endpoint 
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Final
 
@@ -20,7 +21,6 @@ log = structlog.get_logger()
 
 # Probes and scrapes arrive every few seconds: their lines are kept for debugging only.
 _QUIET_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
-_DEBUG, _INFO = 10, 20
 
 
 class RequestLog:
@@ -48,7 +48,7 @@ class RequestLog:
         finally:
             quiet = path in _QUIET_PATHS and answer["status"] < 500
             log.log(
-                _DEBUG if quiet else _INFO,
+                logging.DEBUG if quiet else logging.INFO,
                 "request",
                 http_status=answer["status"],
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
