@@ -18,6 +18,10 @@ expires sooner takes the next send even if others have waited longer, because se
 wait here at once and the one claimed last may be the most urgent. One acquirer at a time
 sleeps until the next send is allowed; when it wakes it re-reads the limits (a pause that
 arrived meanwhile holds it too) and yields to a more urgent acquirer that came meanwhile.
+
+On shutdown :meth:`Pacer.close` sends every acquirer away with :class:`PacerClosed`: an import
+still waiting for its turn has sent nothing, so it is given back at once instead of holding the
+stop until its turn (at a slow quota, minutes) or the stop deadline.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ WINDOW_S = 60.0
 DEFAULT_BACKOFF_S = 5.0
 MAX_PAUSE_S = 60.0
 _EPSILON = 1e-9
+
+
+class PacerClosed(Exception):
+    """The pacer was closed (the bridge is stopping): send nothing."""
 
 
 class Pacer:
@@ -71,6 +79,7 @@ class Pacer:
         self._slow_until = 0.0
         self.waits_total = 0  # acquires that had to wait
         self.wait_seconds_total = 0.0
+        self._closed = asyncio.Event()
 
     @property
     def budget(self) -> int:
@@ -90,7 +99,9 @@ class Pacer:
         """Wait until one import may be sent, and count it as sent.
 
         ``deadline`` (any clock, lower is more urgent; None: none) orders the acquirers.
+        Raises :class:`PacerClosed` once the pacer is closed, also while waiting.
         """
+        self._raise_if_closed()
         waiter = _Waiter(math.inf if deadline is None else deadline, next(self._arrivals))
         heapq.heappush(self._queue, waiter)
         waited = False
@@ -101,6 +112,7 @@ class Pacer:
                     waited = True
                     waiter.turn = asyncio.get_running_loop().create_future()
                     await waiter.turn
+                    self._raise_if_closed()
                 now = self._clock()
                 self._refill(now)
                 ready_at = self._ready_at(now)
@@ -109,7 +121,7 @@ class Pacer:
                 waited = True
                 self._sleeper = waiter
                 try:
-                    await self._sleep(ready_at - now)
+                    await self._sleep_unless_closed(ready_at - now)
                 finally:
                     self._sleeper = None
                     self._wake_next()  # a more urgent acquirer may have come meanwhile
@@ -123,6 +135,27 @@ class Pacer:
         if waited:
             self.waits_total += 1
             self.wait_seconds_total += now - started
+
+    def close(self) -> None:
+        """Refuse every acquirer from now on, those waiting included (:class:`PacerClosed`)."""
+        self._closed.set()
+        for waiter in self._queue:
+            if waiter.turn is not None and not waiter.turn.done():
+                waiter.turn.set_result(None)
+
+    def _raise_if_closed(self) -> None:
+        if self._closed.is_set():
+            raise PacerClosed()
+
+    async def _sleep_unless_closed(self, seconds: float) -> None:
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        closing = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait((sleeping, closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            closing.cancel()
+        self._raise_if_closed()
 
     def _wake_next(self) -> None:
         if self._sleeper is None and self._queue:

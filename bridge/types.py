@@ -103,4 +103,10 @@ class Bury:
     error: str
 
 
-JobResult = Done | Complete | Retry | Bury
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Nothing was done that counts (the bridge is stopping before anything was sent): the job
+    is queued again at once, its attempt refunded."""
+
+
+JobResult = Done | Complete | Retry | Bury | Release

@@ -30,7 +30,7 @@ import structlog
 
 from bridge.errors import StoreUnavailable
 from bridge.store import Job, JobKind, Store
-from bridge.types import Bury, Complete, Done, JobResult, Retry
+from bridge.types import Bury, Complete, Done, JobResult, Release, Retry
 
 __all__ = [
     "Bury",
@@ -38,6 +38,7 @@ __all__ = [
     "Done",
     "Handler",
     "JobResult",
+    "Release",
     "Retry",
     "Worker",
     "backoff_s",
@@ -230,6 +231,8 @@ class Worker:
                 return await self._store.retry(job, run_after=run_after, error=error)
             case Bury(error=error):
                 return await self._store.bury(job, error=error)
+            case Release():
+                return await self._store.release(job)
 
     async def _heartbeat(self) -> None:
         lost: set[int] = set()
@@ -255,4 +258,5 @@ _RESULT_EVENTS: dict[type, str] = {
     Complete: "job_done",
     Retry: "job_retried",
     Bury: "job_buried",
+    Release: "job_released",
 }

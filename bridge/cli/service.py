@@ -269,6 +269,7 @@ class Service:
     async def shutdown(self) -> None:
         """Stop claiming, let in-flight work finish within the deadline, release the rest."""
         self.draining = True
+        self.pacer.close()  # imports not yet sent are released now, not at the deadline
         await asyncio.gather(
             self.import_worker.stop(STOP_DEADLINE_S), self.delivery_worker.stop(STOP_DEADLINE_S)
         )

@@ -27,7 +27,7 @@ from bridge import didit
 from bridge.config import Settings
 from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
 from bridge.observability import Metrics
-from bridge.pacing import Pacer
+from bridge.pacing import Pacer, PacerClosed
 from bridge.store import (
     AMBIGUOUS,
     RECONCILED_IMPORTED,
@@ -41,7 +41,16 @@ from bridge.store import (
     unresolved_ambiguity,
 )
 from bridge.store.ids import new_id
-from bridge.types import Complete, DiditSession, Done, JobResult, NotificationStatus, Reason, Retry
+from bridge.types import (
+    Complete,
+    DiditSession,
+    Done,
+    JobResult,
+    NotificationStatus,
+    Reason,
+    Release,
+    Retry,
+)
 
 log = structlog.get_logger()
 
@@ -94,7 +103,10 @@ class ImportHandler:
         return await self._import(job, notification, notification.token)
 
     async def _import(self, job: Job, notification: Notification, token: str) -> JobResult:
-        await self._pacer.acquire(notification.deadline)  # the most urgent token goes first
+        try:
+            await self._pacer.acquire(notification.deadline)  # the most urgent token goes first
+        except PacerClosed:
+            return Release()  # stopping, and nothing sent yet: the next start sends it
         if notification.deadline is not None and self._clock() >= notification.deadline:
             return await self._expire(job, notification)
         attempt = await self._store.begin_import_attempt(job)

@@ -129,3 +129,41 @@ def test_sigterm_under_load(
     assert len(outcomes) == len(accepted)
     assert len(control.redemptions()) == len(accepted)
     assert control.double_redemptions() == []
+
+
+@pytest.mark.e2e
+def test_sigterm_gives_back_imports_waiting_for_their_turn_at_once(
+    make_bridge: MakeBridge, control: SandboxControl, target: SandboxTarget
+) -> None:
+    """Imports claimed but still waiting at the pacer have sent nothing: SIGTERM releases them
+    at once, attempt refunded, instead of holding the stop until the stop deadline (20 s)."""
+    bridge = make_bridge(rate_limit_per_minute=1, max_in_flight=4)  # one send, then a minute
+    ids = []
+    for number, share in enumerate(tokens(control, target, 5)):
+        answer = bridge.post_share("acme", {"share_token": share, "customer": f"c-{number}"})
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["id"])
+    deadline = time.monotonic() + 20
+    while True:  # the first import answered, four claimed and waiting at the pacer
+        with sqlite3.connect(bridge.db_path) as db:
+            statuses = dict(db.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
+        db.close()
+        if statuses.get("running") == 4 and len(control.redemptions()) == 1:
+            break
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.05)
+
+    signalled = time.monotonic()
+    assert bridge.terminate() == 0, bridge.output()[-3000:]
+    stopped_in = time.monotonic() - signalled
+
+    assert stopped_in < 5.0, f"the stop waited {stopped_in:.1f} s for imports not yet sent"
+    with sqlite3.connect(bridge.db_path) as db:
+        jobs = db.execute(
+            "SELECT status, attempts FROM jobs WHERE kind = 'import' AND status <> 'done'"
+        ).fetchall()
+    db.close()
+    assert sorted(jobs) == [("queued", 0)] * 4
+    released = [line for line in bridge.log_lines() if line.get("event") == "job_released"]
+    assert len(released) == 4
+    assert len(control.redemptions()) == 1

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bridge.pacing import DEFAULT_BACKOFF_S, MAX_PAUSE_S, Pacer
+from bridge.pacing import DEFAULT_BACKOFF_S, MAX_PAUSE_S, Pacer, PacerClosed
 from bridge.types import RateLimitInfo
 
 pytestmark = pytest.mark.anyio
@@ -324,3 +324,26 @@ class TestFairness:
         assert not third.done()  # the bucket refilled only one send since the second
         await clock.advance_to(START + 2.0)
         await third
+
+
+class TestClose:
+    async def test_every_waiting_acquirer_is_sent_away_at_once(self) -> None:
+        """The one sleeping until the next send and those queued behind it: none sends."""
+        clock = ManualTime()
+        pacer = Pacer(1, clock=clock, sleep=clock.sleep)  # one send a minute
+        await pacer.acquire()
+        waiting = [asyncio.create_task(pacer.acquire(deadline=d)) for d in (3.0, 1.0, 2.0)]
+        await settle()
+        assert not any(task.done() for task in waiting)
+        pacer.close()
+        await settle()
+        assert clock.now == START  # no time passed: they did not wait for their turn
+        for task in waiting:
+            with pytest.raises(PacerClosed):
+                task.result()
+
+    async def test_an_acquire_after_close_is_refused(self) -> None:
+        pacer = Pacer(600)
+        pacer.close()
+        with pytest.raises(PacerClosed):
+            await pacer.acquire()

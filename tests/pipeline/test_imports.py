@@ -15,7 +15,7 @@ from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from bridge.pipeline import imports
 from bridge.store import AMBIGUOUS, AttemptKind, Job, Store, open_store
-from bridge.types import Complete, Done, NotificationStatus, Retry
+from bridge.types import Complete, Done, NotificationStatus, Release, Retry
 from tests.pipeline.conftest import (
     WORKFLOW,
     FakeDidit,
@@ -337,6 +337,17 @@ class TestDeadlinesAndTokens:
         finally:
             await rig.client.aclose()
             await store.close()
+
+    async def test_stopping_while_waiting_at_the_pacer_releases_without_a_call(
+        self, rig: Rig
+    ) -> None:
+        """Closed pacer (the bridge is stopping): nothing sent, nothing recorded, given back."""
+        notification_id = await rig.accept()
+        rig.pacer.close()
+        assert await rig.handler(await rig.claim()) == Release()
+        assert rig.fake.calls == []
+        assert await attempts(rig, notification_id) == []
+        assert await status(rig, notification_id) == ("pending", None)
 
     async def test_an_erased_token_fails_token_erased(self, rig: Rig, tmp_path: Path) -> None:
         notification_id = await rig.accept()

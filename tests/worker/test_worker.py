@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from bridge.store import Job, JobKind, Store
-from bridge.worker import Bury, Complete, Done, JobResult, Retry, Worker, backoff_s
+from bridge.worker import Bury, Complete, Done, JobResult, Release, Retry, Worker, backoff_s
 from tests.store.helpers import START, FakeClock, notification
 
 pytestmark = pytest.mark.anyio
@@ -347,6 +347,29 @@ class TestStop:
         (released,) = await store.claim(JobKind.IMPORT, owner="next", lease_s=30)
         assert released.ref == ids[1]
         assert released.attempts == 1
+
+    async def test_a_released_job_is_queued_at_once_with_its_attempt_refunded(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Release (a handler sent away while stopping) gives the job back, nothing counted."""
+        (nid,) = await accept(store, 1)
+        calls: list[int] = []
+        worker: Worker
+
+        async def handler(job: Job) -> JobResult:
+            calls.append(job.attempts)
+            stopping.append(asyncio.create_task(worker.stop(1.0)))
+            return Release()
+
+        stopping: list[asyncio.Task[None]] = []
+        worker = make_worker(store, clock, handler, concurrency=1)
+        with capture_logs() as logs:
+            await worker.run()
+            await asyncio.gather(*stopping)
+        assert calls == [1]
+        assert [e["event"] for e in logs if e.get("ref") == nid] == ["job_released"]
+        (again,) = await store.claim(JobKind.IMPORT, owner="next", lease_s=30)
+        assert (again.ref, again.attempts, again.run_after) == (nid, 1, START)
 
     async def test_stop_before_run_returns(self, store: Store, clock: FakeClock) -> None:
         """A worker that never ran stops at once."""
