@@ -6,7 +6,12 @@ on the same core, is a bare Starlette endpoint on uvicorn (uvloop, httptools) th
 body, parses the same JSON with orjson and answers 202. The load comes from a separate process
 pinned to core 1: a raw asyncio HTTP/1.1 keep-alive client over 64 connections, each request a
 ~1 KB partner body with its own share token (so none is a duplicate), authenticated by the
-api-key scheme. Rounds alternate bridge and baseline; the figures are medians.
+api-key scheme. Rounds alternate bridge, baseline and floor; the figures are medians.
+
+The floor (``bench/_intake_servers.py``) is a durable intake with nothing else: a raw ASGI
+endpoint handing each body to the bridge's own SQLite store, with no checks and no request
+line. The bridge can only be slower, so the floor's ratio is the most the bridge could reach on
+this machine with this store and server.
 
 The import worker must not take CPU from intake during the measurement: the bridge's Didit
 ``base_url`` is a closed local port and its pace is 1 import a minute (1 in flight), so the
@@ -27,11 +32,8 @@ from collections.abc import Sequence
 from multiprocessing.queues import Queue
 from pathlib import Path
 
-import orjson
-
 from bench._bridge_harness import (
     HOST,
-    INTAKE_PATH,
     LoadResult,
     bridge_config,
     bridge_serve,
@@ -39,9 +41,9 @@ from bench._bridge_harness import (
     free_port,
     intake_requests,
     note,
-    pin,
     run_load,
 )
+from bench._intake_servers import serve_baseline, serve_floor
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
@@ -59,13 +61,18 @@ def main(argv: Sequence[str] = ()) -> int:
     args = parser.parse_args(list(argv))
 
     spawn = multiprocessing.get_context("spawn")
-    port_queue: Queue[int] = spawn.Queue()
-    baseline = spawn.Process(target=_serve_baseline, args=(port_queue,), daemon=True)
-    baseline.start()
-    bridge_rounds: list[LoadResult] = []
-    baseline_rounds: list[LoadResult] = []
+    references = {"baseline": serve_baseline, "floor": serve_floor}
+    processes: dict[str, multiprocessing.process.BaseProcess] = {}
+    ports: dict[str, int] = {}
+    rounds: dict[str, list[LoadResult]] = {"bridge": [], "baseline": [], "floor": []}
     try:
-        baseline_port = port_queue.get(timeout=30)
+        for name, serve in references.items():
+            port_queue: Queue[int] = spawn.Queue()
+            processes[name] = spawn.Process(
+                target=serve, args=(port_queue, SERVER_CPU), daemon=True
+            )
+            processes[name].start()
+            ports[name] = port_queue.get(timeout=30)
         with tempfile.TemporaryDirectory(prefix="bench-intake-") as folder:
             port = free_port()
             config = bridge_config(
@@ -75,41 +82,55 @@ def main(argv: Sequence[str] = ()) -> int:
                 log_level=args.log_level,
             )
             with bridge_serve(config, port, cpu=SERVER_CPU) as bridge:
+                ports["bridge"] = bridge.port
                 warmup = max(args.requests // 5, 1000)
-                for target in (bridge.port, baseline_port):
-                    _round(target, warmup, args.connections)
+                for name in rounds:
+                    _round(ports[name], warmup, args.connections)
                 for number in range(1, args.rounds + 1):
-                    bridge_rounds.append(_round(bridge.port, args.requests, args.connections))
-                    baseline_rounds.append(_round(baseline_port, args.requests, args.connections))
-                    b, s = bridge_rounds[-1], baseline_rounds[-1]
+                    for name, results in rounds.items():
+                        results.append(_round(ports[name], args.requests, args.connections))
                     note(
-                        f"round {number}: bridge {fmt(b.per_s)}/s p99 {b.p99_ms:.1f} ms "
-                        f"(client cpu {b.client_cpu:.2f})   baseline {fmt(s.per_s)}/s "
-                        f"p99 {s.p99_ms:.1f} ms (client cpu {s.client_cpu:.2f})"
+                        f"round {number}: "
+                        + "   ".join(
+                            f"{name} {fmt(results[-1].per_s)}/s p99 {results[-1].p99_ms:.1f} ms "
+                            f"(client cpu {results[-1].client_cpu:.2f})"
+                            for name, results in rounds.items()
+                        )
                     )
-            stored = _count_notifications(bridge.db_path)
+                stored = _count_notifications(bridge.db_path)
     finally:
-        baseline.terminate()
-        baseline.join(timeout=10)
+        for process in processes.values():
+            process.terminate()
+            process.join(timeout=10)
 
+    bridge_rounds = rounds["bridge"]
     accepted = warmup + sum(r.statuses.get(202, 0) for r in bridge_rounds)
     refused = {s: n for r in bridge_rounds for s, n in r.statuses.items() if s != 202}
-    bridge_rate = statistics.median(r.per_s for r in bridge_rounds)
-    baseline_rate = statistics.median(r.per_s for r in baseline_rounds)
-    p99 = statistics.median(r.p99_ms for r in bridge_rounds)
-    ratio = bridge_rate / baseline_rate
-    met = ratio >= TARGET_RATIO and p99 < TARGET_P99_MS
+    other = {
+        name: {s: n for r in rounds[name] for s, n in r.statuses.items() if s != 202}
+        for name in references
+    }
+    rate = {name: statistics.median(r.per_s for r in results) for name, results in rounds.items()}
+    p50 = {name: statistics.median(r.p50_ms for r in results) for name, results in rounds.items()}
+    p99 = {name: statistics.median(r.p99_ms for r in results) for name, results in rounds.items()}
+    ratio = rate["bridge"] / rate["baseline"]
+    met = ratio >= TARGET_RATIO and p99["bridge"] < TARGET_P99_MS
+    described = {
+        "bridge": "bridge serve",
+        "baseline": "bare Starlette, 202",
+        "floor": "raw ASGI + the store's durable accept, no checks, no log line",
+    }
     note(
         f"durable 202s/s, median of {args.rounds} rounds of {args.requests} "
         f"({args.connections} connections; servers on core {SERVER_CPU}, "
         f"load on core {CLIENT_CPU}):\n"
-        f"  bridge   {fmt(bridge_rate):>8}/s  p50 "
-        f"{statistics.median(r.p50_ms for r in bridge_rounds):.1f} ms  p99 {p99:.1f} ms\n"
-        f"  baseline {fmt(baseline_rate):>8}/s  p50 "
-        f"{statistics.median(r.p50_ms for r in baseline_rounds):.1f} ms  p99 "
-        f"{statistics.median(r.p99_ms for r in baseline_rounds):.1f} ms (bare Starlette, 202)\n"
-        f"  ratio    {ratio:8.2f}\n"
-        f"  stored   {stored} notifications for {accepted} 202s; other answers {refused}\n"
+        + "".join(
+            f"  {name:<9}{fmt(rate[name]):>8}/s  p50 {p50[name]:.1f} ms  p99 {p99[name]:.1f} ms"
+            f"  ratio {rate[name] / rate['baseline']:.2f}  ({described[name]})\n"
+            for name in rounds
+        )
+        + f"  stored   {stored} notifications for {accepted} 202s; other answers {refused}"
+        f"{'' if not any(other.values()) else f'; references: {other}'}\n"
         f"  target   ratio >= {TARGET_RATIO}, p99 < {TARGET_P99_MS:.0f} ms: "
         f"{'met' if met else 'MISSED'}"
     )
@@ -127,33 +148,6 @@ def _count_notifications(db_path: Path) -> int:
     finally:
         connection.close()
     return count
-
-
-def _serve_baseline(port_queue: Queue[int]) -> None:
-    """In the baseline process, on core 0: a bare Starlette endpoint parsing the JSON, 202."""
-    import socket
-
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    pin(SERVER_CPU)
-
-    async def accept(request: Request) -> Response:
-        payload = orjson.loads(await request.body())
-        answer = {"id": f"ntf_{len(payload)}", "status": "accepted"}
-        return Response(orjson.dumps(answer), 202, media_type="application/json")
-
-    app = Starlette(routes=[Route(INTAKE_PATH, accept, methods=["POST"])])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((HOST, 0))
-    port_queue.put(sock.getsockname()[1])
-    config = uvicorn.Config(
-        app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning"
-    )
-    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":
