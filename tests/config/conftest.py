@@ -9,6 +9,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 EXAMPLE = Path(__file__).parents[2] / "config" / "bridge.example.yaml"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 APPLICATION_ID = "11111111-2222-4333-8444-555555555555"
+# The smallest valid configuration: one partner, one rule.
+MINIMAL = f"""\
+didit:
+  api_key: test-api-key
+  application_id: {APPLICATION_ID}
+partners:
+  acme:
+    auth: {{scheme: standard-webhooks, secrets: [{WHSEC}]}}
+rules:
+  - name: acme-users
+    then:
+      workflow_id: 3c5b9a2e-0000-4000-8000-000000000002
+      vendor_data: "acme:{{event_id}}"
+"""
 
 
 def public_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:

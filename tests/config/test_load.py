@@ -23,21 +23,7 @@ from bridge.config import (
 )
 from bridge.errors import ConfigError
 from bridge.types import EventType, SessionKind
-from tests.config.conftest import APPLICATION_ID, EXAMPLE, WHSEC, public_pem
-
-MINIMAL = f"""\
-didit:
-  api_key: test-api-key
-  application_id: {APPLICATION_ID}
-partners:
-  acme:
-    auth: {{scheme: standard-webhooks, secrets: [{WHSEC}]}}
-rules:
-  - name: acme-users
-    then:
-      workflow_id: 3c5b9a2e-0000-4000-8000-000000000002
-      vendor_data: "acme:{{event_id}}"
-"""
+from tests.config.conftest import APPLICATION_ID, EXAMPLE, MINIMAL, WHSEC, public_pem
 
 
 def issues(text: str, environ: dict[str, str] | None = None, **kwargs: object) -> list[str]:

@@ -11,19 +11,7 @@ from typing import Any
 import pytest
 
 from bridge.cli import serve_command
-from tests.config.conftest import APPLICATION_ID, WHSEC
-
-CONFIG = f"""\
-didit:
-  api_key: test-api-key
-  application_id: {APPLICATION_ID}
-partners:
-  acme:
-    auth: {{scheme: standard-webhooks, secrets: [{WHSEC}]}}
-rules:
-  - name: all
-    then: {{workflow_id: 3c5b9a2e-0000-4000-8000-000000000002, vendor_data: "acme:{{event_id}}"}}
-"""
+from tests.config.conftest import MINIMAL
 
 
 @pytest.fixture
@@ -60,7 +48,7 @@ def test_serve_freezes_the_heap_after_start_up_and_before_serving(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "bridge.yaml"
-    config.write_text(CONFIG)
+    config.write_text(MINIMAL)
     frozen_when_serving: list[int] = []
     monkeypatch.setattr(serve_command, "configure_logging", lambda **kwargs: None)
     monkeypatch.setattr(serve_command, "Service", _Service)
