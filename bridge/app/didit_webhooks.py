@@ -4,13 +4,15 @@ A verified ``status.updated`` for a session this bridge imported records Didit's
 emits ``share.status_updated`` (one transaction, the outbox). Everything else that verifies is
 answered 200 and ignored, so Didit does not retry it. A status never replaces a final one with
 a non-final one: webhooks may arrive out of order, and "In Review" after "Approved" is stale.
+When only ``X-Signature-Simple`` verified, only the fields it signs are read (see
+``_signed_envelope_update``); a webhook they do not describe is refused 401.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import structlog
 from starlette.requests import Request
@@ -85,7 +87,7 @@ class DiditWebhooks:
             verified = verifier.verify(body, request.headers, now=self._clock())
         except VerificationError as exc:
             raise Refusal(401, exc.code, exc.message) from None
-        update = _status_update(verified.payload)
+        update = _status_update(verified.payload, envelope_only=verified.envelope_only)
         if update is None:
             return "ignored"
         session_id, status = update
@@ -139,8 +141,10 @@ class DiditWebhooks:
         )
 
 
-def _status_update(payload: Mapping[str, Any]) -> tuple[str, str] | None:
+def _status_update(payload: Mapping[str, Any], *, envelope_only: bool) -> tuple[str, str] | None:
     """(session id, new status) of a ``status.updated`` webhook, flat or nested; else None."""
+    if envelope_only:
+        return _signed_envelope_update(payload)
     kind = payload.get("webhook_type")
     fields: Mapping[str, Any] = payload
     nested = payload.get("data")
@@ -153,3 +157,29 @@ def _status_update(payload: Mapping[str, Any]) -> tuple[str, str] | None:
     if not (isinstance(session_id, str) and session_id and isinstance(status, str) and status):
         return None
     return session_id, status.strip()
+
+
+def _signed_envelope_update(payload: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Only ``X-Signature-Simple`` matched: it signs the top-level ``timestamp``, ``session_id``,
+    ``status`` and ``webhook_type`` and nothing else (not the nested envelope's ``event`` and
+    ``data``, not ``business_session_id``), so only those are read. A signed type other than
+    ``status.updated`` is ignored; a webhook whose signed fields do not name the session and
+    status is refused 401 ``invalid_signature``, never recorded from unsigned fields.
+    """
+    kind = payload.get("webhook_type")
+    if kind not in (None, "", STATUS_UPDATED):
+        return None
+    session_id, status = payload.get("session_id"), payload.get("status")
+    if kind == STATUS_UPDATED and _signed_text(session_id) and _signed_text(status):
+        return session_id, status.strip()
+    raise Refusal(
+        401,
+        "invalid_signature",
+        "only X-Signature-Simple verified, and it does not sign this webhook's session id and "
+        "status; they are not trusted (X-Signature-V2 or X-Signature covers them)",
+    )
+
+
+def _signed_text(value: object) -> TypeGuard[str]:
+    """A non-empty string without ':', Simple's separator (a ':' would make its fields shift)."""
+    return isinstance(value, str) and bool(value.strip()) and ":" not in value

@@ -5,6 +5,9 @@ over canonical JSON (it survives re-encoding by middleware; the documentation di
 ``"{X-Timestamp}:"`` prefix and on ASCII escaping, so every variant is accepted), then
 ``X-Signature`` over the raw body, then ``X-Signature-Simple`` over four envelope fields only,
 which leaves the decision unauthenticated: the result says so with ``envelope_only``.
+Freshness is judged by the time the matching signature covers (the body's ``timestamp`` or
+``created_at``; Simple's ``timestamp``; the prefixed V2 variant's ``X-Timestamp``), so a captured
+webhook replayed with a new ``X-Timestamp`` is stale. ``X-Timestamp`` itself must be fresh too.
 """
 
 from __future__ import annotations
@@ -89,21 +92,28 @@ def _parse_body(body: bytes) -> tuple[dict[str, Any], tuple[bytes, bytes]]:
         raise fail(INVALID, "the webhook body is not valid JSON") from None
 
 
+def _time_of(value: object) -> int | float | None:
+    """A body field as Unix seconds (a number, digits, or ISO 8601); None when it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    if isinstance(value, str) and value.isascii():
+        if value.isdigit():
+            return int(value[:15])  # 15 digits already reach far past any tolerance window
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return None
+
+
 def _body_time(payload: Mapping[str, Any]) -> int | float | None:
     for name in ("timestamp", "created_at"):
-        value = payload.get(name)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        value = _time_of(payload.get(name))
+        if value is not None:
             return value
-        if isinstance(value, str) and value.isascii():
-            if value.isdigit():
-                return int(value[:15])  # 15 digits already reach far past any tolerance window
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                continue
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     return None
 
 
@@ -134,25 +144,37 @@ class DiditWebhookVerifier:
             raise fail(MISSING, "none of X-Signature-V2, X-Signature, X-Signature-Simple is set")
         payload, canonical_forms = _parse_body(body)
         stamp = (header(headers, "X-Timestamp") or "").strip() or None
-        sent_at = unix_seconds(stamp, "X-Timestamp") if stamp else _body_time(payload)
-        if sent_at is None:
+        stamp_at = unix_seconds(stamp, "X-Timestamp") if stamp else None
+        body_at = _body_time(payload)
+        if stamp_at is None and body_at is None:
             raise fail(MISSING, "no X-Timestamp header and no timestamp in the body")
-        check_fresh(sent_at, now=now, tolerance_s=self._tolerance_s)
+        if stamp_at is not None:  # the documented check; not enough alone, few forms sign it
+            check_fresh(stamp_at, now=now, tolerance_s=self._tolerance_s)
 
-        v2_contents = list(canonical_forms)
-        if stamp is not None:
-            v2_contents += [stamp.encode("ascii") + b":" + form for form in canonical_forms]
-        attempts: list[tuple[SignatureKind, str, list[bytes]]] = [
-            ("v2", "X-Signature-V2", v2_contents),
-            ("raw", "X-Signature", [body]),
-            ("simple", "X-Signature-Simple", [_simple_content(payload)]),
+        # Each form with the time it signs: freshness is judged by that time, so a captured
+        # webhook replayed with a new X-Timestamp is stale. Simple signs the body's timestamp only.
+        attempts: list[tuple[SignatureKind, str, list[bytes], int | float | None]] = [
+            ("v2", "X-Signature-V2", list(canonical_forms), body_at),
+            ("raw", "X-Signature", [body], body_at),
+            (
+                "simple",
+                "X-Signature-Simple",
+                [_simple_content(payload)],
+                _time_of(payload.get("timestamp")),
+            ),
         ]
-        for kind, name, contents in attempts:
+        if stamp is not None:
+            prefixed = [stamp.encode("ascii") + b":" + form for form in canonical_forms]
+            attempts.insert(1, ("v2", "X-Signature-V2", prefixed, stamp_at))
+        for kind, name, contents, signed_at in attempts:
             digest = decode_digest(offered[name] or "", "hex")
             if not digest:
                 continue
             expected = tuple(mac(key, content) for key in self._keys for content in contents)
             if any_matches(expected, [digest]):
+                if signed_at is None:
+                    raise fail(MISSING, f"{name} signs no timestamp: freshness cannot be shown")
+                check_fresh(signed_at, now=now, tolerance_s=self._tolerance_s)
                 return DiditVerified(
                     message_id=message_id(payload.get("event_id")),
                     signature=kind,

@@ -238,6 +238,72 @@ class TestRecording:
         assert response.json() == {"status": "ignored"}
 
 
+def simple_only(body: dict[str, Any], *, at: float = START) -> dict[str, str]:
+    """Only X-Signature-Simple (and X-Timestamp), as when the stronger signatures fail."""
+    signed = sign_didit_webhook(SECRET, json.dumps(body).encode(), timestamp=int(at))
+    return {name: signed[name] for name in ("X-Signature-Simple", "X-Timestamp")}
+
+
+class TestSimpleSignatureOnly:
+    """X-Signature-Simple signs the top-level timestamp, session_id, status and webhook_type."""
+
+    async def test_the_flat_envelope_it_signs_is_recorded(self, hooks: Hooks) -> None:
+        notification_id = await imported_notification(hooks.store)
+        body = envelope("Approved")
+        response = await hooks.send(body, headers=simple_only(body))
+        assert (response.status_code, response.json()) == (200, {"status": "recorded"})
+        assert await status_of(hooks.store, notification_id) == "Approved"
+
+    async def test_a_signed_other_type_is_ignored(self, hooks: Hooks) -> None:
+        notification_id = await imported_notification(hooks.store)
+        body = envelope("Approved", webhook_type="data.updated")
+        response = await hooks.send(body, headers=simple_only(body))
+        assert (response.status_code, response.json()) == (200, {"status": "ignored"})
+        assert await status_of(hooks.store, notification_id) == "In Review"
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {  # the nested envelope: Simple signs "{timestamp}:::", nothing in data
+                "event": "status.updated",
+                "event_id": "evt_1",
+                "timestamp": int(START),
+                "data": {"session_id": OUR_SESSION, "status": "DECLINED"},
+            },
+            envelope("Declined", session_id=None, business_session_id=OUR_SESSION),
+            envelope("Declined", session_id=None, data={"session_id": OUR_SESSION}),
+            envelope("Declined:x", session_id=OUR_SESSION),
+        ],
+        ids=["nested", "business-session-id", "data-beside-flat", "separator-in-field"],
+    )
+    async def test_unsigned_session_or_status_is_refused_and_not_recorded(
+        self, hooks: Hooks, body: dict[str, Any]
+    ) -> None:
+        notification_id = await imported_notification(hooks.store)
+        response = await hooks.send(body, headers=simple_only(body))
+        assert (response.status_code, error_code(response)) == (401, "invalid_signature")
+        assert SECRET not in response.text
+        assert await status_of(hooks.store, notification_id) == "In Review"
+        assert await status_events(hooks.store, notification_id) == []
+        assert hooks.recorded == 0
+
+    async def test_a_nested_body_rewritten_under_a_captured_simple_signature(
+        self, hooks: Hooks
+    ) -> None:
+        """The reviewer's forgery: Simple of any nested webhook signs only its timestamp, so
+        data can be swapped for another session and status; it is refused, nothing recorded."""
+        notification_id = await imported_notification(hooks.store)
+        other = {"event": "user.data.updated", "timestamp": int(START), "data": {"x": 1}}
+        forged = {
+            "event": "status.updated",
+            "timestamp": int(START),
+            "data": {"session_id": OUR_SESSION, "status": "Kyc Expired"},
+        }
+        response = await hooks.send(forged, headers=simple_only(other))
+        assert (response.status_code, error_code(response)) == (401, "invalid_signature")
+        assert await status_of(hooks.store, notification_id) == "In Review"
+
+
 class TestRefusals:
     async def test_disabled_without_didit_webhooks_is_404(
         self, store: Store, clock: FakeClock
@@ -264,6 +330,26 @@ class TestRefusals:
         response = await hooks.send(envelope("Approved"), at=START - 3_600)
         assert (response.status_code, error_code(response)) == (401, "timestamp_out_of_tolerance")
         assert await status_of(hooks.store, notification_id) == "In Review"
+
+    async def test_a_replayed_decision_with_a_fresh_x_timestamp_is_refused(
+        self, hooks: Hooks
+    ) -> None:
+        """A captured "Approved" sent again a day later with a new X-Timestamp (which no
+        signature covers) is stale; the newer "Declined" stands and nothing is emitted."""
+        notification_id = await imported_notification(hooks.store)
+        approved = json.dumps(envelope("Approved")).encode()
+        captured = sign_didit_webhook(SECRET, approved, timestamp=int(START))
+        assert (await hooks.send(approved, headers=captured)).json()["status"] == "recorded"
+        hooks.clock.now = START + 100
+        declined = envelope("Declined", timestamp=int(START) + 100, created_at=int(START) + 100)
+        assert (await hooks.send(declined)).json()["status"] == "recorded"
+        hooks.clock.now = START + 86_400
+        replay = {**captured, "X-Timestamp": str(int(hooks.clock.now))}
+        response = await hooks.send(approved, headers=replay)
+        assert (response.status_code, error_code(response)) == (401, "timestamp_out_of_tolerance")
+        assert await status_of(hooks.store, notification_id) == "Declined"
+        assert len(await status_events(hooks.store, notification_id)) == 2
+        assert hooks.recorded == 2
 
     async def test_too_large_is_413(self, hooks: Hooks) -> None:
         response = await hooks.send(envelope("Approved", metadata={"pad": "x" * 5_000}))

@@ -154,8 +154,8 @@ class TestFallbacks:
 
     def test_simple_renders_missing_fields_empty(self) -> None:
         """A field absent from the body is an empty string in the Simple message."""
-        body = json.dumps({"session_id": "s1", "created_at": 2.0 + int(NOW)}).encode()
-        headers = {"X-Signature-Simple": reference_hex(CURRENT, b":s1::")}
+        body = json.dumps({"timestamp": int(NOW), "session_id": "s1"}).encode()
+        headers = {"X-Signature-Simple": reference_hex(CURRENT, f"{int(NOW)}:s1::".encode())}
         assert VERIFIER.verify(body, headers, now=NOW).envelope_only
 
     @given(
@@ -168,7 +168,11 @@ class TestFallbacks:
         headers = sign_didit_webhook(NEXT, body, timestamp=int(NOW))
         assert VERIFIER.verify(body, headers, now=NOW).signature == "v2"
 
-    @given(body=json_objects.map(lambda payload: json.dumps(payload).encode()))
+    @given(
+        body=json_objects.map(
+            lambda payload: json.dumps({**payload, "timestamp": int(NOW)}).encode()
+        )
+    )
     def test_rotation(self, body: bytes) -> None:
         """Both configured secrets verify; the rotated-out one is refused by every signature."""
         for secret in (CURRENT, NEXT):
@@ -232,6 +236,50 @@ class TestFreshness:
         body = json.dumps({"session_id": "s1", "timestamp": "soon"}).encode()
         headers = {"X-Signature": reference_hex(CURRENT, body)}
         assert code_of(body, headers) == "missing_signature"
+
+    @pytest.mark.parametrize(
+        "kept",
+        [NAMES[:3], ("X-Signature-V2",), ("X-Signature",), ("X-Signature-Simple",)],
+        ids=["all", "v2", "raw", "simple"],
+    )
+    def test_a_replay_with_a_fresh_x_timestamp_is_stale(self, kept: tuple[str, ...]) -> None:
+        """X-Timestamp is not signed: a day-old capture sent with a new one is still a day old."""
+        signed = sign_didit_webhook(CURRENT, WIRE, timestamp=int(NOW))
+        later = NOW + 86_400
+        replay = {name: signed[name] for name in kept} | {"X-Timestamp": str(int(later))}
+        assert code_of(WIRE, replay, now=later) == "timestamp_out_of_tolerance"
+        fresh = VERIFIER.verify(WIRE, {**replay, "X-Timestamp": STAMP}, now=NOW)
+        assert fresh.payload["status"] == "Approved"  # the same headers verified when fresh
+
+    def test_a_body_without_a_signed_time_is_not_fresh_by_x_timestamp(self) -> None:
+        """A body-only signature over a body with no timestamp cannot show freshness."""
+        body = json.dumps({"session_id": "s1", "status": "Approved"}).encode()
+        headers = sign_didit_webhook(CURRENT, body, timestamp=int(NOW))
+        for name in ("X-Signature-V2", "X-Signature"):
+            assert code_of(body, {name: headers[name], "X-Timestamp": STAMP}) == "missing_signature"
+
+    def test_simple_is_fresh_by_its_own_timestamp_only(self) -> None:
+        """Simple signs the body's timestamp, not created_at: an added created_at proves nothing."""
+        body = json.dumps({"session_id": "s1", "created_at": int(NOW)}).encode()
+        headers = {"X-Signature-Simple": reference_hex(CURRENT, b":s1::")}
+        assert code_of(body, headers) == "missing_signature"
+        assert code_of(body, {**headers, "X-Timestamp": STAMP}) == "missing_signature"
+        stale = json.dumps({"timestamp": int(NOW) - 1000, "created_at": int(NOW)}).encode()
+        simple = reference_hex(CURRENT, f"{int(NOW) - 1000}:::".encode())
+        assert code_of(stale, {"X-Signature-Simple": simple}) == "timestamp_out_of_tolerance"
+
+    def test_the_prefixed_v2_variant_signs_x_timestamp(self) -> None:
+        """V2 over "{X-Timestamp}:{canonical}" covers X-Timestamp: a Didit retry re-signed with
+        a fresh one verifies though the body's own timestamp is old."""
+        body = json.dumps(event(timestamp=int(NOW) - 3_600, created_at=int(NOW) - 3_600)).encode()
+        headers = {
+            "X-Timestamp": STAMP,
+            "X-Signature-V2": reference_v2(CURRENT, body, prefix=STAMP),
+        }
+        assert VERIFIER.verify(body, headers, now=NOW).signature == "v2"
+        assert code_of(body, {**headers, "X-Signature-V2": reference_v2(CURRENT, body)}) == (
+            "timestamp_out_of_tolerance"
+        )
 
     def test_malformed_x_timestamp(self) -> None:
         """An X-Timestamp that is not Unix seconds is invalid."""
