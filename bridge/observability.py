@@ -57,10 +57,13 @@ _CREDENTIAL_WORDS = (
 # One pass over the text finds every shape of secret. A JWT takes its whole base64url run and any
 # further dot-segments, so a token glued to other text is removed whole, never half. Matching only
 # where a run starts (and possessively) keeps a long "eyJeyJ..." linear instead of quadratic.
+# Intake accepts what pyjwt does: any segment may end in "=" padding, and a header that does not
+# start '{"' (so no "eyJ" in it) is found by its claims segment, which still does.
 # A `name: value` pair is redacted only when the name ends at a credential word ("api_key=",
 # "token:"), so an error code such as "share_token_expired: ..." keeps its message.
 _PATTERN: Final = re.compile(
-    rf"(?P<jwt>(?<!{_B64URL})(?={_B64URL}*eyJ){_B64URL}++(?:\.[A-Za-z0-9_=-]*+){{2,}})"
+    rf"(?P<jwt>(?<!{_B64URL})(?={_B64URL}*eyJ|{_B64URL}++={{0,2}}\.{_B64URL}*eyJ)"
+    rf"{_B64URL}++={{0,2}}(?:\.[A-Za-z0-9_=-]*+){{2,}})"
     r"|(?P<whsec>whsec_[A-Za-z0-9+/=_-]+)"
     r"|(?P<bearer>(?i:bearer)[ \t]+)(?!\[REDACTED)[^\s\"',;]+"
     r"|(?P<basic>Basic[ \t]+)[A-Za-z0-9+/=]{8,}"

@@ -23,6 +23,7 @@ from typing import Any, Final
 from uuid import UUID
 
 import jwt
+import orjson
 
 from bridge.errors import TokenError
 from bridge.types import SessionKind
@@ -55,8 +56,11 @@ _UNVERIFIED: Final[jwt.types.Options] = {
 # Header parameters pyjwt validates on its own terms: a header holding one goes its way.
 _PLAIN_HEADER_KEYS: Final = frozenset({"kid", "crit", "b64"})
 
-# Timestamps must fit the store's 64-bit integers; anything else is treated as absent.
-_INT64: Final = range(-(2**63), 2**63)
+# Timestamps must be moments a datetime can hold (years 1 to 9999, UTC): the deadline is stored,
+# and the admin API and the CLI show it as a date. Anything else (2**62, say) is treated as
+# absent, like any other unusable claim. A negative time within that range is kept: an exp in
+# 1969 has passed, and the token is refused as expired.
+_DATETIME_SECONDS: Final = range(-62_135_596_800, 253_402_300_800)
 
 # Header segments seen lately and what they decode to: a partner's tokens all carry the same
 # header, so it is decoded once. Bounded: cleared when full.
@@ -120,8 +124,9 @@ def read_share_token(token: object) -> ShareToken:
     """Decode a share token WITHOUT verifying its signature.
 
     The structure is checked: exactly three base64url segments, whose header and claims decode to
-    JSON objects. Raises :class:`TokenError` (``malformed_share_token``) for anything else,
-    whatever the input; the message never quotes the token.
+    JSON objects whose strings are text (no lone surrogate such as ``\\ud800``). Raises
+    :class:`TokenError` (``malformed_share_token``) for anything else, whatever the input; the
+    message never quotes the token.
     """
     if not isinstance(token, str):
         raise TokenError(f"the share token is a {type(token).__name__}, not a string")
@@ -168,6 +173,8 @@ def _decode_reason(token: str) -> tuple[dict[str, Any], dict[str, Any]] | str:
         return "it does not decode"
     if not (_is_strict_json(header) and _is_strict_json(claims)):
         return "it holds NaN or Infinity, which JSON does not allow"
+    if _has_lone_surrogate(header) or _has_lone_surrogate(claims):
+        return "it holds a lone UTF-16 surrogate (like \\ud800), which is not text"
     return header, claims
 
 
@@ -205,9 +212,14 @@ def _worth_keeping(segment: str, header: dict[str, Any]) -> bool:
 
 def _strict_json(document: bytes) -> Any:
     """``json.loads`` as pyjwt calls it, refusing NaN, Infinity and overflowing floats while
-    parsing (no walk over the values afterwards)."""
+    parsing (no walk over the values afterwards), and lone surrogates (ValueError: the pyjwt
+    path then refuses the token with its reason). Only text with a ``\\u`` escape or beyond
+    ASCII can hold a surrogate: the common case costs two scans in C."""
     text = document.decode(json.detect_encoding(document), "surrogatepass")
-    return _STRICT_DECODER.decode(text)
+    value = _STRICT_DECODER.decode(text)
+    if not (text.isascii() and "\\u" not in text) and _has_lone_surrogate(value):
+        raise ValueError("a lone surrogate")
+    return value
 
 
 def _refuse(constant: str) -> float:
@@ -252,6 +264,42 @@ def _is_strict_json(document: object) -> bool:
     return True
 
 
+def _has_lone_surrogate(document: object) -> bool:
+    """Whether a decoded header or claims hold a lone surrogate, from a ``\\ud800`` escape or
+    from bytes decoded with ``surrogatepass``: no UTF-8 store, log or event can hold one.
+
+    orjson refuses such a string while it serialises, in C (well under a microsecond for a share
+    token's claims). It also refuses integers beyond 64 bits and deep nesting, which are fine
+    here, so only a document it refuses is walked (iteratively) to tell which it was.
+    """
+    try:
+        orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        pass
+    else:
+        return False
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if not _is_utf8(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value)  # the keys
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _describe(exc: jwt.PyJWTError) -> str:
     # Map pyjwt's messages to fixed phrases: its messages may quote decoded header values.
     text = str(exc).lower()
@@ -276,12 +324,14 @@ def _text_claim(claims: Mapping[str, Any], name: str) -> str | None:
 
 
 def _time_claim(claims: Mapping[str, Any], name: str) -> int | None:
+    """A NumericDate as whole epoch seconds; None when absent, mistyped, or outside the years a
+    datetime can hold (1 to 9999), so that every time kept can be shown as a date."""
     value = claims.get(name)
     if isinstance(value, bool):
         return None
     if isinstance(value, float) and math.isfinite(value):
         value = math.floor(value)  # a NumericDate may carry fractions (RFC 7519 section 2)
-    return value if isinstance(value, int) and value in _INT64 else None
+    return value if isinstance(value, int) and value in _DATETIME_SECONDS else None
 
 
 def _session_kind(claim: object) -> SessionKind:

@@ -295,11 +295,13 @@ def _recover_body(body: bytes) -> tuple[float, DeliveryStatus | None]:
         raise _BadRequest("invalid_body", "since must be an RFC 3339 date-time with an offset")
     try:
         moment = datetime.fromisoformat(since.upper().replace("Z", "+00:00"))
-    except ValueError:
+        # In UTC, a time near year 1 or 9999 may leave the calendar ("9999-12-31T23:59:59-01:00").
+        epoch_s = moment.astimezone(UTC).timestamp()
+    except (ValueError, OverflowError):
         raise _BadRequest("invalid_body", "since is not a valid date-time") from None
     status = document.get("status")
     if status is None:
-        return moment.astimezone(UTC).timestamp(), None
+        return epoch_s, None
     if status not in _REDELIVERABLE:
         raise _BadRequest("invalid_body", "status must be dead or delivered")
-    return moment.astimezone(UTC).timestamp(), DeliveryStatus(status)
+    return epoch_s, DeliveryStatus(status)

@@ -16,10 +16,16 @@ __all__ = ["delivery_json", "destinations_json", "iso", "notification_json", "ti
 
 
 def iso(epoch_s: float | None) -> str | None:
-    """``2026-11-25T10:00:00.000Z``, or None."""
+    """``2026-11-25T10:00:00.000Z``; None when unknown or not a date (before year 1, after 9999,
+    not finite). Never raises: a stored deadline comes from a partner's token, and one that no
+    date can show must not break a listing. Such a time only ever reaches ``deadline``, which
+    the OpenAPI document declares nullable; the other times are the bridge's own clock."""
     if epoch_s is None:
         return None
-    moment = datetime.fromtimestamp(epoch_s, UTC)
+    try:
+        moment = datetime.fromtimestamp(epoch_s, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

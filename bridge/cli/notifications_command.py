@@ -120,9 +120,13 @@ def _retry(args: argparse.Namespace) -> int:
 
 
 def _iso(epoch_s: float | None) -> str:
+    """A time for people; the number itself when no date can show it. Never raises."""
     if epoch_s is None:
         return "-"
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch_s!r} (out of the calendar's range)"
 
 
 def render_timeline(timeline: Timeline) -> str:

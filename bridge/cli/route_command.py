@@ -283,7 +283,9 @@ def _token_lines(share: tokens.ShareToken, dry_run: DryRun) -> list[str]:
     ]
     if share.iat is not None:
         lines.append(f"  issued at     {_iso(share.iat)}")
-    if share.exp is None:
+    if share.exp is None and "exp" in share.claims:
+        lines.append("  expires       (an exp claim that is no time: ignored)")
+    elif share.exp is None:
         lines.append("  expires       (no exp claim)")
     else:
         left = share.exp - dry_run.now

@@ -1,17 +1,23 @@
-"""Checks across sections: rule names, unreachable rules, and names a rule refers to."""
+"""Checks across sections: rule names, unreachable rules, names a rule refers to, and
+``vendor_data`` placeholders that would copy a partner's share token."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
+from bridge.config.fields import dot_path_steps
 from bridge.config.problems import Loc, Problem
+from bridge.config.rules import template_placeholders
+
+_DEFAULT_SHARE_TOKEN_PATH = "share_token"  # noqa: S105 - PartnerFields' default, not a secret
 
 
 def reference_problems(
-    rules: Sequence[object], partners: Collection[str], destinations: Collection[str]
+    rules: Sequence[object], partners: Mapping[str, object], destinations: Collection[str]
 ) -> list[Problem]:
     """Checks across sections. Written over plain data, so ``load`` can run them on a file whose
-    other parts failed validation, and report everything in one go."""
+    other parts failed validation, and report everything in one go. ``partners`` maps each name
+    to its ``Partner`` or, from a file that failed validation, to its raw mapping."""
     problems: list[Problem] = []
     first_use: dict[str, int] = {}
     catch_all: int | None = None
@@ -36,7 +42,60 @@ def reference_problems(
         if isinstance(then, Mapping):
             where = ("rules", i, "then", "destinations")
             problems += _unknown_names(then.get("destinations"), destinations, where, "destination")
+            scope = when.get("partner") if isinstance(when, Mapping) else None
+            problems += _token_placeholders(then.get("vendor_data"), scope, partners, i)
     return problems
+
+
+def _token_placeholders(
+    template: object, scope: object, partners: Mapping[str, object], i: int
+) -> list[Problem]:
+    """A ``{payload.x}`` placeholder where a partner the rule applies to sends its share token
+    (``fields.share_token``) would copy the token, a credential, into ``vendor_data``: into
+    Didit, the events and the admin API. Paths are compared as ``bridge.rules`` follows them
+    (``tokens.0`` and ``tokens.00`` reach the same list item)."""
+    if not isinstance(template, str):
+        return []
+    names = [scope] if isinstance(scope, str) else scope
+    if isinstance(names, list | tuple):
+        in_scope = [name for name in names if isinstance(name, str) and name in partners]
+    else:  # no partner in ``when``: the rule applies to every partner
+        in_scope = list(partners)
+    token_paths: dict[tuple[str | int, ...], list[str]] = {}
+    for name in in_scope:
+        path = _share_token_path(partners[name])
+        if path is not None:
+            token_paths.setdefault(dot_path_steps(path), []).append(name)
+    problems: list[Problem] = []
+    for placeholder in dict.fromkeys(template_placeholders(template)):
+        root, dot, path = placeholder.partition(".")
+        owners = token_paths.get(dot_path_steps(path)) if root == "payload" and dot else None
+        if owners:
+            problems.append(
+                (
+                    ("rules", i, "then", "vendor_data"),
+                    f"{{{placeholder}}} would copy the share token of "
+                    f"partner{'s' if len(owners) > 1 else ''} "
+                    f"{', '.join(map(repr, sorted(owners)))} (fields.share_token) into "
+                    "vendor_data: the token is a credential, and vendor_data goes to Didit, "
+                    "into events and to the admin API",
+                )
+            )
+    return problems
+
+
+def _share_token_path(partner: object) -> str | None:
+    """Where a partner (a ``Partner``, or its raw mapping) sends the token; None if unknown."""
+    if isinstance(partner, Mapping):
+        fields = partner.get("fields") or {}
+        path = (
+            fields.get("share_token", _DEFAULT_SHARE_TOKEN_PATH)
+            if isinstance(fields, Mapping)
+            else None
+        )
+    else:
+        path = getattr(getattr(partner, "fields", None), "share_token", None)
+    return path if isinstance(path, str) and path else None
 
 
 def _unknown_names(value: object, known: Collection[str], loc: Loc, kind: str) -> list[Problem]:

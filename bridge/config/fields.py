@@ -27,6 +27,15 @@ def _check_dot_path(path: str) -> str:
     return path
 
 
+def dot_path_steps(path: str) -> tuple[str | int, ...]:
+    """A dot path as ``bridge.rules.lookup`` follows it: a segment of at most 9 ASCII digits may
+    be a list index, so ``items.0`` and ``items.00`` can reach the same value."""
+    return tuple(
+        int(step) if step.isascii() and step.isdigit() and len(step) <= 9 else step
+        for step in path.split(".")
+    )
+
+
 def _check_header(name: str) -> str:
     if not _HEADER.match(name):
         raise ValueError(f"{name!r} is not a valid HTTP header name")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,9 @@ from bridge.config.yaml_lines import parse
 from bridge.errors import ConfigError, ConfigIssue
 
 
-def _names(data: dict[str, Any], section: str) -> Collection[str]:
+def _names(data: dict[str, Any], section: str) -> dict[str, Any]:
     value = data.get(section)
-    return value if isinstance(value, dict) else ()
+    return value if isinstance(value, dict) else {}
 
 
 def load_text(

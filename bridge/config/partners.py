@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from bridge.config.fields import ConfigModel, DotPath, HeaderName
+from bridge.config.fields import ConfigModel, DotPath, HeaderName, dot_path_steps
 from bridge.config.keys import (
     jwks_problem,
     public_key_problem,
@@ -138,7 +138,8 @@ class PartnerFields(ConfigModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> PartnerFields:
-        if self.share_token == self.event_id:
+        # Not even reaching the same list item: {event_id} would copy the token into events.
+        if dot_path_steps(self.share_token) == dot_path_steps(self.event_id):
             raise Problems([(("event_id",), "must differ from share_token")])
         return self
 

@@ -16,7 +16,8 @@ _TEMPLATE_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")  # plain substitution, no es
 _TEMPLATE_ROOTS = ("partner", "event_id", "payload", "claims")
 
 
-def _template_placeholders(template: str) -> tuple[str, ...]:  # rendering is bridge.rules' job
+def template_placeholders(template: str) -> tuple[str, ...]:  # rendering is bridge.rules' job
+    """The ``{...}`` placeholder names of a ``vendor_data`` template, in order."""
     return tuple(match.group(1) for match in _TEMPLATE_PLACEHOLDER.finditer(template))
 
 
@@ -25,7 +26,7 @@ def _check_template(template: str) -> str:
         raise ValueError("must not be empty: reconciliation finds imported sessions by it")
     if set("{}") & set(_TEMPLATE_PLACEHOLDER.sub("", template)):
         raise ValueError("unbalanced brace: a placeholder looks like {payload.customer.id}")
-    for name in _template_placeholders(template):
+    for name in template_placeholders(template):
         root, dot, rest = name.partition(".")
         if root in ("partner", "event_id") and dot:
             raise ValueError(f"{{{name}}}: {root} has no fields; write {{{root}}}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import queue
 import sqlite3
@@ -93,7 +94,10 @@ class GroupCommitWriter:
 
         ``batch(connection, items)`` gets every item of one run of consecutive requests for
         the same ``batch`` function, in one savepoint, and returns one result per item. This
-        turns N similar writes (e.g. accepts) into a few set-based statements.
+        turns N similar writes (e.g. accepts) into a few set-based statements. When ``batch``
+        raises for a reason other than the database failing, the run goes again one item at a
+        time (``batch(connection, [item])``, each in its own savepoint): only the item at fault
+        fails, its neighbours are committed and answered as usual.
         """
         result: T = await self._submit(_Pending(asyncio.get_running_loop(), batch=batch, item=item))
         return result
@@ -177,10 +181,26 @@ class GroupCommitWriter:
             return
         items = [pending.item for pending in run]
         ok, value = self._apply(connection, lambda c: batch(c, items))
+        if not ok and len(run) > 1:
+            # Not the database failing (that aborts the group in _apply): one item's mistake,
+            # such as text SQLite cannot encode. Its savepoint is rolled back; each item goes
+            # again alone, in its own savepoint, so only the bad one fails.
+            log.warning("store_batch_split", error=type(value).__name__, ops=len(run))
+            self._apply_one_by_one(connection, batch, run)
+            return
         if ok and len(value) != len(run):
             ok, value = False, RuntimeError("a batch operation lost results")
         for index, pending in enumerate(run):
             pending.outcome = (True, value[index]) if ok else (False, value)
+
+    def _apply_one_by_one(
+        self, connection: sqlite3.Connection, batch: BatchOperation[Any, Any], run: list[_Pending]
+    ) -> None:
+        for pending in run:
+            ok, value = self._apply(connection, functools.partial(_alone, batch, pending.item))
+            if ok and len(value) != 1:
+                ok, value = False, RuntimeError("a batch operation lost results")
+            pending.outcome = (True, value[0]) if ok else (False, value)
 
     @staticmethod
     def _apply(connection: sqlite3.Connection, op: Operation[Any]) -> tuple[bool, Any]:
@@ -213,6 +233,11 @@ class GroupCommitWriter:
         for loop, group in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting
                 loop.call_soon_threadsafe(_settle, group)
+
+
+def _alone(batch: BatchOperation[Any, Any], item: object, connection: sqlite3.Connection) -> Any:
+    """``batch`` over one item: how a run that failed goes again, item by item."""
+    return batch(connection, [item])
 
 
 def _lower_priority(increment: int) -> None:

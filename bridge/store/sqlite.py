@@ -178,7 +178,10 @@ class SqliteStore:
         """Accept a run of notifications with set-based statements (group commit's hot path).
 
         Dedupe looks at what is stored and at the earlier rows of the same run, in order: a
-        message id first, then the business key.
+        message id first, then the business key. A message id is recorded for its original
+        whether the message was accepted or was a duplicate by business key (of a stored
+        notification or of an earlier row of the run), so that the partner retrying that message
+        gets the same answer after the token has expired (DESIGN §3).
         """
         q = self._q
         pairs = [[row["partner"], row["message_id"]] for row in rows if row["message_id"]]
@@ -190,18 +193,23 @@ class SqliteStore:
         live = dict(connection.execute(q["live_by_business_keys"], {"keys": keys}).fetchall())
         answers: list[Accepted] = []
         accepted: list[dict[str, Any]] = []
+        messages: list[list[str]] = []  # (partner, message id, notification id) to record
         for row in rows:
             message = (row["partner"], row["message_id"])
-            original = owners.get(message) or live.get(row["business_key"])
+            original = owners.get(message)
             if original is not None:
                 answers.append(Accepted(id=original, duplicate=True))
                 continue
-            notification_id = new_id("ntf", row["now"])
-            live[row["business_key"]] = notification_id
+            original = live.get(row["business_key"])
+            duplicate = original is not None
+            if original is None:
+                original = new_id("ntf", row["now"])
+                live[row["business_key"]] = original
+                accepted.append({**row, "id": original})
             if row["message_id"] is not None:
-                owners[message] = notification_id
-            accepted.append({**row, "id": notification_id})
-            answers.append(Accepted(id=notification_id, duplicate=False))
+                owners[message] = original
+                messages.append([row["partner"], row["message_id"], original])
+            answers.append(Accepted(id=original, duplicate=duplicate))
         if accepted:
             # A few multi-row statements per table for the whole run: each executemany row
             # would hand the GIL to the event loop and wait to get it back, on the group's
@@ -210,16 +218,10 @@ class SqliteStore:
                 connection, q, "insert_accepted",
                 [[row[column] for column in _ACCEPTED_COLUMNS] for row in accepted],
             )  # fmt: skip
-            _insert_rows(
-                connection, q, "insert_accepted_message_ids",
-                [
-                    [row["partner"], row["message_id"], row["id"]]
-                    for row in accepted
-                    if row["message_id"] is not None
-                ],
-            )  # fmt: skip
             jobs = [[row["id"], row["deadline"], *[row["now"]] * 3] for row in accepted]
             _insert_rows(connection, q, "insert_accepted_jobs", jobs)
+        # After the notifications: a message id refers to one (accepted now or before).
+        _insert_rows(connection, q, "insert_accepted_message_ids", messages)
         return answers
 
     async def find_message(self, partner: str, message_id: str) -> str | None:

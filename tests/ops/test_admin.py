@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from bridge import auth, config
 from bridge.app import Admin, LiveConfig
+from bridge.cli.notifications_command import render_timeline
 from bridge.errors import ConfigIssue, StoreUnavailable
 from bridge.store import (
     AttemptReport,
@@ -250,7 +251,8 @@ class TestDeliveries:
          b'{"since": "2026-01-01"}', b'{"since": "2026-01-01T00:00:00"}',
          b'{"since": "2026-13-01T00:00:00Z"}', b'{"since": 5}',
          b'{"since": "2026-01-01T00:00:00Z", "status": "pending"}',
-         b'{"since": "2026-01-01T00:00:00Z", "extra": 1}'],
+         b'{"since": "2026-01-01T00:00:00Z", "extra": 1}',
+         b'{"since": "9999-12-31T23:59:59-23:59"}', b'{"since": "0001-01-01T00:00:00+23:59"}'],
     )  # fmt: skip
     async def test_recover_refuses_bad_bodies(self, harness: Harness, body: bytes) -> None:
         answer = await harness.post("/destinations/crm/recover", content=body)
@@ -267,6 +269,25 @@ class TestDeliveries:
         assert [s.enabled for s in await harness.store.destination_states()] == [True]
         assert harness.redeliveries == 1
         assert (await harness.post("/destinations/nope/enable")).status_code == 404
+
+
+class TestTimesNoDateCanShow:
+    @pytest.mark.parametrize("deadline", [2.0**62, -(2.0**62), 1e300])
+    async def test_a_deadline_beyond_the_calendar_is_null(
+        self, harness: Harness, deadline: float
+    ) -> None:
+        """A stored deadline no date can show (an old row, from a token's far exp) lists and
+        shows as null, never a 500; the CLI prints the number instead."""
+        accepted = await harness.store.accept(notification("far", deadline=deadline))
+        listed = await harness.get("/notifications")
+        assert listed.status_code == 200
+        assert [n["deadline"] for n in listed.json()["items"]] == [None]
+        shown = await harness.get(f"/notifications/{accepted.id}")
+        assert shown.status_code == 200
+        assert shown.json()["notification"]["deadline"] is None
+        timeline = await harness.store.timeline(accepted.id)
+        assert timeline is not None
+        assert f"deadline {deadline!r} (out of the calendar's range)" in render_timeline(timeline)
 
 
 class TestReloadAndFailures:
