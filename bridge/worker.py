@@ -179,6 +179,7 @@ class Worker:
                 lease_s=self._lease_s,
                 limit=free,
                 skip_lanes=self._lanes_to_skip(),
+                skip_jobs=[job.id for job in self._in_flight.values()],
             )
         except StoreUnavailable as exc:
             self._log.warning("claim_failed", error=exc.message)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,15 +61,18 @@ def find_imported(
     workflow_id: str,
     since: datetime,
     source_session_id: str | None = None,
+    taken: Collection[str] = (),
     skew: timedelta = RECONCILE_SKEW,
 ) -> SessionRow | AmbiguousMatch | None:
     """Find the session an ambiguous import created, among rows listed after it.
 
     A row matches when its vendor_data and workflow equal ours and it was created at or after
     ``since - skew`` (``since``: when the first unanswered attempt started). A field missing
-    from a row does not exclude it, because the list call already filtered on it. When several
-    rows match and ``source_session_id`` (the token's ``session_id`` claim) is given, rows whose
-    ``shared_from_session`` names it win.
+    from a row does not exclude it, because the list call already filtered on it. Never a
+    match: a session in ``taken`` (already recorded as another share's import: two shares of
+    one customer often share vendor_data), or a row whose ``shared_from_session`` names another
+    source session than ``source_session_id`` (the token's ``session_id`` claim). When several
+    rows match, rows whose ``shared_from_session`` names ours win.
 
     Returns the session when exactly one matches, None when none does (the import did not
     happen: the pipeline may call import again), or :class:`AmbiguousMatch`. On ambiguity the
@@ -85,6 +88,8 @@ def find_imported(
         if (row.vendor_data is None or row.vendor_data == vendor_data)
         and (row.workflow_id is None or row.workflow_id == workflow_id)
         and (row.created_at is None or row.created_at >= floor)
+        and row.session_id not in taken
+        and not _from_another_source(row, source_session_id)
     ]
     unique = list({row.session_id: row for row in matches}.values())
     if len(unique) > 1 and source_session_id is not None:
@@ -96,3 +101,11 @@ def find_imported(
     if len(unique) == 1:
         return unique[0]
     return AmbiguousMatch(tuple(unique))
+
+
+def _from_another_source(row: SessionRow, source_session_id: str | None) -> bool:
+    return (
+        source_session_id is not None
+        and row.shared_from_session is not None
+        and row.shared_from_session != source_session_id
+    )

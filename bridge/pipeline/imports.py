@@ -4,21 +4,30 @@ One run of :class:`ImportHandler` for a pending notification:
 
 1. If an earlier attempt may have redeemed the token (it ended without an answer, or with a 5xx),
    *reconcile* first: list our sessions for the notification's vendor_data and workflow since
-   that attempt. Found: the share is imported, without calling import again.
+   that attempt. Found: the share is imported, without calling import again. A session already
+   recorded on another notification, or listed as shared from another source session, is never
+   this one's (two shares of one customer often share vendor_data).
 2. Past the token's deadline: ``expired``, without a call.
-3. Wait for the pacer, record the attempt as started (committed), call import, record its end.
+3. Wait for the pacer, record the attempt as started (committed), call import.
 4. Map Didit's answer: 201 imported; 401/400/404 rejected or failed; a 403 reconciles before it
    may say ``already_imported``, ``token_not_for_this_application`` or ``upstream_forbidden``;
    429, 5xx and lost answers go back to the durable queue.
 
-The outcome, its event and one delivery per subscribed destination are written in one
-transaction (:meth:`Store.record_outcome`), which also erases the token.
+A final answer's attempt end, the outcome, its event and one delivery per subscribed destination
+are written in one transaction (:meth:`Store.record_outcome`), which also erases the token: a 201
+is never on record without its outcome, so no later run can take it for an answered attempt
+and send a second import. "Already imported" after an attempt of ours that may have applied means
+the share is ours: no import is sent again, and a list that does not show the session yet is
+asked again. A reconcile that cannot decide is asked again until an hour past the deadline; then
+the share ends ``imported`` without a session (Didit said it was imported) or ``failed``
+``reconcile_unresolved``, with an alert.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -32,12 +41,14 @@ from bridge.store import (
     AMBIGUOUS,
     RECONCILED_IMPORTED,
     RECONCILED_NOT_IMPORTED,
+    AttemptEnd,
     AttemptKind,
     Job,
     NewEvent,
     Notification,
     Outcome,
     Store,
+    redeemed_by_us,
     unresolved_ambiguity,
 )
 from bridge.store.ids import new_id
@@ -55,6 +66,16 @@ from bridge.types import (
 log = structlog.get_logger()
 
 RECONCILE_RETRY_S = 5.0  # a reconcile that could not decide is asked again this soon
+RECONCILE_GIVE_UP_S = 3600.0  # an undecided reconcile is asked again until this long past the
+MAX_TOKEN_TTL_S = 86_400.0  # deadline (a token without exp: received + Didit's longest TTL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Undecided:
+    """Reconciliation could not tell (a failed list call, several candidate sessions)."""
+
+    why: str
+    delay_s: float | None
 
 
 class ImportHandler:
@@ -94,8 +115,13 @@ class ImportHandler:
                 return await self._finish(
                     job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
                 )
+            redeemed = redeemed_by_us(attempts)
+            if isinstance(found, _Undecided):  # ask again later, never import blindly
+                return await self._undecided(job, notification, found, redeemed=redeemed)
             if found is not None:
-                return found  # could not tell: ask again later, never import blindly
+                return found
+            if redeemed:  # Didit said "already imported"; its list does not show it yet
+                return await self._undecided(job, notification, _NOT_LISTED, redeemed=True)
         if notification.deadline is not None and self._clock() >= notification.deadline:
             return await self._expire(job, notification)
         if notification.token is None:
@@ -124,15 +150,25 @@ class ImportHandler:
         maybe_applied = isinstance(outcome, didit.NoAnswer) or (
             isinstance(outcome, didit.RetryLater) and outcome.may_have_applied
         )
-        recorded = await self._store.end_import_attempt(
-            job,
-            attempt,
+        ending = AttemptEnd(
+            attempt=attempt,
             http_status=answer.http_status,
-            result=AMBIGUOUS if maybe_applied else outcome.code,
+            result=_attempt_result(outcome, maybe_applied=maybe_applied),
             latency_ms=round(answer.latency_s * 1000),
             error=None if isinstance(outcome, didit.Imported) else outcome.message[:500],
         )
-        if not recorded:
+        final = isinstance(outcome, didit.Imported | didit.Rejected | didit.Failed)
+        # A final answer is recorded with its outcome, in one transaction: a 201 whose outcome
+        # was lost (a crash, a failed commit) must not read as an answered attempt, which the
+        # next run would follow with a second import; unended, it reads as ambiguous instead.
+        if not final and not await self._store.end_import_attempt(
+            job,
+            attempt,
+            http_status=ending.http_status,
+            result=ending.result,
+            latency_ms=ending.latency_ms,
+            error=ending.error,
+        ):
             return Done()
         log.info(
             "import_answered",
@@ -146,18 +182,21 @@ class ImportHandler:
                     job,
                     notification,
                     Outcome(status=NotificationStatus.IMPORTED, session=session.as_session()),
+                    ending=ending,
                 )
             case didit.Rejected():
                 return await self._finish(
                     job,
                     notification,
                     Outcome(status=NotificationStatus.REJECTED, reason=outcome.reason),
+                    ending=ending,
                 )
             case didit.Failed():
                 return await self._finish(
                     job,
                     notification,
                     Outcome(status=NotificationStatus.FAILED, reason=outcome.reason),
+                    ending=ending,
                 )
             case didit.NeedsReconcile(fallback=fallback):
                 return await self._after_forbidden(job, notification, fallback)
@@ -178,8 +217,13 @@ class ImportHandler:
             return await self._finish(
                 job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
             )
+        redeemed = redeemed_by_us(attempts)
+        if isinstance(found, _Undecided):
+            return await self._undecided(job, notification, found, redeemed=redeemed)
         if found is not None:
             return found
+        if redeemed:  # "already imported" after an unanswered attempt of ours: it was ours
+            return await self._undecided(job, notification, _NOT_LISTED, redeemed=True)
         status = (
             NotificationStatus.REJECTED
             if isinstance(fallback, didit.Rejected)
@@ -189,8 +233,9 @@ class ImportHandler:
 
     async def _reconcile(
         self, job: Job, notification: Notification, since: float
-    ) -> DiditSession | Retry | Done | None:
-        """Did an earlier attempt import the share? The session; None (no); or a retry/stop."""
+    ) -> DiditSession | _Undecided | Done | None:
+        """Did an earlier attempt import the share? The session; None (no); undecided; or
+        Done (the lease was lost)."""
         attempt = await self._store.begin_import_attempt(job, kind=AttemptKind.RECONCILE)
         if attempt is None:
             return Done()
@@ -214,13 +259,17 @@ class ImportHandler:
             )
             log.warning("reconcile_failed", code=exc.code, http_status=exc.http_status)
             self._count_reconcile(exc.code)
-            return Retry(f"reconcile: {exc.code}", delay_s=exc.retry_after_s)
+            return _Undecided(f"reconcile: {exc.code}", exc.retry_after_s)
+        taken = await self._store.sessions_recorded(
+            [row.session_id for row in rows], other_than=notification.id
+        )
         found = didit.find_imported(
             rows,
             vendor_data=route.vendor_data,
             workflow_id=route.workflow_id,
             since=datetime.fromtimestamp(since, UTC),
             source_session_id=notification.source_session_id,
+            taken=taken,
         )
         result = (
             "ambiguous_match"
@@ -236,12 +285,42 @@ class ImportHandler:
         self._count_reconcile(result)
         if isinstance(found, didit.AmbiguousMatch):
             # Several sessions could be ours: importing again or failing could both be wrong.
-            return Retry("reconcile: several candidate sessions", delay_s=RECONCILE_RETRY_S)
+            return _Undecided("reconcile: several candidate sessions", RECONCILE_RETRY_S)
         if found is None:
             return None
         return DiditSession(
             session_id=found.session_id, session_number=found.session_number, status=found.status
         )
+
+    async def _undecided(
+        self, job: Job, notification: Notification, undecided: _Undecided, *, redeemed: bool
+    ) -> JobResult:
+        """Ask again later, until the give-up time; then an outcome an operator can act on:
+        ``imported`` without a session when Didit said the share was imported (``redeemed``:
+        a redeemed token is never reported as failed), else ``failed`` ``reconcile_unresolved``.
+        """
+        give_up_at = _give_up_at(notification)
+        if self._clock() < give_up_at:
+            return Retry(undecided.why, delay_s=undecided.delay_s, not_after=give_up_at)
+        if redeemed:
+            code = "session_not_listed"
+            outcome = Outcome(
+                status=NotificationStatus.IMPORTED,
+                reason=Reason(
+                    code=code,
+                    message="Didit said the share is already imported after an unanswered "
+                    "import of ours, but its session never appeared in the session list",
+                ),
+            )
+        else:
+            code = "reconcile_unresolved"
+            outcome = _failed(
+                code, f"could not tell whether an unanswered import applied ({undecided.why})"
+            )
+        log.error("alert", kind=code)
+        if self._metrics is not None and redeemed:  # a failed outcome is counted by _finish
+            self._metrics.alerts.labels(kind=code).inc()
+        return await self._finish(job, notification, outcome)
 
     def _retry(self, notification: Notification, code: str, retry_after: float | None) -> Retry:
         # Never sleep past the deadline: the next run records `expired` (after reconciling).
@@ -259,8 +338,16 @@ class ImportHandler:
             job, notification, Outcome(status=NotificationStatus.EXPIRED, reason=reason)
         )
 
-    async def _finish(self, job: Job, notification: Notification, outcome: Outcome) -> JobResult:
-        """Record the outcome, its event and its deliveries in one transaction."""
+    async def _finish(
+        self,
+        job: Job,
+        notification: Notification,
+        outcome: Outcome,
+        *,
+        ending: AttemptEnd | None = None,
+    ) -> JobResult:
+        """Record the outcome, its event and its deliveries (and the end of the attempt that
+        decided it) in one transaction."""
         now = self._clock()
         event_type = EVENT_FOR_STATUS[outcome.status]
         event_id = new_id("evt", now)
@@ -274,8 +361,10 @@ class ImportHandler:
         )
         destinations = self._subscribers(notification, event_type.value)
         event = NewEvent(id=event_id, type=event_type, body=body, destinations=destinations)
-        if not await self._store.record_outcome(job, outcome, [event]):
-            log.warning("lease_lost", job_id=job.id)
+        if not await self._store.record_outcome(job, outcome, [event], ending=ending):
+            # The lease was lost (the new owner decides), or the session is already another
+            # notification's (a race of two reconciles: the next run excludes it).
+            log.warning("outcome_not_recorded", job_id=job.id)
             return Done()
         reason = outcome.reason.code if outcome.reason else None
         structlog.contextvars.bind_contextvars(outcome=outcome.status.value, reason=reason)
@@ -324,3 +413,25 @@ def _failed(code: str, message: str) -> Outcome:
 
 def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
+
+
+_NOT_LISTED = _Undecided(
+    "reconcile: already imported, its session not listed yet", RECONCILE_RETRY_S
+)
+
+
+def _attempt_result(outcome: didit.ImportOutcome, *, maybe_applied: bool) -> str:
+    """What an import attempt's answer was: ``AMBIGUOUS`` when it may have applied unseen; for a
+    403 what it said (``already_imported``, ...), which decides later runs (``redeemed_by_us``)."""
+    if maybe_applied:
+        return AMBIGUOUS
+    if isinstance(outcome, didit.NeedsReconcile):
+        return outcome.fallback.code
+    return outcome.code
+
+
+def _give_up_at(notification: Notification) -> float:
+    deadline = notification.deadline
+    if deadline is None:
+        deadline = notification.received_at + MAX_TOKEN_TTL_S
+    return deadline + RECONCILE_GIVE_UP_S

@@ -38,11 +38,13 @@ from pathlib import Path
 from typing import Protocol
 
 from bridge.store.model import (
+    ALREADY_IMPORTED,
     AMBIGUOUS,
     FAILED_TOKEN_RETENTION_S,
     RECONCILED_IMPORTED,
     RECONCILED_NOT_IMPORTED,
     Accepted,
+    AttemptEnd,
     AttemptKind,
     AttemptReport,
     Delivery,
@@ -61,16 +63,19 @@ from bridge.store.model import (
     RetryResult,
     StoreStats,
     Timeline,
+    redeemed_by_us,
     unresolved_ambiguity,
 )
 from bridge.types import NotificationStatus
 
 __all__ = [
+    "ALREADY_IMPORTED",
     "AMBIGUOUS",
     "FAILED_TOKEN_RETENTION_S",
     "RECONCILED_IMPORTED",
     "RECONCILED_NOT_IMPORTED",
     "Accepted",
+    "AttemptEnd",
     "AttemptKind",
     "AttemptReport",
     "Clock",
@@ -92,6 +97,7 @@ __all__ = [
     "StoreStats",
     "Timeline",
     "open_store",
+    "redeemed_by_us",
     "unresolved_ambiguity",
 ]
 
@@ -122,11 +128,14 @@ class Store(Protocol):
         lease_s: float,
         limit: int = 1,
         skip_lanes: Collection[str] = (),
+        skip_jobs: Collection[int] = (),
     ) -> list[Job]:
         """Lease up to ``limit`` runnable jobs of ``kind``, in claim order; attempts += 1.
 
         Deliver jobs of a disabled destination, and of any lane in ``skip_lanes`` (e.g. a
-        destination at its ``max_in_flight``), are left for later.
+        destination at its ``max_in_flight``), are left for later. Jobs in ``skip_jobs`` (the
+        caller's own, still running) are never leased again, even when their leases look
+        expired (a wall clock stepping forward expires every lease at once).
         """
         ...
 
@@ -199,12 +208,27 @@ class Store(Protocol):
         """Must the next attempt reconcile first? See ``unresolved_ambiguity``."""
         ...
 
-    async def record_outcome(self, job: Job, outcome: Outcome, events: Sequence[NewEvent]) -> bool:
-        """Finish ``job``'s notification, write its events and deliveries, complete the job.
+    async def record_outcome(
+        self,
+        job: Job,
+        outcome: Outcome,
+        events: Sequence[NewEvent],
+        *,
+        ending: AttemptEnd | None = None,
+    ) -> bool:
+        """Finish ``job``'s notification, write its events and deliveries, complete the job,
+        and end the attempt whose answer decided it (``ending``).
 
-        One transaction: all of it, or (lease lost, or the notification is no longer pending)
-        nothing and False.
+        One transaction: all of it, or nothing and False: the lease was lost, the notification
+        is no longer pending, or the outcome's Didit session is already another notification's.
         """
+        ...
+
+    async def sessions_recorded(
+        self, session_ids: Collection[str], *, other_than: str
+    ) -> frozenset[str]:
+        """Which of these Didit sessions are recorded on notifications other than
+        ``other_than``: a session is one share's, never a second's."""
         ...
 
     async def find_by_session(self, session_id: str) -> Notification | None:

@@ -57,6 +57,8 @@ AMBIGUOUS = "ambiguous"
 #: candidate sessions) leaves the ambiguity in place.
 RECONCILED_IMPORTED = "imported"
 RECONCILED_NOT_IMPORTED = "not_imported"
+#: The result of an import attempt that Didit refused because the share is already imported.
+ALREADY_IMPORTED = "already_imported"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,6 +147,18 @@ class ImportAttempt:
         return self.kind is AttemptKind.IMPORT and (
             self.ended_at is None or self.result == AMBIGUOUS
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptEnd:
+    """How an attempt ended, for ``end_import_attempt`` or, with the outcome it decides, for
+    ``record_outcome`` (one transaction: a final answer is never kept without its outcome)."""
+
+    attempt: int
+    http_status: int | None
+    result: str  # AMBIGUOUS when no answer came back
+    latency_ms: int
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,10 +262,13 @@ class StoreStats:
 def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     """Whether the next attempt must reconcile before it may import.
 
-    True when the latest *import* attempt is ambiguous (no end recorded, or ended without an
-    answer) and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or
-    ``RECONCILED_NOT_IMPORTED``.
+    True when Didit has said the share is already imported after an attempt of ours that may
+    have applied (``redeemed_by_us``), or when the latest *import* attempt is ambiguous (no end
+    recorded, or ended without an answer) and no reconcile attempt after it ended
+    ``RECONCILED_IMPORTED`` or ``RECONCILED_NOT_IMPORTED``.
     """
+    if redeemed_by_us(attempts):
+        return True
     ordered = sorted(attempts, key=lambda attempt: attempt.attempt)
     imports = [attempt for attempt in ordered if attempt.kind is AttemptKind.IMPORT]
     if not imports or not imports[-1].ambiguous:
@@ -264,3 +281,18 @@ def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
         and attempt.result in settled
         for attempt in ordered
     )
+
+
+def redeemed_by_us(attempts: Sequence[ImportAttempt]) -> bool:
+    """Whether Didit answered ``ALREADY_IMPORTED`` after an import attempt of ours that may have
+    applied: the share is redeemed (by us, almost surely), only its session is still unknown.
+    No import may be sent for it again, and no list that misses the session settles it."""
+    maybe_applied = False
+    for attempt in sorted(attempts, key=lambda attempt: attempt.attempt):
+        if attempt.kind is not AttemptKind.IMPORT:
+            continue
+        if attempt.ambiguous:
+            maybe_applied = True
+        elif maybe_applied and attempt.result == ALREADY_IMPORTED:
+            return True
+    return False

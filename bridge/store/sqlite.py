@@ -26,6 +26,7 @@ from bridge.store.ids import new_id
 from bridge.store.model import (
     FAILED_TOKEN_RETENTION_S,
     Accepted,
+    AttemptEnd,
     AttemptKind,
     AttemptReport,
     Delivery,
@@ -243,6 +244,7 @@ class SqliteStore:
         lease_s: float,
         limit: int = 1,
         skip_lanes: Collection[str] = (),
+        skip_jobs: Collection[int] = (),
     ) -> list[Job]:
         if limit < 1:
             return []
@@ -252,6 +254,7 @@ class SqliteStore:
             "lease_s": lease_s,
             "limit": limit,
             "skip_lanes": json.dumps(sorted(skip_lanes)),
+            "skip_jobs": json.dumps(sorted(skip_jobs)),
             "now": self._clock(),
         }
 
@@ -338,15 +341,14 @@ class SqliteStore:
         error: str | None = None,
     ) -> bool:
         q = self._q
-        params = {
-            "notification_id": job.ref,
-            "attempt": attempt,
-            "http_status": http_status,
-            "result": result,
-            "latency_ms": latency_ms,
-            "error": error,
-            "now": self._clock(),
-        }
+        ending = AttemptEnd(
+            attempt=attempt,
+            http_status=http_status,
+            result=result,
+            latency_ms=latency_ms,
+            error=error,
+        )
+        params = {**_ending_params(ending), "notification_id": job.ref, "now": self._clock()}
 
         def op(connection: sqlite3.Connection) -> bool:
             if connection.execute(q["job_is_held"], self._fence(job)).fetchone() is None:
@@ -354,6 +356,16 @@ class SqliteStore:
             return connection.execute(q["end_attempt"], params).rowcount == 1
 
         return await self._write(op)
+
+    async def sessions_recorded(
+        self, session_ids: Collection[str], *, other_than: str
+    ) -> frozenset[str]:
+        params = {"session_ids": json.dumps(sorted(session_ids)), "id": other_than}
+        return await self._read(
+            lambda connection: frozenset(
+                row[0] for row in connection.execute(self._q["sessions_recorded"], params)
+            )
+        )
 
     async def list_import_attempts(self, notification_id: str) -> tuple[ImportAttempt, ...]:
         return await self._read(lambda connection: self._attempts(connection, notification_id))
@@ -369,7 +381,14 @@ class SqliteStore:
     async def last_attempt_ambiguous(self, notification_id: str) -> bool:
         return unresolved_ambiguity(await self.list_import_attempts(notification_id))
 
-    async def record_outcome(self, job: Job, outcome: Outcome, events: Sequence[NewEvent]) -> bool:
+    async def record_outcome(
+        self,
+        job: Job,
+        outcome: Outcome,
+        events: Sequence[NewEvent],
+        *,
+        ending: AttemptEnd | None = None,
+    ) -> bool:
         if job.kind is not JobKind.IMPORT:
             raise ValueError("record_outcome needs an import job")
         if not outcome.status.is_final:
@@ -388,12 +407,22 @@ class SqliteStore:
             "now": now,
         }
         completed = self._fenced_update("complete", job, now=now)
+        taken = {
+            "session_ids": json.dumps([session.session_id if session else None]),
+            "id": job.ref,
+        }
 
         def op(connection: sqlite3.Connection) -> bool:
             if not completed(connection):
                 return False
+            if session is not None and connection.execute(q["sessions_recorded"], taken).fetchone():
+                raise Rollback(False)  # another notification's session: never a second owner
             if connection.execute(q["finish_notification"], finish).rowcount != 1:
                 raise Rollback(False)
+            if ending is not None:
+                end = {**_ending_params(ending), "notification_id": job.ref, "now": now}
+                if connection.execute(q["end_attempt"], end).rowcount != 1:
+                    raise Rollback(False)
             for event in events:
                 self._insert_event(connection, job.ref, event, now)
             return True
@@ -746,6 +775,17 @@ def _translated() -> Iterator[None]:
         raise ValueError(f"the write conflicts with stored data: {exc}") from exc
     except sqlite3.Error as exc:
         raise translate(exc) from exc
+
+
+def _ending_params(ending: AttemptEnd) -> dict[str, Any]:
+    """``end_attempt``'s parameters but the notification id and the time."""
+    return {
+        "attempt": ending.attempt,
+        "http_status": ending.http_status,
+        "result": ending.result,
+        "latency_ms": ending.latency_ms,
+        "error": ending.error,
+    }
 
 
 def _require_deliver(job: Job) -> None:

@@ -496,7 +496,23 @@ class TestFindImported:
         found = find(rows, source_session_id="src-2")
         assert isinstance(found, SessionRow)
         assert found.session_id == "b"
-        assert isinstance(find(rows, source_session_id="src-3"), AmbiguousMatch)
+
+    def test_a_row_from_another_source_session_is_never_ours(self) -> None:
+        """Two shares of one customer share vendor_data: the other share's session is not
+        this one's import, alone or among others."""
+        rows = [row("a", shared_from_session="src-1"), row("b")]
+        assert find(rows[:1], source_session_id="src-2") is None
+        found = find(rows, source_session_id="src-2")
+        assert isinstance(found, SessionRow)
+        assert found.session_id == "b"
+        assert isinstance(find(rows), AmbiguousMatch)  # without our source, both could be ours
+
+    def test_a_session_taken_by_another_notification_is_never_ours(self) -> None:
+        rows = [row("a"), row("b")]
+        found = find(rows, taken={"a"})
+        assert isinstance(found, SessionRow)
+        assert found.session_id == "b"
+        assert find(rows, taken={"a", "b"}) is None
 
     @pytest.mark.parametrize(
         "raw", [None, "x", [], {"session_id": None}, {"session_id": ""}, {"status": "Approved"}]

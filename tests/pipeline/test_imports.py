@@ -11,6 +11,7 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
+from bridge.errors import StoreUnavailable
 from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from bridge.pipeline import imports
@@ -204,8 +205,13 @@ class TestReconciliation:
         rows = [session_row("a", at=START), session_row("b", at=START)]
         rig.fake.lists.append(httpx.Response(200, json={"results": rows}))
         result = await rig.handler(job)
+        notification = await rig.store.load_notification(notification_id)
+        assert notification is not None
+        assert notification.deadline is not None
         assert result == Retry(
-            "reconcile: several candidate sessions", delay_s=imports.RECONCILE_RETRY_S
+            "reconcile: several candidate sessions",
+            delay_s=imports.RECONCILE_RETRY_S,
+            not_after=notification.deadline + imports.RECONCILE_GIVE_UP_S,
         )
         assert rig.fake.import_calls == 1
         assert (await attempts(rig, notification_id))[-1] == ("reconcile", "ambiguous_match")
@@ -260,7 +266,7 @@ class TestReconciliation:
         assert await rig.handler(await rig.claim()) == Done()
         assert await status(rig, notification_id) == ("rejected", "already_imported")
         assert await attempts(rig, notification_id) == [
-            ("import", "forbidden"),
+            ("import", "already_imported"),
             ("reconcile", "not_imported"),
         ]
 
@@ -311,6 +317,149 @@ class TestReconciliation:
         notification_id = await rig.accept()
         await rig.handler(await rig.claim())
         assert await status(rig, notification_id) == ("failed", "upstream_forbidden")
+
+
+ALREADY = {"detail": "This session has already been imported."}
+
+
+async def next_run(rig: Rig, job: Job, result: object) -> Job:
+    """Put ``job`` back as the worker would after ``result`` (a Retry) and claim it again."""
+    assert isinstance(result, Retry), result
+    assert await rig.store.retry(job, run_after=rig.clock.now, error=result.error)
+    return await rig.claim()
+
+
+class TestRedeemedOnce:
+    """A share is redeemed at most once, and never reported as anything but imported when it
+    was: the ways an answered or unanswered import could be misread."""
+
+    async def test_another_notifications_session_is_never_adopted(self, rig: Rig) -> None:
+        """Two shares of one customer share vendor_data; the list shows the first's session."""
+        first = await rig.accept(key="a")
+        second = await rig.accept(key="b")
+        rig.fake.imports.append(httpx.Response(201, json=imported_body("sess-a")))
+        assert await rig.handler(await rig.claim()) == Done()
+        rig.fake.imports.append(httpx.ReadTimeout("lost"))  # the second one: unanswered
+        job = await rig.claim()
+        job = await next_run(rig, job, await rig.handler(job))
+        rig.fake.lists.append(
+            httpx.Response(200, json={"results": [session_row("sess-a", at=START)]})
+        )
+        rig.fake.imports.append(httpx.Response(201, json=imported_body("sess-b")))
+        assert await rig.handler(job) == Done()
+        done = await rig.store.load_notification(second)
+        assert done is not None
+        assert done.session is not None
+        assert (done.status.value, done.session.session_id) == ("imported", "sess-b")
+        assert await attempts(rig, second) == [
+            ("import", AMBIGUOUS),
+            ("reconcile", "not_imported"),
+            ("import", "imported"),
+        ]
+        original = await rig.store.load_notification(first)
+        assert original is not None
+        assert original.session is not None
+        assert original.session.session_id == "sess-a"
+
+    async def test_a_201_whose_outcome_was_not_recorded_is_not_imported_again(
+        self, rig: Rig
+    ) -> None:
+        """The commit that records a 201 fails: the attempt stays unanswered, so the next run
+        reconciles and finds the session instead of sending a second import."""
+        notification_id = await rig.accept()
+        rig.fake.imports.append(httpx.Response(201, json=imported_body("new-1")))
+        real = rig.store.record_outcome
+        failures = [StoreUnavailable("disk I/O error")]
+
+        async def failing_once(*args: Any, **kwargs: Any) -> bool:
+            if failures:
+                raise failures.pop()
+            return await real(*args, **kwargs)
+
+        rig.store.record_outcome = failing_once  # type: ignore[method-assign]
+        job = await rig.claim()
+        with pytest.raises(StoreUnavailable):
+            await rig.handler(job)
+        [attempt] = await rig.store.list_import_attempts(notification_id)
+        assert attempt.ambiguous
+        rig.fake.lists.append(
+            httpx.Response(200, json={"results": [session_row("new-1", at=START)]})
+        )
+        assert await rig.handler(await rig.steal(job)) == Done()
+        assert await status(rig, notification_id) == ("imported", None)
+        assert rig.fake.import_calls == 1
+
+    async def test_already_imported_after_an_unanswered_attempt_is_never_rejected(
+        self, rig: Rig
+    ) -> None:
+        """Didit's list lags its "already imported": reconcile again, never import again."""
+        notification_id, job = await ambiguous_first(rig)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))  # not listed yet
+        rig.fake.imports.append(httpx.Response(403, json=ALREADY))
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))  # still not
+        result = await rig.handler(job)
+        assert isinstance(result, Retry)
+        assert await status(rig, notification_id) == ("pending", None)
+        job = await next_run(rig, job, result)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))  # not even now
+        job = await next_run(rig, job, await rig.handler(job))
+        rig.fake.lists.append(
+            httpx.Response(200, json={"results": [session_row("ours", at=START)]})
+        )
+        assert await rig.handler(job) == Done()
+        n = await rig.store.load_notification(notification_id)
+        assert n is not None
+        assert n.session is not None
+        assert (n.status.value, n.session.session_id) == ("imported", "ours")
+        assert rig.fake.import_calls == 2  # the lost one and the one that said "already"
+
+    async def test_redeemed_but_never_listed_ends_imported_without_a_session(
+        self, rig: Rig
+    ) -> None:
+        notification_id, job = await ambiguous_first(rig)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        rig.fake.imports.append(httpx.Response(403, json=ALREADY))
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        result = await rig.handler(job)
+        assert isinstance(result, Retry)
+        assert result.not_after is not None
+        rig.clock.now = result.not_after  # the give-up time
+        job = await next_run(rig, job, result)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        with capture_logs() as logs:
+            assert await rig.handler(job) == Done()
+        assert await status(rig, notification_id) == ("imported", "session_not_listed")
+        [event] = await events(rig, notification_id)
+        assert (event["type"], event["data"]["session"]) == ("share.imported", None)
+        assert any(e["event"] == "alert" and e["kind"] == "session_not_listed" for e in logs)
+        assert rig.fake.import_calls == 2
+
+    async def test_undecided_until_the_give_up_time_then_failed_reconcile_unresolved(
+        self, rig: Rig
+    ) -> None:
+        """Several candidate sessions, run after run: asked again until an hour past the
+        deadline, then ``failed`` for an operator, never imported blindly."""
+        notification_id, job = await ambiguous_first(rig)
+        rows = {"results": [session_row("x", at=START), session_row("y", at=START)]}
+        rig.fake.lists.append(httpx.Response(200, json=rows))
+        result = await rig.handler(job)
+        notification = await rig.store.load_notification(notification_id)
+        assert notification is not None
+        assert notification.deadline is not None
+        give_up = notification.deadline + imports.RECONCILE_GIVE_UP_S
+        assert isinstance(result, Retry)
+        assert result.not_after == give_up
+        rig.clock.now = give_up - 1
+        job = await next_run(rig, job, result)
+        rig.fake.lists.append(httpx.Response(200, json=rows))
+        job = await next_run(rig, job, await rig.handler(job))  # still asking
+        rig.clock.now = give_up
+        rig.fake.lists.append(httpx.Response(200, json=rows))
+        with capture_logs() as logs:
+            assert await rig.handler(job) == Done()
+        assert await status(rig, notification_id) == ("failed", "reconcile_unresolved")
+        assert any(e.get("event") == "alert" for e in logs)
+        assert rig.fake.import_calls == 1
 
 
 class TestDeadlinesAndTokens:
@@ -429,7 +578,9 @@ class TestLeaseLost:
         assert rig.fake.import_calls == 1
 
     async def test_lost_before_the_outcome_is_recorded_writes_nothing(self, rig: Rig) -> None:
-        stealing = StealingStore(rig.store, rig, "end_import_attempt")
+        """Not even the attempt's end: the 201 and its outcome go together or not at all, so
+        the new owner sees an unanswered attempt and reconciles instead of importing again."""
+        stealing = StealingStore(rig.store, rig, "begin_import_attempt")
         handler = imports.ImportHandler(
             store=stealing,
             client=rig.client,
@@ -442,8 +593,10 @@ class TestLeaseLost:
         with capture_logs() as logs:
             assert await handler(await rig.claim()) == Done()
         assert await status(rig, notification_id) == ("pending", None)
-        assert any(entry["event"] == "lease_lost" for entry in logs)
+        assert any(entry["event"] == "outcome_not_recorded" for entry in logs)
         assert await events(rig, notification_id) == []
+        [attempt] = await rig.store.list_import_attempts(notification_id)
+        assert attempt.ambiguous
 
     async def test_lost_before_a_reconcile_begins_calls_nothing(self, rig: Rig) -> None:
         notification_id, job = await ambiguous_first(rig)

@@ -12,6 +12,7 @@ from bridge.store import (
     AMBIGUOUS,
     RECONCILED_IMPORTED,
     RECONCILED_NOT_IMPORTED,
+    AttemptEnd,
     AttemptKind,
     AttemptReport,
     DeliveryStatus,
@@ -224,6 +225,20 @@ class TestClaim:
         assert again.attempts == 2
         assert again.last_error == "HTTP 503"
 
+    async def test_jobs_the_claimer_still_runs_are_never_claimed_again(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A wall clock stepping forward expires every lease at once; the owner's own running
+        jobs (``skip_jobs``) stay its own, others' expired ones are taken."""
+        await store.accept(notification("mine"))
+        await store.accept(notification("theirs"))
+        mine = await claim_one(store, owner="w1", lease_s=10)
+        theirs = await claim_one(store, owner="w2", lease_s=10)
+        clock.advance(3600)
+        [taken] = await store.claim(JobKind.IMPORT, owner="w1", lease_s=10, skip_jobs=[mine.id])
+        assert (taken.id, taken.owner) == (theirs.id, "w1")
+        assert await store.extend_lease(mine, lease_s=10)  # still w1's first lease
+
     async def test_limit_below_one_claims_nothing(self, store: Store) -> None:
         """``limit=0`` is a no-op rather than an error."""
         await store.accept(notification())
@@ -286,6 +301,46 @@ class TestFencing:
         assert timeline.deliveries == ()
         assert await store.claim(JobKind.DELIVER, owner="d", lease_s=30) == []
         assert await store.record_outcome(new, outcome, [])
+
+    async def test_a_session_is_never_recorded_on_two_notifications(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """The second outcome naming a session already another's writes nothing at all."""
+        await store.accept(notification("a"))
+        await store.accept(notification("b"))
+        first, second = await claim_one(store), await claim_one(store)
+        attempt = await store.begin_import_attempt(second)
+        assert attempt is not None
+        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        assert await store.record_outcome(first, outcome, [])
+        assert await store.sessions_recorded(["s", "t"], other_than=second.ref) == {"s"}
+        assert await store.sessions_recorded(["s"], other_than=first.ref) == frozenset()
+        ending = AttemptEnd(attempt=attempt, http_status=200, result="x", latency_ms=1)
+        assert not await store.record_outcome(second, outcome, [event(clock)], ending=ending)
+        stored = await store.load_notification(second.ref)
+        assert stored is not None
+        assert stored.status is NotificationStatus.PENDING
+        [unended] = await store.list_import_attempts(second.ref)
+        assert unended.ended_at is None
+        assert await store.extend_lease(second, lease_s=30)  # the job is still held, running
+
+    async def test_an_outcome_ends_the_attempt_that_decided_it(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        await store.accept(notification())
+        job = await claim_one(store)
+        attempt = await store.begin_import_attempt(job)
+        assert attempt is not None
+        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        ending = AttemptEnd(attempt=attempt, http_status=201, result="imported", latency_ms=7)
+        assert await store.record_outcome(job, outcome, [], ending=ending)
+        [ended] = await store.list_import_attempts(job.ref)
+        assert (ended.ended_at, ended.http_status, ended.result, ended.latency_ms) == (
+            START,
+            201,
+            "imported",
+            7,
+        )
 
     async def test_attempt_records_after_lease_loss_are_refused(
         self, store: Store, clock: FakeClock

@@ -84,6 +84,7 @@ UPDATE jobs
         WHERE kind = :kind AND status IN ('queued', 'running')
           AND ((status = 'queued' AND run_after <= :now)
                OR (status = 'running' AND lease_expires_at < :now))
+          AND id NOT IN (SELECT value FROM json_each(:skip_jobs))
           AND (lane IS NULL
                OR (lane NOT IN (SELECT value FROM json_each(:skip_lanes))
                    AND lane NOT IN (SELECT name FROM destination_states WHERE enabled = 0)))
@@ -162,6 +163,11 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
 -- select_by_session --
 -- The notification whose import created a Didit session
 SELECT * FROM notifications WHERE session_id = :session_id;
+
+-- sessions_recorded --
+-- Which of some Didit sessions (a JSON array) are recorded on notifications other than :id
+SELECT DISTINCT session_id FROM notifications
+ WHERE session_id IN (SELECT value FROM json_each(:session_ids)) AND id <> :id;
 
 -- update_didit_status --
 -- Record Didit's new status for an imported notification's session
