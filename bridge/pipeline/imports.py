@@ -49,6 +49,7 @@ from bridge.store import (
     Outcome,
     Store,
     redeemed_by_us,
+    refused_after_unanswered,
     unresolved_ambiguity,
 )
 from bridge.store.ids import new_id
@@ -65,17 +66,17 @@ from bridge.types import (
 
 log = structlog.get_logger()
 
-RECONCILE_RETRY_S = 5.0  # a reconcile that could not decide is asked again this soon
 RECONCILE_GIVE_UP_S = 3600.0  # an undecided reconcile is asked again until this long past the
 MAX_TOKEN_TTL_S = 86_400.0  # deadline (a token without exp: received + Didit's longest TTL)
 
 
 @dataclass(frozen=True, slots=True)
 class _Undecided:
-    """Reconciliation could not tell (a failed list call, several candidate sessions)."""
+    """Reconciliation could not tell (a failed list call, several candidate sessions, a 403
+    after an unanswered attempt with no session listed yet)."""
 
     why: str
-    delay_s: float | None
+    delay_s: float | None  # None: the worker's backoff (growing, capped), not a fixed poll
 
 
 class ImportHandler:
@@ -120,8 +121,8 @@ class ImportHandler:
                 return await self._undecided(job, notification, found, redeemed=redeemed)
             if found is not None:
                 return found
-            if redeemed:  # Didit said "already imported"; its list does not show it yet
-                return await self._undecided(job, notification, _NOT_LISTED, redeemed=True)
+            if refused_after_unanswered(attempts) is not None:  # the list lags Didit's 403
+                return await self._undecided(job, notification, _NOT_LISTED, redeemed=redeemed)
         if notification.deadline is not None and self._clock() >= notification.deadline:
             return await self._expire(job, notification)
         if notification.token is None:
@@ -222,8 +223,11 @@ class ImportHandler:
             return await self._undecided(job, notification, found, redeemed=redeemed)
         if found is not None:
             return found
-        if redeemed:  # "already imported" after an unanswered attempt of ours: it was ours
-            return await self._undecided(job, notification, _NOT_LISTED, redeemed=True)
+        if refused_after_unanswered(attempts) is not None:
+            # After an unanswered attempt of ours, a 403 most likely refuses our own redeemed
+            # share, whatever its words (Didit's are not documented): it is not judged on them
+            # while its session may still appear in the list.
+            return await self._undecided(job, notification, _NOT_LISTED, redeemed=redeemed)
         status = (
             NotificationStatus.REJECTED
             if isinstance(fallback, didit.Rejected)
@@ -285,7 +289,7 @@ class ImportHandler:
         self._count_reconcile(result)
         if isinstance(found, didit.AmbiguousMatch):
             # Several sessions could be ours: importing again or failing could both be wrong.
-            return _Undecided("reconcile: several candidate sessions", RECONCILE_RETRY_S)
+            return _Undecided("reconcile: several candidate sessions", None)
         if found is None:
             return None
         return DiditSession(
@@ -303,23 +307,19 @@ class ImportHandler:
         if self._clock() < give_up_at:
             return Retry(undecided.why, delay_s=undecided.delay_s, not_after=give_up_at)
         if redeemed:
-            code = "session_not_listed"
             outcome = Outcome(
                 status=NotificationStatus.IMPORTED,
                 reason=Reason(
-                    code=code,
+                    code="session_not_listed",
                     message="Didit said the share is already imported after an unanswered "
                     "import of ours, but its session never appeared in the session list",
                 ),
             )
         else:
-            code = "reconcile_unresolved"
             outcome = _failed(
-                code, f"could not tell whether an unanswered import applied ({undecided.why})"
+                "reconcile_unresolved",
+                f"could not tell whether an unanswered import applied ({undecided.why})",
             )
-        log.error("alert", kind=code)
-        if self._metrics is not None and redeemed:  # a failed outcome is counted by _finish
-            self._metrics.alerts.labels(kind=code).inc()
         return await self._finish(job, notification, outcome)
 
     def _retry(self, notification: Notification, code: str, retry_after: float | None) -> Retry:
@@ -362,10 +362,11 @@ class ImportHandler:
         destinations = self._subscribers(notification, event_type.value)
         event = NewEvent(id=event_id, type=event_type, body=body, destinations=destinations)
         if not await self._store.record_outcome(job, outcome, [event], ending=ending):
-            # The lease was lost (the new owner decides), or the session is already another
-            # notification's (a race of two reconciles: the next run excludes it).
+            # The lease was lost (the retry below is fenced out: the new owner decides), or the
+            # session is already another notification's (a race of two reconciles): run again
+            # now, and the next reconcile leaves that session out.
             log.warning("outcome_not_recorded", job_id=job.id)
-            return Done()
+            return Retry("the outcome was not recorded", delay_s=0.0)
         reason = outcome.reason.code if outcome.reason else None
         structlog.contextvars.bind_contextvars(outcome=outcome.status.value, reason=reason)
         log.info(
@@ -378,13 +379,17 @@ class ImportHandler:
         return Done()
 
     def _count_outcome(self, status: NotificationStatus, reason: str | None) -> None:
-        if status is NotificationStatus.FAILED:
-            # A failed share needs an operator (our key, our balance, our workflow): alert.
+        # A failed share needs an operator (our key, our balance, our workflow), and so does an
+        # imported one with a reason (its session is unknown): alert.
+        alert = status is NotificationStatus.FAILED or (
+            status is NotificationStatus.IMPORTED and reason is not None
+        )
+        if alert:
             log.error("alert", kind=reason or "failed")
         if self._metrics is None:
             return
         self._metrics.imports.labels(outcome=status.value, reason=reason or "").inc()
-        if status is NotificationStatus.FAILED:
+        if alert:
             self._metrics.alerts.labels(kind=reason or "failed").inc()
         else:
             self._metrics.token_erasures.inc()  # record_outcome erased it (a failed one waits)
@@ -415,9 +420,7 @@ def _ms_since(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
 
-_NOT_LISTED = _Undecided(
-    "reconcile: already imported, its session not listed yet", RECONCILE_RETRY_S
-)
+_NOT_LISTED = _Undecided("reconcile: refused after an unanswered import, session not listed", None)
 
 
 def _attempt_result(outcome: didit.ImportOutcome, *, maybe_applied: bool) -> str:
@@ -431,7 +434,9 @@ def _attempt_result(outcome: didit.ImportOutcome, *, maybe_applied: bool) -> str
 
 
 def _give_up_at(notification: Notification) -> float:
+    """An hour past the deadline, and never less than an hour after the notification was
+    received or last reopened by an operator's retry (a pending one's ``updated_at``)."""
     deadline = notification.deadline
     if deadline is None:
         deadline = notification.received_at + MAX_TOKEN_TTL_S
-    return deadline + RECONCILE_GIVE_UP_S
+    return max(deadline, notification.updated_at) + RECONCILE_GIVE_UP_S

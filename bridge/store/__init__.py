@@ -64,6 +64,7 @@ from bridge.store.model import (
     StoreStats,
     Timeline,
     redeemed_by_us,
+    refused_after_unanswered,
     unresolved_ambiguity,
 )
 from bridge.types import NotificationStatus
@@ -98,6 +99,7 @@ __all__ = [
     "Timeline",
     "open_store",
     "redeemed_by_us",
+    "refused_after_unanswered",
     "unresolved_ambiguity",
 ]
 

@@ -57,8 +57,10 @@ AMBIGUOUS = "ambiguous"
 #: candidate sessions) leaves the ambiguity in place.
 RECONCILED_IMPORTED = "imported"
 RECONCILED_NOT_IMPORTED = "not_imported"
-#: The result of an import attempt that Didit refused because the share is already imported.
+#: The result of an import attempt that Didit refused because the share is already imported;
+#: ``REFUSALS``: every result of an import attempt Didit refused with a 403 (or 409).
 ALREADY_IMPORTED = "already_imported"
+REFUSALS = frozenset({ALREADY_IMPORTED, "token_not_for_this_application", "upstream_forbidden"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,12 +264,13 @@ class StoreStats:
 def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     """Whether the next attempt must reconcile before it may import.
 
-    True when Didit has said the share is already imported after an attempt of ours that may
-    have applied (``redeemed_by_us``), or when the latest *import* attempt is ambiguous (no end
-    recorded, or ended without an answer) and no reconcile attempt after it ended
-    ``RECONCILED_IMPORTED`` or ``RECONCILED_NOT_IMPORTED``.
+    True when Didit refused an import (a 403) after an attempt of ours that may have applied
+    (``refused_after_unanswered``): no import is sent again, only the list can settle it. Also
+    when the latest *import* attempt is ambiguous (no end recorded, or ended without an answer)
+    and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or
+    ``RECONCILED_NOT_IMPORTED``.
     """
-    if redeemed_by_us(attempts):
+    if refused_after_unanswered(attempts) is not None:
         return True
     ordered = sorted(attempts, key=lambda attempt: attempt.attempt)
     imports = [attempt for attempt in ordered if attempt.kind is AttemptKind.IMPORT]
@@ -283,16 +286,26 @@ def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     )
 
 
-def redeemed_by_us(attempts: Sequence[ImportAttempt]) -> bool:
-    """Whether Didit answered ``ALREADY_IMPORTED`` after an import attempt of ours that may have
-    applied: the share is redeemed (by us, almost surely), only its session is still unknown.
-    No import may be sent for it again, and no list that misses the session settles it."""
+def refused_after_unanswered(attempts: Sequence[ImportAttempt]) -> str | None:
+    """What Didit said (one of ``REFUSALS``) when it refused an import after an import attempt
+    of ours that may have applied; None when it never did. Such a 403 most likely refuses our
+    own redeemed share, whatever its words: the share must not be imported again, nor judged on
+    those words while its session may still appear in the list."""
     maybe_applied = False
+    said: str | None = None
     for attempt in sorted(attempts, key=lambda attempt: attempt.attempt):
         if attempt.kind is not AttemptKind.IMPORT:
             continue
         if attempt.ambiguous:
             maybe_applied = True
-        elif maybe_applied and attempt.result == ALREADY_IMPORTED:
-            return True
-    return False
+        elif maybe_applied and attempt.result in REFUSALS:
+            said = (
+                ALREADY_IMPORTED if ALREADY_IMPORTED in (said, attempt.result) else attempt.result
+            )
+    return said
+
+
+def redeemed_by_us(attempts: Sequence[ImportAttempt]) -> bool:
+    """Whether Didit said ``ALREADY_IMPORTED`` after an import attempt of ours that may have
+    applied: the share is redeemed (by us, almost surely), only its session is still unknown."""
+    return refused_after_unanswered(attempts) == ALREADY_IMPORTED

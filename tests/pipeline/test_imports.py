@@ -15,7 +15,7 @@ from bridge.errors import StoreUnavailable
 from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from bridge.pipeline import imports
-from bridge.store import AMBIGUOUS, AttemptKind, Job, Store, open_store
+from bridge.store import AMBIGUOUS, AttemptKind, Job, RetryResult, Store, open_store
 from bridge.types import Complete, Done, NotificationStatus, Release, Retry
 from tests.pipeline.conftest import (
     WORKFLOW,
@@ -210,7 +210,7 @@ class TestReconciliation:
         assert notification.deadline is not None
         assert result == Retry(
             "reconcile: several candidate sessions",
-            delay_s=imports.RECONCILE_RETRY_S,
+            delay_s=None,  # the worker's growing backoff, not a fixed poll of Didit's list
             not_after=notification.deadline + imports.RECONCILE_GIVE_UP_S,
         )
         assert rig.fake.import_calls == 1
@@ -458,8 +458,63 @@ class TestRedeemedOnce:
         with capture_logs() as logs:
             assert await rig.handler(job) == Done()
         assert await status(rig, notification_id) == ("failed", "reconcile_unresolved")
-        assert any(e.get("event") == "alert" for e in logs)
+        assert [e["kind"] for e in logs if e["event"] == "alert"] == ["reconcile_unresolved"]
         assert rig.fake.import_calls == 1
+
+    async def test_a_403_in_other_words_after_an_unanswered_attempt_is_not_judged_on_them(
+        self, rig: Rig
+    ) -> None:
+        """Didit's 403 wording is not documented: after an unanswered attempt of ours a bare
+        "Forbidden." may refuse our own redeemed share. Later runs only list, never import."""
+        notification_id, job = await ambiguous_first(rig)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        rig.fake.imports.append(httpx.Response(403, json={"detail": "Forbidden."}))
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        result = await rig.handler(job)
+        assert isinstance(result, Retry)
+        assert await status(rig, notification_id) == ("pending", None)
+        job = await next_run(rig, job, result)
+        rig.fake.lists.append(
+            httpx.Response(200, json={"results": [session_row("ours", at=START)]})
+        )
+        assert await rig.handler(job) == Done()
+        assert await status(rig, notification_id) == ("imported", None)
+        assert rig.fake.import_calls == 2
+        assert [kind for kind, _ in await attempts(rig, notification_id)] == [
+            "import",
+            "reconcile",
+            "import",
+            "reconcile",
+            "reconcile",
+        ]
+
+    async def test_already_imported_then_a_failing_list_is_asked_again(self, rig: Rig) -> None:
+        notification_id, job = await ambiguous_first(rig)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        rig.fake.imports.append(httpx.Response(403, json=ALREADY))
+        rig.fake.lists.append(httpx.Response(503, json={"message": "down"}))
+        result = await rig.handler(job)
+        assert isinstance(result, Retry)
+        assert result.error.startswith("reconcile: ")
+        assert await status(rig, notification_id) == ("pending", None)
+
+    async def test_a_reopened_notification_gets_a_fresh_hour_to_reconcile(self, rig: Rig) -> None:
+        """A token without exp: an operator's retry after ``reconcile_unresolved`` is not
+        failed again at once by a give-up time measured from its receipt."""
+        rig.fake.imports.append(httpx.ReadTimeout("lost"))
+        notification_id = await rig.accept(deadline=None)
+        job = await rig.claim()
+        job = await next_run(rig, job, await rig.handler(job))
+        rig.clock.now = START + imports.MAX_TOKEN_TTL_S + imports.RECONCILE_GIVE_UP_S
+        rig.fake.lists.append(httpx.Response(503, json={"message": "down"}))
+        assert await rig.handler(job) == Done()
+        assert await status(rig, notification_id) == ("failed", "reconcile_unresolved")
+        assert await rig.store.retry_notification(notification_id) == RetryResult.REQUEUED
+        rig.fake.lists.append(httpx.Response(503, json={"message": "down"}))
+        result = await rig.handler(await rig.claim())
+        assert isinstance(result, Retry)
+        assert result.not_after == rig.clock.now + imports.RECONCILE_GIVE_UP_S
+        assert await status(rig, notification_id) == ("pending", None)
 
 
 class TestDeadlinesAndTokens:
@@ -567,7 +622,7 @@ class TestLeaseLost:
             return httpx.Response(201, json=imported_body())
 
         rig.fake.imports.append(answer_late)
-        assert await rig.handler(old) == Done()
+        assert isinstance(await rig.handler(old), Retry)  # fenced out: the thief's job now
         assert await status(rig, notification_id) == ("pending", None)
         # the new owner sees an attempt without an end: it reconciles, it does not import again
         rig.fake.lists.append(
@@ -591,7 +646,8 @@ class TestLeaseLost:
         rig.fake.imports.append(httpx.Response(201, json=imported_body()))
         notification_id = await rig.accept()
         with capture_logs() as logs:
-            assert await handler(await rig.claim()) == Done()
+            result = await handler(await rig.claim())
+        assert isinstance(result, Retry)  # fenced out for this owner: the thief runs it
         assert await status(rig, notification_id) == ("pending", None)
         assert any(entry["event"] == "outcome_not_recorded" for entry in logs)
         assert await events(rig, notification_id) == []

@@ -32,6 +32,7 @@ class SpyStore:
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.claims = 0
+        self.skipped: list[set[int]] = []  # skip_jobs of each claim
         self.extended: list[tuple[int, bool]] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -40,6 +41,7 @@ class SpyStore:
     async def claim(self, kind: JobKind, **kwargs: Any) -> list[Job]:
         jobs = await self.inner.claim(kind, **kwargs)
         self.claims += 1
+        self.skipped.append(set(kwargs.get("skip_jobs", ())))
         return jobs
 
     async def extend_lease(self, job: Job, *, lease_s: float) -> bool:
@@ -370,6 +372,34 @@ class TestStop:
         assert [e["event"] for e in logs if e.get("ref") == nid] == ["job_released"]
         (again,) = await store.claim(JobKind.IMPORT, owner="next", lease_s=30)
         assert (again.ref, again.attempts, again.run_after) == (nid, 1, START)
+
+    async def test_claims_leave_out_the_jobs_still_running_here(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A wall clock stepping forward must not hand a worker its own running job again."""
+        await accept(store, 1)
+        spy = SpyStore(store)
+        release = asyncio.Event()
+        running: list[int] = []
+
+        async def handler(job: Job) -> JobResult:
+            running.append(job.id)
+            await release.wait()
+            return Complete()
+
+        worker = make_worker(spy, clock, handler, concurrency=2)
+        task = asyncio.create_task(worker.run())
+        await eventually(lambda: len(running) == 1)
+        claims_before = spy.claims
+        clock.advance(3600)  # every lease looks expired now
+        worker.notify()
+        await eventually(lambda: spy.claims > claims_before)
+        assert spy.skipped[-1] == {running[0]}
+        assert running == [running[0]]  # not handed to a second handler
+        release.set()
+        await worker.stop(1.0)
+        await task
+        assert (await store.stats()).jobs["import"]["done"] == 1
 
     async def test_stop_before_run_returns(self, store: Store, clock: FakeClock) -> None:
         """A worker that never ran stops at once."""
