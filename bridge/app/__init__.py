@@ -6,7 +6,10 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.app.admin import Admin
@@ -17,6 +20,7 @@ from bridge.app.intake import INTAKE_PATH, Intake, LiveConfig
 from bridge.app.metrics import MetricsEndpoint
 from bridge.app.openapi import OpenApi
 from bridge.app.request_log import RequestLog
+from bridge.app.responses import error_response
 
 __all__ = [
     "Admin",
@@ -62,5 +66,22 @@ def create_app(
         routes.append(Route("/openapi.json", openapi.document, methods=["GET"]))
     if admin is not None:
         routes += admin.routes()
-    rest = Starlette(routes=routes, lifespan=lifespan, middleware=list(middleware))
+    rest = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=list(middleware),
+        exception_handlers={HTTPException: _http_error},
+    )
     return BridgeApp(intake=intake, rest=rest)
+
+
+# Starlette's own refusals (no route, a method a route does not take), in the error shape
+# every other answer has, with a stable code.
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    headers = dict(exc.headers or {})
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, exc.detail, **headers)

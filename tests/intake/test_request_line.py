@@ -104,10 +104,14 @@ async def test_a_bug_is_answered_500_with_a_code_and_logged(
 async def test_other_methods_and_paths_do_not_reach_intake(
     counted: Harness, metrics: Metrics, stream: io.StringIO
 ) -> None:
-    assert (await counted.client.get("/v1/partners/acme/shares")).status_code == 405
+    wrong_method = await counted.client.get("/v1/partners/acme/shares")
+    assert (wrong_method.status_code, error_code(wrong_method)) == (405, "method_not_allowed")
+    assert wrong_method.headers["allow"] == "POST"
     assert (await counted.client.head("/v1/partners/acme/shares")).status_code == 405
     nested = await counted.client.post("/v1/partners/acme/x/shares", content=b"{}")
-    assert nested.status_code == 404
+    assert (nested.status_code, error_code(nested)) == (404, "not_found")
+    escaped = await counted.client.post("/v1/partners/a%2Fb/shares", content=b"{}")
+    assert (escaped.status_code, error_code(escaped)) == (404, "not_found")  # a "/" in a name
     assert request_lines(stream) == []  # intake wrote nothing: Starlette answered
     samples = parse_metrics(metrics.render()[0].decode())
     assert value(samples, "bridge_intake_latency_seconds_count") == 0
