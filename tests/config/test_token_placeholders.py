@@ -7,9 +7,7 @@ from pydantic import ValidationError
 
 from bridge.config import Settings, load_text
 from bridge.errors import ConfigError
-
-WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-APPLICATION_ID = "11111111-2222-4333-8444-555555555555"
+from tests.config.conftest import APPLICATION_ID, WHSEC
 
 
 def config(vendor_data: str, *, when: str = "{}", acme_fields: str = "{}") -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from bridge.store import Store, open_store
+from bridge.store.sqlite import SqliteStore
 from tests.store.helpers import FakeClock
 
 
@@ -48,3 +49,10 @@ async def _open(store_url: str, clock: FakeClock) -> AsyncIterator[Callable[[], 
 @pytest.fixture(name="store")
 def _store(open_: Callable[[], Store]) -> Store:
     return open_()
+
+
+@pytest.fixture(name="sqlite_store")
+async def _sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore.open(tmp_path / "bridge.db", clock=clock)
+    yield store
+    await store.close()

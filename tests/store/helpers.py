@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
 from bridge.store import NewNotification
+from bridge.store._writer import GroupCommitWriter
 from bridge.types import Route, SessionKind
 
 START = 1_800_000_000.0
@@ -51,3 +58,27 @@ def notification(
         deadline=deadline,
         route=ROUTE,
     )
+
+
+async def in_one_group(writer: GroupCommitWriter, calls: Sequence[Awaitable[Any]]) -> list[Any]:
+    """Await ``calls`` queued behind a blocked commit, so they form one group (one run)."""
+    started, gate = threading.Event(), threading.Event()
+
+    def block(_connection: sqlite3.Connection) -> bool:
+        started.set()
+        return gate.wait(5)
+
+    blocker = asyncio.ensure_future(writer.run(block))
+    assert await asyncio.to_thread(started.wait, 5)
+    gathered = asyncio.gather(*calls, return_exceptions=True)
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if writer._queue.qsize() == len(calls):
+            break
+    assert writer._queue.qsize() == len(calls)
+    commits = writer.commits
+    gate.set()
+    results = await gathered
+    assert await blocker
+    assert writer.commits == commits + 2  # the blocker's group, then every call in one
+    return list(results)

@@ -2,51 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
-from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bridge.store._writer import GroupCommitWriter
 from bridge.store.sqlite import SqliteStore
-from tests.store.helpers import FakeClock, notification
+from tests.store.helpers import in_one_group, notification
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(name="sqlite_store")
-async def _sqlite_store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SqliteStore]:
-    store = SqliteStore.open(tmp_path / "bridge.db", clock=clock)
-    yield store
-    await store.close()
-
-
-async def in_one_group(writer: GroupCommitWriter, calls: list[Awaitable[Any]]) -> list[Any]:
-    """Await ``calls`` queued behind a blocked commit, so they form one group (one run)."""
-    started, gate = threading.Event(), threading.Event()
-
-    def block(_connection: sqlite3.Connection) -> bool:
-        started.set()
-        return gate.wait(5)
-
-    blocker = asyncio.ensure_future(writer.run(block))
-    assert await asyncio.to_thread(started.wait, 5)
-    gathered = asyncio.gather(*calls, return_exceptions=True)
-    for _ in range(200):
-        await asyncio.sleep(0)
-        if writer._queue.qsize() == len(calls):
-            break
-    assert writer._queue.qsize() == len(calls)
-    commits = writer.commits
-    gate.set()
-    results = await gathered
-    assert await blocker
-    assert writer.commits == commits + 2  # the blocker's group, then every call in one
-    return list(results)
 
 
 async def test_one_unencodable_accept_fails_alone(sqlite_store: SqliteStore) -> None:

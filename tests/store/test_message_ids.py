@@ -7,8 +7,7 @@ import pytest
 from bridge.store import Outcome, Store
 from bridge.store.sqlite import SqliteStore
 from bridge.types import NotificationStatus
-from tests.store.helpers import notification
-from tests.store.test_batch_split import in_one_group
+from tests.store.helpers import in_one_group, notification
 from tests.store.test_contract import claim_one
 
 pytestmark = pytest.mark.anyio

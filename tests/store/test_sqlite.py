@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from bridge.store._sqlite_connection import migrate
 from bridge.store.ids import new_id
 from bridge.store.queries import load_migrations, parse_query_file
 from bridge.store.sqlite import SqliteStore
-from tests.store.helpers import START, FakeClock, notification
+from tests.store.helpers import START, FakeClock, in_one_group, notification
 
 pytestmark = pytest.mark.anyio
 
@@ -113,26 +112,9 @@ class TestGroupCommit:
         self, sqlite_store: SqliteStore
     ) -> None:
         """Accepts queued behind a commit go in one transaction; a repeat in it is a duplicate."""
-        writer = sqlite_store._writer
-        started, gate = threading.Event(), threading.Event()
-
-        def block(_connection: sqlite3.Connection) -> bool:
-            started.set()
-            return gate.wait(5)
-
-        blocker = asyncio.ensure_future(writer.run(block))
-        assert await asyncio.to_thread(started.wait, 5)
         news = [notification(f"k{i}") for i in range(20)] + [notification("k3")]
-        accepts = asyncio.gather(*(sqlite_store.accept(new) for new in news))
-        for _ in range(100):
-            await asyncio.sleep(0)
-            if writer._queue.qsize() == len(news):
-                break
-        commits = writer.commits
-        gate.set()
-        results = await accepts
-        assert await blocker
-        assert writer.commits == commits + 2  # the blocker's group, then all the accepts
+        accepts = [sqlite_store.accept(new) for new in news]
+        results = await in_one_group(sqlite_store._writer, accepts)  # asserts the one commit
         assert results[-1].duplicate
         assert results[-1].id == results[3].id
         assert sum(result.duplicate for result in results) == 1
@@ -145,22 +127,12 @@ class TestGroupCommit:
             connection.execute("DELETE FROM jobs")
             raise RuntimeError("bug")
 
-        started, gate = threading.Event(), threading.Event()
-
-        def block(_connection: sqlite3.Connection) -> bool:
-            started.set()
-            return gate.wait(5)
-
-        blocker = asyncio.ensure_future(writer.run(block))
-        assert await asyncio.to_thread(started.wait, 5)
-        accept = asyncio.ensure_future(sqlite_store.accept(notification()))
-        failing = asyncio.ensure_future(writer.run(broken))
-        await asyncio.sleep(0)
-        gate.set()
-        await blocker
-        assert not (await accept).duplicate
-        with pytest.raises(RuntimeError, match="bug"):
-            await failing
+        accepted, failed = await in_one_group(
+            writer, [sqlite_store.accept(notification()), writer.run(broken)]
+        )
+        assert not accepted.duplicate
+        assert isinstance(failed, RuntimeError)
+        assert str(failed) == "bug"
         assert (await sqlite_store.stats()).jobs["import"]["queued"] == 1
 
     async def test_a_database_error_fails_the_group_and_the_writer_goes_on(
