@@ -16,6 +16,7 @@ change. The answer is one of:
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ EXCERPT_BYTES = 2048
 RETRY_AFTER_CAP_S = 7200.0
 # Drained past the excerpt so the connection can be reused; a longer body closes it instead.
 _DRAIN_LIMIT_BYTES = 65_536
+_EXCERPT_READ_S = 1.0  # reading the answer's body, after its status line: only for the excerpt
+# A URL in an error text (aiohttp quotes the whole URL): its user, password and query may be
+# credentials, so they never reach a stored error or a log line.
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s'\"@]*@)?"
+    r"(?P<rest>[^\s'\"?#]*)(?P<query>\?[^\s'\"#]*)?"
+)
 _ABORT_HEADER = "webhook-delivery"
 _ABORT_VALUE = "abort-message"
 
@@ -178,31 +186,30 @@ class Sender:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(destination.timeout_s):
-                status, answer_headers, excerpt = await self._post(target, headers, body)
+                response = await self._post(target, headers, body)
         except TimeoutError:
             return _no_answer(started, f"no answer within {destination.timeout_s:g}s")
-        except (httpx.HTTPError, aiohttp.ClientError) as exc:
+        except Exception as exc:  # noqa: BLE001 - transport errors, and whatever a URL or an
+            # answer makes a client raise: a failed attempt on the schedule, never a crash
             return _no_answer(started, _describe(exc))
-        latency_ms = _elapsed_ms(started)
-        return classify(
-            status, answer_headers, latency_ms=latency_ms, excerpt=excerpt, now=self._clock()
-        )
-
-    async def _post(
-        self, target: _Target, headers: dict[str, str], body: bytes
-    ) -> tuple[int, httpx.Headers, bytes]:
-        request = target.client.build_request("POST", str(target.config.url), content=body)
-        request.headers.update(headers)
-        response = await target.client.send(request, stream=True)
+        latency_ms = _elapsed_ms(started)  # the status line decides, within the timeout
         try:
-            excerpt = bytearray()
-            async for chunk in response.aiter_bytes():
-                excerpt += chunk
-                if len(excerpt) > _DRAIN_LIMIT_BYTES:
-                    break
+            excerpt = await _excerpt(response)
         finally:
             await response.aclose()
-        return response.status_code, response.headers, bytes(excerpt[:EXCERPT_BYTES])
+        return classify(
+            response.status_code,
+            response.headers,
+            latency_ms=latency_ms,
+            excerpt=excerpt,
+            now=self._clock(),
+        )
+
+    async def _post(self, target: _Target, headers: dict[str, str], body: bytes) -> httpx.Response:
+        """The answer, as soon as its status line and headers are in (its body is streamed)."""
+        request = target.client.build_request("POST", str(target.config.url), content=body)
+        request.headers.update(headers)
+        return await target.client.send(request, stream=True)
 
     def _target(self, name: str, destination: Destination) -> _Target:
         target = self._targets.get(name)
@@ -237,9 +244,35 @@ def _no_answer(started: float, error: str) -> DeliveryResult:
     )
 
 
+async def _excerpt(response: httpx.Response) -> bytes:
+    """The first ``EXCERPT_BYTES`` of the body, read for at most ``_EXCERPT_READ_S``: a body
+    that is slow, endless or broken keeps what arrived, and never turns a 2xx into a failure."""
+    excerpt = bytearray()
+    try:
+        async with asyncio.timeout(_EXCERPT_READ_S):
+            async for chunk in response.aiter_bytes():
+                excerpt += chunk
+                if len(excerpt) > _DRAIN_LIMIT_BYTES:
+                    break
+    except (TimeoutError, httpx.HTTPError, aiohttp.ClientError):
+        pass
+    return bytes(excerpt[:EXCERPT_BYTES])
+
+
 def _describe(exc: Exception) -> str:
     # The aiohttp transport wraps its errors in loosely matching httpx ones: name the original.
     if isinstance(exc.__cause__, aiohttp.ClientError):
         exc = exc.__cause__
-    detail = str(exc).strip()
+    detail = _without_credentials(str(exc).strip())
     return f"{type(exc).__name__}: {detail}"[:300] if detail else type(exc).__name__
+
+
+def _without_credentials(text: str) -> str:
+    """``text`` with every URL's user, password and query replaced by ``[REDACTED]``."""
+
+    def scrub(match: re.Match[str]) -> str:
+        userinfo = "[REDACTED]@" if match["userinfo"] else ""
+        query = "?[REDACTED]" if match["query"] else ""
+        return f"{match['scheme']}{userinfo}{match['rest']}{query}"
+
+    return _URL.sub(scrub, text)

@@ -105,8 +105,11 @@ class Bury:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Nothing was done that counts (the bridge is stopping before anything was sent): the job
-    is queued again at once, its attempt refunded."""
+    """Nothing was done that counts (the bridge is stopping before anything was sent, the
+    destination is not configured): the job is queued again, its attempt refunded, due after
+    ``delay_s`` seconds (0: at once)."""
+
+    delay_s: float = 0.0
 
 
 JobResult = Done | Complete | Retry | Bury | Release

@@ -232,8 +232,9 @@ class Worker:
                 return await self._store.retry(job, run_after=run_after, error=error)
             case Bury(error=error):
                 return await self._store.bury(job, error=error)
-            case Release():
-                return await self._store.release(job)
+            case Release(delay_s=wait_s):
+                due = self._clock() + wait_s if wait_s > 0 else None
+                return await self._store.release(job, run_after=due)
 
     async def _heartbeat(self) -> None:
         lost: set[int] = set()

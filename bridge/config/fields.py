@@ -52,6 +52,9 @@ def _check_http_url(url: str) -> str:
         raise ValueError("must be an http:// or https:// URL")
     if not parts.hostname or any(char.isspace() for char in url):
         raise ValueError("must be a URL with a host, like https://crm.internal/webhooks")
+    if parts.username is not None or parts.password is not None:
+        # The HTTP clients refuse them next to their own headers, and a URL ends up in logs.
+        raise ValueError("must not hold a user or password (user:password@)")
     return url
 
 

@@ -3,7 +3,7 @@
 One run of :class:`DeliverHandler` for a pending delivery:
 
 1. The destination must be configured; if it is not (a config change), the job waits and
-   retries later, never dropped.
+   comes back later (released, attempt refunded: no retry step spent), never dropped.
 2. A destination at its ``max_in_flight`` gets the job back at once (released, attempt
    refunded), and the worker skips its lane until a slot frees (:meth:`lanes_to_skip`): a
    slow destination holds only its own slots, never another's.
@@ -12,7 +12,8 @@ One run of :class:`DeliverHandler` for a pending delivery:
 
    - delivered: ``mark_delivered``;
    - failed: retry after the next step of the destination's ``retry_schedule`` (±20 %
-     jitter), or after the ``Retry-After`` a 429/503 asked for; past the schedule: ``dead``;
+     jitter), or after the ``Retry-After`` a 429/503 asked for when that is later; past the
+     schedule: ``dead``;
    - ``webhook-delivery: abort-message``: ``dead`` at once;
    - 410: the destination is disabled (an alert is logged and counted) and the delivery waits
      for ``bridge destinations enable``.
@@ -32,7 +33,7 @@ from bridge.delivery import DeliveryResult, Sender, Verdict
 from bridge.observability import Metrics
 from bridge.pipeline._timing import TokenBucket
 from bridge.store import AttemptReport, DeliveryStatus, Job, Store
-from bridge.types import Complete, Done, JobResult, Retry
+from bridge.types import Complete, Done, JobResult, Release
 
 __all__ = [
     "JITTER",
@@ -105,9 +106,9 @@ class DeliverHandler:
         )
         destination = self._settings().destinations.get(name)
         if destination is None:
+            # Nothing was sent: waiting for the config to name it again costs no retry step.
             log.warning("destination_not_configured")
-            error = f"destination {name!r} is not configured"
-            return Retry(error, delay_s=self._unconfigured_retry_s)
+            return Release(delay_s=self._unconfigured_retry_s)
         if self._in_flight[name] >= destination.max_in_flight:
             await self._store.release(job)  # claimed in a batch past its share: not its turn
             return Done()
@@ -159,10 +160,12 @@ class DeliverHandler:
         schedule = destination.retry_delays_s
         if result.verdict is Verdict.ABORT or job.attempts > len(schedule):
             return None
+        step = schedule[job.attempts - 1] * self._rng.uniform(1.0 - JITTER, 1.0 + JITTER)
         if result.verdict is Verdict.RETRY_AFTER and result.retry_after_s is not None:
-            return self._clock() + result.retry_after_s
-        step = schedule[job.attempts - 1]
-        return self._clock() + step * self._rng.uniform(1.0 - JITTER, 1.0 + JITTER)
+            # Never sooner than asked, nor sooner than the schedule's step: each answer takes a
+            # step, and a "Retry-After: 1" must not run a 28-hour schedule out in seconds.
+            step = max(step, result.retry_after_s)
+        return self._clock() + step
 
     async def _disable(self, name: str, result: DeliveryResult) -> None:
         reason = result.error or "HTTP 410"

@@ -161,8 +161,9 @@ class Store(Protocol):
         """
         ...
 
-    async def release(self, job: Job) -> bool:
-        """Back to the queue at once with the attempt refunded (graceful shutdown)."""
+    async def release(self, job: Job, *, run_after: float | None = None) -> bool:
+        """Back to the queue with the attempt refunded (graceful shutdown, a destination not
+        configured): due at once, or from ``run_after`` (epoch seconds)."""
         ...
 
     async def recover_orphans(self, owner: str) -> int:

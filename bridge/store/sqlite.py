@@ -288,8 +288,10 @@ class SqliteStore:
 
         return await self._write(op)
 
-    async def release(self, job: Job) -> bool:
-        return await self._write(self._fenced_update("release", job, now=self._clock()))
+    async def release(self, job: Job, *, run_after: float | None = None) -> bool:
+        now = self._clock()
+        due = now if run_after is None else run_after
+        return await self._write(self._fenced_update("release", job, now=now, run_after=due))
 
     async def recover_orphans(self, owner: str) -> int:
         owners, q = self._owners, self._q

@@ -56,6 +56,7 @@ def test_broken_config_is_refused_at_the_right_line_and_key(
         prefix = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
         assert text.startswith(prefix), (text, prefix)
         assert message in text.removeprefix(prefix), (text, message)
+    assert "hunter2" not in err  # a password in a broken file is never echoed
 
 
 def test_the_example_passes(

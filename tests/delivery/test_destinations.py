@@ -140,6 +140,21 @@ class TestConfiguration:
                 await _until(store, lambda s: s["pending"] == 0)
         assert sink.snapshot()[0].webhook_id == event.id
 
+    async def test_waiting_for_its_destination_spends_no_retry_step(self, store: Store) -> None:
+        """However long the config misses it, the delivery keeps its whole retry schedule."""
+        with running_sink([]) as sink:
+            sink.respond_with(lambda _r, _i: Answer(500))
+            without = make_settings({"other": destination(sink.url)})
+            with_it = make_settings({"crm": destination(sink.url)})  # 3 retry steps
+            current = [without]
+            await seed_events(store, 1, ["crm"])
+            async with delivering(store, lambda: current[0], unconfigured_retry_s=0.05):
+                await asyncio.sleep(0.4)  # many more tries than the schedule has steps
+                assert sink.count() == 0
+                current[0] = with_it
+                await _until(store, lambda s: s["dead"] == 1)
+        assert sink.count() == 4  # the first POST and every one of its 3 retries
+
 
 def _config_file(tmp_path: Path, url: str) -> Path:
     """A config file naming ``crm`` at ``url``, for the CLI (its store is not used by enable)."""

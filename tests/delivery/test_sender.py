@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from email.utils import formatdate
 
@@ -191,6 +192,36 @@ class TestSender:
         assert result.verdict is Verdict.FAILED
         assert result.http_status is None
         assert result.error
+
+    async def test_anything_a_client_raises_is_a_failed_attempt_without_credentials(
+        self,
+    ) -> None:
+        """An error a transport was not expected to raise (aiohttp refusing a URL, say) is a
+        failed attempt on the schedule, never a crash; URLs in its text lose their query."""
+
+        def refuse(request: httpx.Request) -> httpx.Response:
+            raise ValueError(f"cannot send to {request.url}")
+
+        url = "https://crm.example/hooks?token=SECRET-QUERY"
+        async with Sender(transport=Recorder(refuse).transport) as sender:
+            result = await sender.send("crm", config(url=url), message_id="evt_1", body=BODY)
+        assert result.verdict is Verdict.FAILED
+        assert result.http_status is None
+        assert result.error == "ValueError: cannot send to https://crm.example/hooks?[REDACTED]"
+
+    async def test_a_2xx_whose_body_never_ends_is_delivered(self) -> None:
+        """The status line decides, within the timeout; a slow body only shortens the excerpt."""
+
+        async def endless() -> AsyncIterator[bytes]:
+            yield b"ok, "
+            await asyncio.Event().wait()  # the rest never comes
+            yield b"never"
+
+        recorder = Recorder(lambda _r: httpx.Response(200, content=endless()))
+        async with Sender(transport=recorder.transport) as sender:
+            result = await sender.send("crm", config(timeout_s=0.5), message_id="evt_1", body=BODY)
+        assert (result.verdict, result.http_status) == (Verdict.DELIVERED, 200)
+        assert result.response_excerpt == b"ok, "
 
     async def test_one_pool_per_destination_rebuilt_when_its_config_changes(self) -> None:
         built: list[httpx.AsyncBaseTransport] = []

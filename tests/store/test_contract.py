@@ -368,6 +368,18 @@ class TestFencing:
         assert again.id == job.id
         assert again.attempts == 1
 
+    async def test_release_until_a_time_refunds_the_attempt_and_waits(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        await store.accept(notification())
+        job = await claim_one(store)
+        assert await store.release(job, run_after=START + 60)
+        clock.advance(59)
+        assert await store.claim(JobKind.IMPORT, owner="w", lease_s=30) == []
+        clock.advance(1)
+        again = await claim_one(store)
+        assert (again.id, again.attempts) == (job.id, 1)
+
     async def test_bury_makes_a_job_unclaimable(self, store: Store, clock: FakeClock) -> None:
         """A buried job is dead: never claimed again, even much later."""
         await store.accept(notification())

@@ -118,9 +118,9 @@ UPDATE jobs
  WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
 
 -- release --
--- A held job goes back to the queue at once, its attempt refunded (shutdown, not its fault)
+-- A held job goes back to the queue (from :run_after), its attempt refunded: not its fault
 UPDATE jobs
-   SET status = 'queued', run_after = :now, attempts = attempts - 1, lease_owner = NULL,
+   SET status = 'queued', run_after = :run_after, attempts = attempts - 1, lease_owner = NULL,
        lease_expires_at = NULL, updated_at = :now
  WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
 
