@@ -100,6 +100,21 @@ class Worker:
         """How many handlers run now."""
         return len(self._in_flight)
 
+    @property
+    def concurrency(self) -> int:
+        """How many handlers may run at once."""
+        return self._concurrency
+
+    def resize(self, concurrency: int) -> None:
+        """Run up to ``concurrency`` handlers from the next claim on (a reloaded config); the
+        ones running go on. Fewer slots than running handlers: no claim until enough finish."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be positive")
+        if concurrency != self._concurrency:
+            self._log.info("worker_resized", concurrency=concurrency, was=self._concurrency)
+            self._concurrency = concurrency
+            self._wake.set()
+
     def notify(self) -> None:
         """Claim now rather than at the next poll (e.g. intake accepted a notification)."""
         self._wake.set()

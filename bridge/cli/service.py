@@ -226,6 +226,8 @@ class Service:
             self._reloads.labels(result="applied").inc()
             log.info("config_reloaded", path=str(path), needs_restart=waiting)
             self.import_worker.notify()
+            # A destination added (or given more slots) gets its own slots at once.
+            self.delivery_worker.resize(delivery_concurrency(settings))
             self.delivery_worker.notify()
             return ()
         self._reloads.labels(result="refused").inc()
