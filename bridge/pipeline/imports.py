@@ -26,7 +26,7 @@ the share ends ``imported`` without a session (Didit said it was imported) or ``
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,17 +38,18 @@ from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
 from bridge.observability import Metrics
 from bridge.pacing import Pacer, PacerClosed
 from bridge.store import (
+    ALREADY_IMPORTED,
     AMBIGUOUS,
     RECONCILED_IMPORTED,
     RECONCILED_NOT_IMPORTED,
     AttemptEnd,
     AttemptKind,
+    ImportAttempt,
     Job,
     NewEvent,
     Notification,
     Outcome,
     Store,
-    redeemed_by_us,
     refused_after_unanswered,
     unresolved_ambiguity,
 )
@@ -111,18 +112,9 @@ class ImportHandler:
         attempts = await self._store.list_import_attempts(notification.id)
         if unresolved_ambiguity(attempts):
             since = min(attempt.started_at for attempt in attempts if attempt.ambiguous)
-            found = await self._reconcile(job, notification, since)
-            if isinstance(found, DiditSession):
-                return await self._finish(
-                    job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
-                )
-            redeemed = redeemed_by_us(attempts)
-            if isinstance(found, _Undecided):  # ask again later, never import blindly
-                return await self._undecided(job, notification, found, redeemed=redeemed)
-            if found is not None:
-                return found
-            if refused_after_unanswered(attempts) is not None:  # the list lags Didit's 403
-                return await self._undecided(job, notification, _NOT_LISTED, redeemed=redeemed)
+            settled = await self._reconciled(job, notification, since, attempts)
+            if settled is not None:
+                return settled  # imported, or asked again later: never import blindly
         if notification.deadline is not None and self._clock() >= notification.deadline:
             return await self._expire(job, notification)
         if notification.token is None:
@@ -213,27 +205,43 @@ class ImportHandler:
         attempts = await self._store.list_import_attempts(notification.id)
         imports = [a for a in attempts if a.kind is AttemptKind.IMPORT]
         since = min((a.started_at for a in imports), default=notification.received_at)
-        found = await self._reconcile(job, notification, since)
-        if isinstance(found, DiditSession):
-            return await self._finish(
-                job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
-            )
-        redeemed = redeemed_by_us(attempts)
-        if isinstance(found, _Undecided):
-            return await self._undecided(job, notification, found, redeemed=redeemed)
-        if found is not None:
-            return found
-        if refused_after_unanswered(attempts) is not None:
-            # After an unanswered attempt of ours, a 403 most likely refuses our own redeemed
-            # share, whatever its words (Didit's are not documented): it is not judged on them
-            # while its session may still appear in the list.
-            return await self._undecided(job, notification, _NOT_LISTED, redeemed=redeemed)
+        settled = await self._reconciled(job, notification, since, attempts)
+        if settled is not None:
+            return settled
         status = (
             NotificationStatus.REJECTED
             if isinstance(fallback, didit.Rejected)
             else NotificationStatus.FAILED
         )
         return await self._finish(job, notification, Outcome(status=status, reason=fallback.reason))
+
+    async def _reconciled(
+        self,
+        job: Job,
+        notification: Notification,
+        since: float,
+        attempts: Sequence[ImportAttempt],
+    ) -> JobResult | None:
+        """Reconcile, and what settles this run: imported, asked again later, or None (the
+        list shows no import: the caller may import, or judge a 403 on its words).
+
+        After an unanswered attempt of ours, a 403 most likely refuses our own redeemed share,
+        whatever its words (Didit's are not documented): an empty list does not let it be
+        judged on them, nor imported again, while its session may still appear.
+        """
+        found = await self._reconcile(job, notification, since)
+        if isinstance(found, DiditSession):
+            return await self._finish(
+                job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
+            )
+        if isinstance(found, Done):
+            return found
+        refused = refused_after_unanswered(attempts)
+        if found is None and refused is None:
+            return None
+        undecided = _NOT_LISTED if found is None else found
+        redeemed = refused == ALREADY_IMPORTED
+        return await self._undecided(job, notification, undecided, redeemed=redeemed)
 
     async def _reconcile(
         self, job: Job, notification: Notification, since: float
@@ -391,7 +399,7 @@ class ImportHandler:
         self._metrics.imports.labels(outcome=status.value, reason=reason or "").inc()
         if alert:
             self._metrics.alerts.labels(kind=reason or "failed").inc()
-        else:
+        if status is not NotificationStatus.FAILED:
             self._metrics.token_erasures.inc()  # record_outcome erased it (a failed one waits)
 
     def _count_reconcile(self, result: str) -> None:
@@ -425,7 +433,8 @@ _NOT_LISTED = _Undecided("reconcile: refused after an unanswered import, session
 
 def _attempt_result(outcome: didit.ImportOutcome, *, maybe_applied: bool) -> str:
     """What an import attempt's answer was: ``AMBIGUOUS`` when it may have applied unseen; for a
-    403 what it said (``already_imported``, ...), which decides later runs (``redeemed_by_us``)."""
+    403 what it said (``already_imported``, ...), which steers later runs
+    (``refused_after_unanswered``)."""
     if maybe_applied:
         return AMBIGUOUS
     if isinstance(outcome, didit.NeedsReconcile):

@@ -63,7 +63,6 @@ from bridge.store.model import (
     RetryResult,
     StoreStats,
     Timeline,
-    redeemed_by_us,
     refused_after_unanswered,
     unresolved_ambiguity,
 )
@@ -98,7 +97,6 @@ __all__ = [
     "StoreStats",
     "Timeline",
     "open_store",
-    "redeemed_by_us",
     "refused_after_unanswered",
     "unresolved_ambiguity",
 ]

@@ -290,22 +290,18 @@ def refused_after_unanswered(attempts: Sequence[ImportAttempt]) -> str | None:
     """What Didit said (one of ``REFUSALS``) when it refused an import after an import attempt
     of ours that may have applied; None when it never did. Such a 403 most likely refuses our
     own redeemed share, whatever its words: the share must not be imported again, nor judged on
-    those words while its session may still appear in the list."""
+    those words while its session may still appear in the list. ``ALREADY_IMPORTED`` wins over
+    any other refusal: the share is redeemed (by us, almost surely), only its session is still
+    unknown."""
     maybe_applied = False
-    said: str | None = None
+    said: set[str] = set()
     for attempt in sorted(attempts, key=lambda attempt: attempt.attempt):
         if attempt.kind is not AttemptKind.IMPORT:
             continue
         if attempt.ambiguous:
             maybe_applied = True
         elif maybe_applied and attempt.result in REFUSALS:
-            said = (
-                ALREADY_IMPORTED if ALREADY_IMPORTED in (said, attempt.result) else attempt.result
-            )
-    return said
-
-
-def redeemed_by_us(attempts: Sequence[ImportAttempt]) -> bool:
-    """Whether Didit said ``ALREADY_IMPORTED`` after an import attempt of ours that may have
-    applied: the share is redeemed (by us, almost surely), only its session is still unknown."""
-    return refused_after_unanswered(attempts) == ALREADY_IMPORTED
+            said.add(attempt.result)
+    if ALREADY_IMPORTED in said:
+        return ALREADY_IMPORTED
+    return min(said) if said else None

@@ -409,15 +409,12 @@ class SqliteStore:
             "now": now,
         }
         completed = self._fenced_update("complete", job, now=now)
-        taken = {
-            "session_ids": json.dumps([session.session_id if session else None]),
-            "id": job.ref,
-        }
+        taken = {"session_ids": json.dumps([session.session_id]), "id": job.ref} if session else {}
 
         def op(connection: sqlite3.Connection) -> bool:
             if not completed(connection):
                 return False
-            if session is not None and connection.execute(q["sessions_recorded"], taken).fetchone():
+            if taken and connection.execute(q["sessions_recorded"], taken).fetchone():
                 raise Rollback(False)  # another notification's session: never a second owner
             if connection.execute(q["finish_notification"], finish).rowcount != 1:
                 raise Rollback(False)

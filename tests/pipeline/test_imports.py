@@ -691,3 +691,27 @@ class TestMetrics:
         assert sample("bridge_imports_total", outcome="retry", reason="rate_limited") == 1
         assert sample("bridge_imports_total", outcome="failed", reason="upstream_forbidden") == 1
         assert sample("bridge_reconciliations_total", result="not_imported") == 1
+
+    async def test_an_import_without_a_session_alerts_and_still_counts_its_erasure(
+        self, rig: Rig
+    ) -> None:
+        metrics = Metrics()
+        rig.handler._metrics = metrics
+        notification_id, job = await ambiguous_first(rig)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        rig.fake.imports.append(httpx.Response(403, json=ALREADY))
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        result = await rig.handler(job)
+        assert isinstance(result, Retry)
+        assert result.not_after is not None
+        rig.clock.now = result.not_after
+        job = await next_run(rig, job, result)
+        rig.fake.lists.append(httpx.Response(200, json={"results": []}))
+        assert await rig.handler(job) == Done()
+        assert await status(rig, notification_id) == ("imported", "session_not_listed")
+
+        def sample(name: str, **labels: str) -> float | None:
+            return metrics.registry.get_sample_value(name, labels)
+
+        assert sample("bridge_alerts_total", kind="session_not_listed") == 1
+        assert sample("bridge_token_erasures_total") == 1
