@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint types imports unit bench clean
+.PHONY: demo test lint types imports unit bench fuzz soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Mixed partner traffic with upstream and sink faults against the sandbox and `bridge serve`,
+# then a verdict (bench/soak.py). `make soak SOAK_MINUTES=5` for a short one.
+SOAK_MINUTES ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m bench soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 import bench
 
+#: Run only when named: ``soak`` takes an hour by default.
+ON_REQUEST = {"soak": "bench.soak"}
+
 
 def discover() -> dict[str, str]:
     """Benchmark name -> module name, for every ``bench_*`` module in this package."""
@@ -26,12 +29,17 @@ def discover() -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     available = discover()
+    everything = {**available, **ON_REQUEST}
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         usage="%(prog)s [-h] [NAME ...] | %(prog)s NAME [OPTION ...]",
         description=__doc__,
     )
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(available)}")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        help=f"benchmarks: {', '.join(available)} (all by default); also {', '.join(ON_REQUEST)}",
+    )
     arguments = list(sys.argv[1:] if argv is None else argv)
     # The names end at the first option; the options from there on are the benchmark's own.
     # With no name first, the options are ours (``--help``; anything else is refused).
@@ -41,16 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments[:split])
     options = arguments[split:]
     names = [name.removeprefix("bench_") for name in args.names] or list(available)
-    unknown = [name for name in names if name not in available]
+    unknown = [name for name in names if name not in everything]
     if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; have {', '.join(available)}")
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; have {', '.join(everything)}")
     if options and len(names) > 1:
         parser.error(f"options ({' '.join(options)}) go to one benchmark: name exactly one")
     worst = 0
     for name in names:
         sys.stdout.write(f"== {name}\n")
         sys.stdout.flush()
-        result = importlib.import_module(available[name]).main(options)
+        result = importlib.import_module(everything[name]).main(options)
         worst = max(worst, int(result or 0))
     return worst
 

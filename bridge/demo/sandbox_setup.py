@@ -26,6 +26,13 @@ _EXPIRED_FOR_S = -300  # well past the 30 s leeway intake allows
 def prepare(control: SandboxControl, mix: Mix) -> tuple[OurApplication, Material]:
     """Raise the quota, mint every token the mix needs, then switch the import faults on."""
     control.set_quota(write_limit=WRITES_PER_MINUTE, read_limit=WRITES_PER_MINUTE)
+    ours, material = mint(control, mix)
+    control.set_faults("import", **IMPORT_FAULTS)
+    return ours, material
+
+
+def mint(control: SandboxControl, mix: Mix) -> tuple[OurApplication, Material]:
+    """Every token the mix needs (faults and quota as they are: minting is not an import)."""
     world = control.world()
     ours = OurApplication.from_world(world)
     apps = {app["name"]: app["application_id"] for app in world["applications"]}
@@ -52,7 +59,6 @@ def prepare(control: SandboxControl, mix: Mix) -> tuple[OurApplication, Material
         )
         expired.append(token)
     foreign = control.bulk_tokens(apps["acme"], apps["globex"], mix.foreign) if mix.foreign else []
-    control.set_faults("import", **IMPORT_FAULTS)
     return ours, Material(
         valid=valid,
         source_gone=source_gone,
