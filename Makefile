@@ -34,6 +34,12 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The fuzz targets (tests/fuzz) under atheris, FUZZ_SECONDS each; `make test` runs them briefly.
+FUZZ_SECONDS ?= 120
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'atheris>=2.3'
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS)
+
 # Mixed partner traffic with upstream and sink faults against the sandbox and `bridge serve`,
 # then a verdict (bench/soak.py). `make soak SOAK_MINUTES=5` for a short one.
 SOAK_MINUTES ?= 60
@@ -41,4 +47,4 @@ soak: $(STAMP)
 	$(BIN)/python -m bench soak --minutes $(SOAK_MINUTES)
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+	rm -rf $(VENV) .coverage .coverage.* .fuzz-artifacts .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
