@@ -176,8 +176,9 @@ class _Soak:
             await self._drain(store)
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
-            self.samples.append(await self._sample(store, started))
-            _say(self.samples[-1].line())
+            if self.bridge.alive():
+                self.samples.append(await self._sample(store, started))
+                _say(self.samples[-1].line())
         finally:
             await store.close()
         if not self.bridge.alive():
@@ -219,7 +220,7 @@ class _Soak:
             await asyncio.sleep(POLL_S)
 
     async def _sample_every(self, store: Store, started: float) -> None:
-        while True:
+        while self.bridge.alive():
             await asyncio.sleep(self.args.sample_s)
             self.samples.append(await self._sample(store, started))
             _say(self.samples[-1].line())
