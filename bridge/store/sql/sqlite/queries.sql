@@ -61,8 +61,9 @@ INSERT INTO message_ids (partner, message_id, notification_id) VALUES
 INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at) VALUES
 
 -- insert_accepted_jobs_row --
--- One row of insert_accepted_jobs: notification id, deadline, then now three times
-('import', ?, NULL, 'queued', ?, ?, ?, ?)
+-- One row of insert_accepted_jobs: notification id, partner (the lane), deadline, then now
+-- three times
+('import', ?, ?, 'queued', ?, ?, ?, ?)
 
 -- insert_message_id --
 -- Remember a partner's message id for dedupe
@@ -90,6 +91,67 @@ UPDATE jobs
                    AND lane NOT IN (SELECT name FROM destination_states WHERE enabled = 0)))
         ORDER BY kind, coalesce(deadline, 1e300), run_after, id
         LIMIT :limit)
+RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease_expires_at,
+          last_error, created_at;
+
+-- claim_imports --
+-- Lease up to :limit runnable import jobs, sharing the quota between partners (lanes).
+-- Each lane is worked earliest deadline first. Across lanes, turns go round: every lane's first
+-- job before any lane's second, and within a round the lane whose last claim is oldest first,
+-- except that a lane's first job whose deadline is at risk goes ahead, most urgent first.
+-- At risk: its deadline is closer than its place in this order (plus the imports already
+-- running, which are ahead of it) takes at :pace_s seconds per import. A lane in :no_jumps
+-- (slowed for rejected tokens) never goes ahead, nor does the lane claimed last: no lane takes
+-- two turns in a row by urgency. A lane with a cap in :caps (a JSON
+-- object, lane: imports per minute) gets no more claims than the cap in any 60 s.
+WITH runnable_lanes AS (
+    SELECT DISTINCT lane FROM jobs INDEXED BY jobs_import_lane_queue
+     WHERE kind = 'import' AND status IN ('queued', 'running')),
+lanes AS (
+    SELECT l.lane,
+           (SELECT max(claimed_at) FROM jobs j INDEXED BY jobs_import_lane_claims
+             WHERE j.kind = 'import' AND j.lane IS l.lane) AS served_at,
+           (SELECT count(*) FROM jobs j INDEXED BY jobs_import_lane_claims
+             WHERE j.kind = 'import' AND j.lane IS l.lane AND j.claimed_at > :now - 60) AS recent,
+           (SELECT value FROM json_each(:caps) WHERE key = l.lane) AS cap,
+           l.lane IN (SELECT value FROM json_each(:no_jumps)) AS no_jump
+      FROM runnable_lanes l),
+ranked AS (
+    SELECT j.id, j.lane, coalesce(j.deadline, 1e300) AS due, j.run_after, l.served_at,
+           l.no_jump, l.recent, l.cap,
+           row_number() OVER (
+               PARTITION BY j.lane ORDER BY coalesce(j.deadline, 1e300), j.run_after, j.id
+           ) AS turn
+      FROM lanes l
+      JOIN jobs j INDEXED BY jobs_import_lane_queue ON j.lane IS l.lane
+     WHERE j.kind = 'import' AND j.status IN ('queued', 'running')
+       AND ((j.status = 'queued' AND j.run_after <= :now)
+            OR (j.status = 'running' AND j.lease_expires_at < :now))
+       AND j.id NOT IN (SELECT value FROM json_each(:skip_jobs))),
+fair AS (
+    SELECT *, row_number() OVER (
+               ORDER BY turn, coalesce(served_at, -1e300), due, run_after, id) AS position
+      FROM ranked
+     WHERE turn <= :limit AND (cap IS NULL OR recent + turn <= cap)),
+last_served AS (
+    SELECT lane FROM jobs INDEXED BY jobs_import_claims
+     WHERE kind = 'import' AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1),
+running AS (
+    SELECT count(*) AS n FROM jobs
+     WHERE kind = 'import' AND status = 'running' AND lease_expires_at >= :now),
+chosen AS (
+    SELECT f.id FROM fair f
+     ORDER BY f.turn,
+              CASE WHEN f.turn = 1 AND NOT f.no_jump
+                        AND f.lane IS NOT (SELECT lane FROM last_served)
+                        AND f.due - :now < (f.position + (SELECT n FROM running)) * :pace_s
+                   THEN f.due ELSE 1e301 END,
+              f.position
+     LIMIT :limit)
+UPDATE jobs
+   SET status = 'running', attempts = attempts + 1, lease_owner = :owner,
+       lease_expires_at = :now + :lease_s, claimed_at = :now, updated_at = :now
+ WHERE id IN (SELECT id FROM chosen)
 RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease_expires_at,
           last_error, created_at;
 
