@@ -17,3 +17,7 @@ CREATE INDEX jobs_import_lane_queue
 
 -- The lane claimed last, which may not jump the round.
 CREATE INDEX jobs_import_claims ON jobs (claimed_at) WHERE kind = 'import';
+
+-- The imports running now (their leases held): they go to Didit before anything claimed next.
+CREATE INDEX jobs_import_running ON jobs (lease_expires_at)
+    WHERE kind = 'import' AND status = 'running';

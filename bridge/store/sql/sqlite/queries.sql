@@ -104,40 +104,49 @@ RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease
 -- (slowed for rejected tokens) never goes ahead, nor does the lane claimed last: no lane takes
 -- two turns in a row by urgency. A lane with a cap in :caps (a JSON
 -- object, lane: imports per minute) gets no more claims than the cap in any 60 s.
-WITH runnable_lanes AS (
-    SELECT DISTINCT lane FROM jobs INDEXED BY jobs_import_lane_queue
-     WHERE kind = 'import' AND status IN ('queued', 'running')),
-lanes AS (
-    SELECT l.lane,
+WITH RECURSIVE waiting_lanes (lane) AS (
+    -- Each lane with queued or running imports, one index probe per lane (a skip scan).
+    SELECT min(lane) FROM jobs INDEXED BY jobs_import_lane_queue
+     WHERE kind = 'import' AND status IN ('queued', 'running')
+    UNION ALL
+    SELECT (SELECT min(lane) FROM jobs INDEXED BY jobs_import_lane_queue
+             WHERE kind = 'import' AND status IN ('queued', 'running') AND lane > w.lane)
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+lanes AS MATERIALIZED (
+    SELECT w.lane,
            (SELECT max(claimed_at) FROM jobs j INDEXED BY jobs_import_lane_claims
-             WHERE j.kind = 'import' AND j.lane IS l.lane) AS served_at,
+             WHERE j.kind = 'import' AND j.lane = w.lane) AS served_at,
            (SELECT count(*) FROM jobs j INDEXED BY jobs_import_lane_claims
-             WHERE j.kind = 'import' AND j.lane IS l.lane AND j.claimed_at > :now - 60) AS recent,
-           (SELECT value FROM json_each(:caps) WHERE key = l.lane) AS cap,
-           l.lane IN (SELECT value FROM json_each(:no_jumps)) AS no_jump
-      FROM runnable_lanes l),
-ranked AS (
+             WHERE j.kind = 'import' AND j.lane = w.lane AND j.claimed_at > :now - 60) AS recent,
+           (SELECT value FROM json_each(:caps) WHERE key = w.lane) AS cap,
+           w.lane IN (SELECT value FROM json_each(:no_jumps)) AS no_jump
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+heads AS MATERIALIZED (
+    -- Each lane's first :limit runnable imports: no claim takes more of one lane.
     SELECT j.id, j.lane, coalesce(j.deadline, 1e300) AS due, j.run_after, l.served_at,
-           l.no_jump, l.recent, l.cap,
-           row_number() OVER (
-               PARTITION BY j.lane ORDER BY coalesce(j.deadline, 1e300), j.run_after, j.id
-           ) AS turn
+           l.no_jump, l.recent, l.cap
       FROM lanes l
-      JOIN jobs j INDEXED BY jobs_import_lane_queue ON j.lane IS l.lane
-     WHERE j.kind = 'import' AND j.status IN ('queued', 'running')
-       AND ((j.status = 'queued' AND j.run_after <= :now)
-            OR (j.status = 'running' AND j.lease_expires_at < :now))
-       AND j.id NOT IN (SELECT value FROM json_each(:skip_jobs))),
-fair AS (
+      JOIN jobs j ON j.id IN (
+           SELECT q.id FROM jobs q INDEXED BY jobs_import_lane_queue
+            WHERE q.lane = l.lane AND q.kind = 'import' AND q.status IN ('queued', 'running')
+              AND ((q.status = 'queued' AND q.run_after <= :now)
+                   OR (q.status = 'running' AND q.lease_expires_at < :now))
+              AND q.id NOT IN (SELECT value FROM json_each(:skip_jobs))
+            ORDER BY coalesce(q.deadline, 1e300), q.run_after, q.id
+            LIMIT :limit)),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY lane ORDER BY due, run_after, id) AS turn
+      FROM heads),
+fair AS MATERIALIZED (
     SELECT *, row_number() OVER (
                ORDER BY turn, coalesce(served_at, -1e300), due, run_after, id) AS position
       FROM ranked
-     WHERE turn <= :limit AND (cap IS NULL OR recent + turn <= cap)),
+     WHERE cap IS NULL OR recent + turn <= cap),
 last_served AS (
     SELECT lane FROM jobs INDEXED BY jobs_import_claims
      WHERE kind = 'import' AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1),
 running AS (
-    SELECT count(*) AS n FROM jobs
+    SELECT count(*) AS n FROM jobs INDEXED BY jobs_import_running
      WHERE kind = 'import' AND status = 'running' AND lease_expires_at >= :now),
 chosen AS (
     SELECT f.id FROM fair f
