@@ -15,7 +15,8 @@ Three limits apply together; an acquirer waits for the latest of them:
 ``budget`` is ``rate_per_minute``, lowered to Didit's ``X-RateLimit-Limit`` when that is smaller.
 Acquirers name their lane (the partner) and deadline; the next send goes to the one
 :func:`bridge.turns.next_turn` picks: turns go round the lanes, each lane earliest deadline first,
-and a deadline at risk (at the current pace, ``60 / budget`` s a send) goes ahead. Several imports
+and a deadline at risk (at the current pace: ``60 / budget`` s a send, or slower while what
+Didit says remains is being spread) goes ahead. Several imports
 wait here at once and the one claimed last may be the most urgent, or another partner's first.
 One acquirer at a time sleeps until the next send is allowed; when it wakes it re-reads the
 limits (a pause that arrived meanwhile holds it too) and yields to the acquirer whose turn it
@@ -170,12 +171,15 @@ class Pacer:
         """The waiter whose turn it is (see :func:`bridge.turns.next_turn`)."""
         if len(self._queue) == 1:
             return self._queue[0]
+        pace_s = WINDOW_S / self._budget
+        if self._clock() < self._slow_until:
+            pace_s = max(pace_s, self._slow_interval_s)
         by_waiting = {waiter.waiting: waiter for waiter in self._queue}
         chosen = next_turn(
             list(by_waiting),
             served_at=self._served_at,
             now=self._wall_clock(),
-            pace_s=WINDOW_S / self._budget,
+            pace_s=pace_s,
             no_jumps=self._no_jumps(),
         )
         return by_waiting[chosen]

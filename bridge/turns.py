@@ -38,7 +38,7 @@ def next_turn(
     no_jumps: Collection[Hashable] = (),
 ) -> Waiting:
     """The import to send next (``waiting`` must not be empty); ``served_at``: each lane's
-    last send (the latest of them is the lane served last)."""
+    last send (the lanes at the latest of them were served last)."""
     heads: dict[Hashable, Waiting] = {}
     for candidate in waiting:
         head = heads.get(candidate.lane)
@@ -48,11 +48,12 @@ def next_turn(
         heads.values(),
         key=lambda w: (served_at.get(w.lane, -math.inf), w.deadline, w.arrival),
     )
-    last = max(served_at, key=lambda lane: served_at[lane]) if served_at else None
+    latest = max(served_at.values(), default=None)
+    last = {lane for lane, at in served_at.items() if at == latest}
     at_risk = [
         w
         for place, w in enumerate(round_, start=1)
-        if w.lane != last and w.lane not in no_jumps and w.deadline - now < place * pace_s
+        if w.lane not in last and w.lane not in no_jumps and w.deadline - now < place * pace_s
     ]
     if at_risk:
         return min(at_risk, key=lambda w: (w.deadline, w.arrival))

@@ -153,8 +153,8 @@ class Store(Protocol):
         - a deadline at risk goes ahead: a lane's first job whose deadline is closer than
           ``(position + running imports) * fair_share.pace_s`` (its place in the rounds plus
           every import already running, at the current pace) is claimed before the round's
-          others, most urgent first; unless its lane is in ``fair_share.no_jumps`` or is the lane
-          claimed last (no lane takes two turns in a row by urgency);
+          others, most urgent first; unless its lane is in ``fair_share.no_jumps`` or was served
+          by the last claim (no lane takes two turns in a row by urgency);
         - a lane with a cap in ``fair_share.caps`` is claimed at most that many times in any
           60 s (a job claimed again within the minute counts once).
         """

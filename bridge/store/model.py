@@ -14,7 +14,7 @@ from bridge.types import DiditSession, EventType, NotificationStatus, Reason, Ro
 
 
 class JobKind(StrEnum):
-    IMPORT = "import"  # ref = notification id; claimed earliest deadline first
+    IMPORT = "import"  # ref = notification id, lane = partner; claimed in turns by partner
     DELIVER = "deliver"  # ref = delivery id; lane = destination; claimed by run_after
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.pacing import Pacer
 from bridge.turns import Waiting, next_turn
-from tests.pacing.test_pacer import AutoTime
+from tests.pacing.test_pacer import AutoTime, info
 
 pytestmark = pytest.mark.anyio
 
@@ -140,3 +140,25 @@ class TestPacerTurns:
             await asyncio.sleep(0)
         await asyncio.gather(*tasks)
         assert order == sorted(deadlines)
+
+    async def test_at_risk_is_measured_at_the_pace_actually_kept(self) -> None:
+        """While Didit's remaining quota is being spread (one send per 2 s instead of 0.2 s), a
+        deadline 1 s after the next send, second in the round, is at risk and goes first."""
+        clock = AutoTime()
+        pacer = Pacer(300, clock=clock, sleep=clock.sleep, wall_clock=clock)
+        await pacer.acquire(lane="served")  # "fresh" was never served: first in the round
+        clock.now += 0.5
+        await pacer.acquire(lane="last")
+        pacer.observe(info(limit=300, remaining=10, reset_in_s=20.0), 201)
+        order: list[str] = []
+
+        async def acquirer(lane: str, deadline: float) -> None:
+            await pacer.acquire(deadline, lane=lane)
+            order.append(lane)
+
+        tasks = [
+            asyncio.create_task(acquirer("fresh", clock.now + 600)),
+            asyncio.create_task(acquirer("served", clock.now + 3.0 + 2.0)),
+        ]
+        await asyncio.gather(*tasks)
+        assert order == ["served", "fresh"]

@@ -101,8 +101,8 @@ RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease
 -- except that a lane's first job whose deadline is at risk goes ahead, most urgent first.
 -- At risk: its deadline is closer than its place in this order (plus the imports already
 -- running, which are ahead of it) takes at :pace_s seconds per import. A lane in :no_jumps
--- (slowed for rejected tokens) never goes ahead, nor does the lane claimed last: no lane takes
--- two turns in a row by urgency. A lane with a cap in :caps (a JSON
+-- (slowed for rejected tokens) never goes ahead, nor does a lane of the last claim: no lane
+-- takes two turns in a row by urgency. A lane with a cap in :caps (a JSON
 -- object, lane: imports per minute) gets no more claims than the cap in any 60 s.
 WITH RECURSIVE waiting_lanes (lane) AS (
     -- Each lane with queued or running imports, one index probe per lane (a skip scan).
@@ -143,8 +143,11 @@ fair AS MATERIALIZED (
       FROM ranked
      WHERE cap IS NULL OR recent + turn <= cap),
 last_served AS (
+    -- The lanes of the last claim (one claim may serve several lanes at once).
     SELECT lane FROM jobs INDEXED BY jobs_import_claims
-     WHERE kind = 'import' AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1),
+     WHERE kind = 'import' AND claimed_at = (
+           SELECT max(claimed_at) FROM jobs INDEXED BY jobs_import_claims
+            WHERE kind = 'import')),
 running AS (
     SELECT count(*) AS n FROM jobs INDEXED BY jobs_import_running
      WHERE kind = 'import' AND status = 'running' AND lease_expires_at >= :now),
@@ -152,7 +155,7 @@ chosen AS (
     SELECT f.id FROM fair f
      ORDER BY f.turn,
               CASE WHEN f.turn = 1 AND NOT f.no_jump
-                        AND f.lane IS NOT (SELECT lane FROM last_served)
+                        AND f.lane NOT IN (SELECT lane FROM last_served)
                         AND f.due - :now < (f.position + (SELECT n FROM running)) * :pace_s
                    THEN f.due ELSE 1e301 END,
               f.position
