@@ -100,6 +100,15 @@ class Pacer:
         return self._paused_until if self._paused_until > self._clock() else None
 
     @property
+    def pace_s(self) -> float:
+        """Seconds between sends at the pace kept now: the budget's, or slower while what Didit
+        says remains is being spread."""
+        pace_s = WINDOW_S / self._budget
+        if self._clock() < self._slow_until:
+            pace_s = max(pace_s, self._slow_interval_s)
+        return pace_s
+
+    @property
     def _capacity(self) -> float:
         return max(1.0, self._budget / WINDOW_S)
 
@@ -171,15 +180,12 @@ class Pacer:
         """The waiter whose turn it is (see :func:`bridge.turns.next_turn`)."""
         if len(self._queue) == 1:
             return self._queue[0]
-        pace_s = WINDOW_S / self._budget
-        if self._clock() < self._slow_until:
-            pace_s = max(pace_s, self._slow_interval_s)
         by_waiting = {waiter.waiting: waiter for waiter in self._queue}
         chosen = next_turn(
             list(by_waiting),
             served_at=self._served_at,
             now=self._wall_clock(),
-            pace_s=pace_s,
+            pace_s=self.pace_s,
             no_jumps=self._no_jumps(),
         )
         return by_waiting[chosen]

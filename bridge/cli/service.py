@@ -141,7 +141,7 @@ class Service:
             backoff=lambda attempts: backoff_s(attempts, base=2.0, cap=300.0, rng=rng),
             clock=time.time,
             fair_share=lambda: fair_share(
-                self.current(), self.rejections.slowed(), budget=self.pacer.budget
+                self.current(), self.rejections.slowed(), pace_s=self.pacer.pace_s
             ),
         )
         self.sender = Sender()

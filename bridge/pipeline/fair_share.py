@@ -92,9 +92,9 @@ class RejectionWatch:
             self._metrics.partners_slowed.labels(partner=partner).set(value)
 
 
-def fair_share(settings: Settings, slowed: frozenset[str], *, budget: int) -> FairShare:
+def fair_share(settings: Settings, slowed: frozenset[str], *, pace_s: float) -> FairShare:
     """The claim's sharing rules now: each partner's configured cap (lowered for a slowed
-    partner), the pace at ``budget`` imports a minute, and no jumping ahead when slowed."""
+    partner), the pacer's pace (seconds per import), and no jumping ahead when slowed."""
     caps: dict[str, int] = {
         name: partner.max_imports_per_minute
         for name, partner in settings.partners.items()
@@ -102,4 +102,4 @@ def fair_share(settings: Settings, slowed: frozenset[str], *, budget: int) -> Fa
     }
     for name in slowed:
         caps[name] = min(caps.get(name, SLOWED_IMPORTS_PER_MINUTE), SLOWED_IMPORTS_PER_MINUTE)
-    return FairShare(pace_s=WINDOW_S / budget, caps=caps, no_jumps=slowed)
+    return FairShare(pace_s=pace_s, caps=caps, no_jumps=slowed)

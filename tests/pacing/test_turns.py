@@ -149,7 +149,9 @@ class TestPacerTurns:
         await pacer.acquire(lane="served")  # "fresh" was never served: first in the round
         clock.now += 0.5
         await pacer.acquire(lane="last")
+        assert pacer.pace_s == 0.2
         pacer.observe(info(limit=300, remaining=10, reset_in_s=20.0), 201)
+        assert pacer.pace_s == 2.0
         order: list[str] = []
 
         async def acquirer(lane: str, deadline: float) -> None:

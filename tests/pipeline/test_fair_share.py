@@ -76,9 +76,9 @@ class TestRejectionWatch:
 
 class TestFairShare:
     def test_configured_caps_and_the_pace(self) -> None:
-        """``max_imports_per_minute`` becomes the partner's cap; the pace is the budget's."""
+        """``max_imports_per_minute`` becomes the partner's cap; the pace is the pacer's."""
         settings = load_settings(partner_options={"hooli": {"max_imports_per_minute": 12}})
-        share = fair_share(settings, frozenset(), budget=120)
+        share = fair_share(settings, frozenset(), pace_s=0.5)
         assert share.caps == {"hooli": 12}
         assert share.pace_s == 0.5
         assert share.no_jumps == frozenset()
@@ -86,7 +86,7 @@ class TestFairShare:
     def test_a_slowed_partner_is_capped_and_may_not_jump(self) -> None:
         """Slowed: the lower of its cap and the slowed rate, and no jumping ahead."""
         settings = load_settings(partner_options={"hooli": {"max_imports_per_minute": 100}})
-        share = fair_share(settings, frozenset({"hooli", "acme"}), budget=300)
+        share = fair_share(settings, frozenset({"hooli", "acme"}), pace_s=0.2)
         assert share.caps == {
             "hooli": SLOWED_IMPORTS_PER_MINUTE, "acme": SLOWED_IMPORTS_PER_MINUTE,
         }  # fmt: skip
