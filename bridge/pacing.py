@@ -15,12 +15,11 @@ Three limits apply together; an acquirer waits for the latest of them:
 ``budget`` is ``rate_per_minute``, lowered to Didit's ``X-RateLimit-Limit`` when that is smaller.
 Acquirers name their lane (the partner) and deadline; the next send goes to the one
 :func:`bridge.turns.next_turn` picks: turns go round the lanes, each lane earliest deadline first,
-and a deadline at risk (at the current pace: ``60 / budget`` s a send, or slower while what
-Didit says remains is being spread) goes ahead. Several imports
-wait here at once and the one claimed last may be the most urgent, or another partner's first.
-One acquirer at a time sleeps until the next send is allowed; when it wakes it re-reads the
-limits (a pause that arrived meanwhile holds it too) and yields to the acquirer whose turn it
-is now, if one came meanwhile.
+and a deadline at risk at :attr:`Pacer.pace_s` goes ahead. Several imports wait here at once and
+the one claimed last may be the most urgent, or another partner's first. One acquirer at a time
+sleeps until the next send is allowed; when it wakes it re-reads the limits (a pause that
+arrived meanwhile holds it too) and yields to the acquirer whose turn it is now, if one came
+meanwhile.
 
 On shutdown :meth:`Pacer.close` sends every acquirer away with :class:`PacerClosed`: an import
 still waiting for its turn has sent nothing, so it is given back at once instead of holding the
