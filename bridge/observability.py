@@ -21,7 +21,7 @@ from uuid import UUID
 
 import orjson
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client import generate_latest as _generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -546,6 +546,11 @@ class Metrics:
             registry=r,
         )  # fmt: skip
         self.alerts = Counter("bridge_alerts", "Alerts raised, by kind.", ["kind"], registry=r)
+        self.partners_slowed = Gauge(
+            "bridge_partner_slowed",
+            "1 while a partner's imports are slowed because Didit keeps rejecting its tokens.",
+            ["partner"], registry=r,
+        )  # fmt: skip
         self._snapshot = _SnapshotCollector()
         r.register(self._snapshot)
 

@@ -13,11 +13,13 @@ Three limits apply together; an acquirer waits for the latest of them:
   what remains over the time until ``X-RateLimit-Reset``.
 
 ``budget`` is ``rate_per_minute``, lowered to Didit's ``X-RateLimit-Limit`` when that is smaller.
-Acquirers are served earliest deadline first (then first come, first served): a token that
-expires sooner takes the next send even if others have waited longer, because several imports
-wait here at once and the one claimed last may be the most urgent. One acquirer at a time
+Acquirers name their lane (the partner) and deadline; the next send goes to the one
+:func:`bridge.turns.next_turn` picks: turns go round the lanes, each lane earliest deadline first,
+and a deadline at risk at :attr:`Pacer.pace_s` goes ahead. Several imports wait here at once and
+the one claimed last may be the most urgent, or another partner's first. One acquirer at a time
 sleeps until the next send is allowed; when it wakes it re-reads the limits (a pause that
-arrived meanwhile holds it too) and yields to a more urgent acquirer that came meanwhile.
+arrived meanwhile holds it too) and yields to the acquirer whose turn it is now, if one came
+meanwhile.
 
 On shutdown :meth:`Pacer.close` sends every acquirer away with :class:`PacerClosed`: an import
 still waiting for its turn has sent nothing, so it is given back at once instead of holding the
@@ -27,13 +29,13 @@ stop until its turn (at a slow quota, minutes) or the stop deadline.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Hashable
 
+from bridge.turns import Waiting, next_turn
 from bridge.types import RateLimitInfo
 
 WINDOW_S = 60.0
@@ -57,6 +59,8 @@ class Pacer:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         low_watermark: float = 0.15,
         window_margin_s: float = 1.0,
+        wall_clock: Callable[[], float] = time.time,
+        no_jumps: Callable[[], Collection[Hashable]] = frozenset,
     ) -> None:
         if rate_per_minute < 1:
             raise ValueError("rate_per_minute must be at least 1")
@@ -66,7 +70,10 @@ class Pacer:
         self._low_watermark = low_watermark
         self._window_s = WINDOW_S + window_margin_s
         self._budget = rate_per_minute
-        self._queue: list[_Waiter] = []  # a heap: the most urgent acquirer first
+        self._wall_clock = wall_clock  # the clock deadlines are on
+        self._no_jumps = no_jumps  # lanes whose deadlines never go ahead of another lane's
+        self._queue: list[_Waiter] = []
+        self._served_at: dict[Hashable, float] = {}  # each lane's last send (wall clock)
         self._arrivals = itertools.count()
         self._sleeper: _Waiter | None = None  # the one acquirer waiting for the next send
         self._sends: deque[float] = deque()
@@ -92,23 +99,34 @@ class Pacer:
         return self._paused_until if self._paused_until > self._clock() else None
 
     @property
+    def pace_s(self) -> float:
+        """Seconds between sends at the pace kept now: the budget's, or slower while what Didit
+        says remains is being spread."""
+        pace_s = WINDOW_S / self._budget
+        if self._clock() < self._slow_until:
+            pace_s = max(pace_s, self._slow_interval_s)
+        return pace_s
+
+    @property
     def _capacity(self) -> float:
         return max(1.0, self._budget / WINDOW_S)
 
-    async def acquire(self, deadline: float | None = None) -> None:
+    async def acquire(self, deadline: float | None = None, lane: Hashable = None) -> None:
         """Wait until one import may be sent, and count it as sent.
 
-        ``deadline`` (any clock, lower is more urgent; None: none) orders the acquirers.
-        Raises :class:`PacerClosed` once the pacer is closed, also while waiting.
+        ``deadline`` (epoch seconds; None: none) and ``lane`` (the partner) decide whose turn
+        it is. Raises :class:`PacerClosed` once the pacer is closed, also while waiting.
         """
         self._raise_if_closed()
-        waiter = _Waiter(math.inf if deadline is None else deadline, next(self._arrivals))
-        heapq.heappush(self._queue, waiter)
+        waiter = _Waiter(
+            Waiting(lane, math.inf if deadline is None else deadline, next(self._arrivals))
+        )
+        self._queue.append(waiter)
         waited = False
         started = self._clock()
         try:
             while True:
-                while not (self._sleeper is None and self._queue[0] is waiter):
+                while not (self._sleeper is None and self._next() is waiter):
                     waited = True
                     waiter.turn = asyncio.get_running_loop().create_future()
                     await waiter.turn
@@ -127,11 +145,11 @@ class Pacer:
                     self._wake_next()  # a more urgent acquirer may have come meanwhile
         finally:
             self._queue.remove(waiter)
-            heapq.heapify(self._queue)
             self._wake_next()
         self._tokens = max(self._tokens - 1.0, 0.0)
         self._sends.append(now)
         self._last_send = now
+        self._served_at[waiter.waiting.lane] = self._wall_clock()
         if waited:
             self.waits_total += 1
             self.wait_seconds_total += now - started
@@ -157,9 +175,23 @@ class Pacer:
             closing.cancel()
         self._raise_if_closed()
 
+    def _next(self) -> _Waiter:
+        """The waiter whose turn it is (see :func:`bridge.turns.next_turn`)."""
+        if len(self._queue) == 1:
+            return self._queue[0]
+        by_waiting = {waiter.waiting: waiter for waiter in self._queue}
+        chosen = next_turn(
+            list(by_waiting),
+            served_at=self._served_at,
+            now=self._wall_clock(),
+            pace_s=self.pace_s,
+            no_jumps=self._no_jumps(),
+        )
+        return by_waiting[chosen]
+
     def _wake_next(self) -> None:
         if self._sleeper is None and self._queue:
-            turn = self._queue[0].turn
+            turn = self._next().turn
             if turn is not None and not turn.done():
                 turn.set_result(None)
 
@@ -223,14 +255,10 @@ class Pacer:
 
 
 class _Waiter:
-    """One acquirer: ordered by deadline, then arrival."""
+    """One acquirer: its claim to a turn, and the future that tells it to look again."""
 
-    __slots__ = ("arrival", "deadline", "turn")
+    __slots__ = ("turn", "waiting")
 
-    def __init__(self, deadline: float, arrival: int) -> None:
-        self.deadline = deadline
-        self.arrival = arrival
+    def __init__(self, waiting: Waiting) -> None:
+        self.waiting = waiting
         self.turn: asyncio.Future[None] | None = None  # set when it may look again
-
-    def __lt__(self, other: _Waiter) -> bool:
-        return (self.deadline, self.arrival) < (other.deadline, other.arrival)

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Collection
 import structlog
 
 from bridge.errors import StoreUnavailable
-from bridge.store import Job, JobKind, Store
+from bridge.store import FairShare, Job, JobKind, Store
 from bridge.types import Bury, Complete, Done, JobResult, Release, Retry
 
 __all__ = [
@@ -73,6 +73,7 @@ class Worker:
         clock: Callable[[], float],
         max_attempts: int | None = None,
         lanes_to_skip: Callable[[], Collection[str]] = tuple,
+        fair_share: Callable[[], FairShare | None] = lambda: None,
     ) -> None:
         if concurrency < 1 or lease_s <= 0 or poll_interval_s <= 0:
             raise ValueError("concurrency, lease_s and poll_interval_s must be positive")
@@ -87,6 +88,7 @@ class Worker:
         self._clock = clock
         self._max_attempts = max_attempts
         self._lanes_to_skip = lanes_to_skip
+        self._fair_share = fair_share
         self._in_flight: dict[asyncio.Task[None], Job] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -195,6 +197,7 @@ class Worker:
                 limit=free,
                 skip_lanes=self._lanes_to_skip(),
                 skip_jobs=[job.id for job in self._in_flight.values()],
+                fair_share=self._fair_share(),
             )
         except StoreUnavailable as exc:
             self._log.warning("claim_failed", error=exc.message)

@@ -36,7 +36,14 @@ from bridge.delivery import Sender
 from bridge.errors import ConfigError, ConfigIssue, StoreUnavailable
 from bridge.observability import Metrics, Redactor, bind_job
 from bridge.pacing import Pacer
-from bridge.pipeline import Alarm, DeliverHandler, ImportHandler, delivery_concurrency
+from bridge.pipeline import (
+    Alarm,
+    DeliverHandler,
+    ImportHandler,
+    RejectionWatch,
+    delivery_concurrency,
+    fair_share,
+)
 from bridge.store import Job, JobKind, Store, open_store
 from bridge.types import JobResult
 from bridge.worker import Worker, backoff_s
@@ -108,7 +115,8 @@ class Service:
             user_agent=f"share-bridge/{__version__}",
             observer=self._observe_didit,
         )
-        self.pacer = Pacer(settings.didit.rate_limit_per_minute)
+        self.rejections = RejectionWatch(metrics=self.metrics)
+        self.pacer = Pacer(settings.didit.rate_limit_per_minute, no_jumps=self.rejections.slowed)
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         rng = random.Random()  # noqa: S311 - retry jitter, not a secret
         self.import_worker = Worker(
@@ -122,6 +130,7 @@ class Service:
                         pacer=self.pacer,
                         settings=self.current,
                         metrics=self.metrics,
+                        rejections=self.rejections,
                     )
                 )
             ),
@@ -131,6 +140,9 @@ class Service:
             poll_interval_s=1.0,
             backoff=lambda attempts: backoff_s(attempts, base=2.0, cap=300.0, rng=rng),
             clock=time.time,
+            fair_share=lambda: fair_share(
+                self.current(), self.rejections.slowed(), pace_s=self.pacer.pace_s
+            ),
         )
         self.sender = Sender()
         self.retry_alarm = Alarm(lambda: self.delivery_worker.notify())

@@ -147,3 +147,5 @@ class PartnerFields(ConfigModel):
 class Partner(ConfigModel):
     auth: PartnerAuth
     fields: PartnerFields = PartnerFields()
+    # At most this many of the partner's imports start in any 60 s; None: its fair share.
+    max_imports_per_minute: int | None = Field(default=None, gt=0)

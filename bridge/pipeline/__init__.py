@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from bridge.pipeline._timing import Alarm, TokenBucket
 from bridge.pipeline.deliveries import DeliverHandler, delivery_concurrency
+from bridge.pipeline.fair_share import RejectionWatch, fair_share
 from bridge.pipeline.imports import ImportHandler
 
-__all__ = ["Alarm", "DeliverHandler", "ImportHandler", "TokenBucket", "delivery_concurrency"]
+__all__ = [
+    "Alarm",
+    "DeliverHandler",
+    "ImportHandler",
+    "RejectionWatch",
+    "TokenBucket",
+    "delivery_concurrency",
+    "fair_share",
+]

@@ -37,6 +37,7 @@ from bridge.config import Settings
 from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
 from bridge.observability import Metrics
 from bridge.pacing import Pacer, PacerClosed
+from bridge.pipeline.fair_share import RejectionWatch
 from bridge.store import (
     ALREADY_IMPORTED,
     AMBIGUOUS,
@@ -92,6 +93,7 @@ class ImportHandler:
         settings: Callable[[], Settings],
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        rejections: RejectionWatch | None = None,
     ) -> None:
         self._store = store
         self._client = client
@@ -99,6 +101,7 @@ class ImportHandler:
         self._settings = settings
         self._clock = clock
         self._metrics = metrics
+        self._rejections = rejections
 
     async def __call__(self, job: Job) -> JobResult:
         notification = await self._store.load_notification(job.ref)
@@ -123,7 +126,8 @@ class ImportHandler:
 
     async def _import(self, job: Job, notification: Notification, token: str) -> JobResult:
         try:
-            await self._pacer.acquire(notification.deadline)  # the most urgent token goes first
+            # Its partner's turn, the most urgent of its tokens first (bridge.turns).
+            await self._pacer.acquire(notification.deadline, lane=notification.partner)
         except PacerClosed:
             return Release()  # stopping, and nothing sent yet: the next start sends it
         if notification.deadline is not None and self._clock() >= notification.deadline:
@@ -140,6 +144,10 @@ class ImportHandler:
         )
         self._pacer.observe(answer.rate_limit, answer.http_status)
         outcome = answer.outcome
+        if self._rejections is not None and isinstance(outcome, didit.Imported | didit.Rejected):
+            self._rejections.observe(
+                notification.partner, rejected=isinstance(outcome, didit.Rejected)
+            )
         maybe_applied = isinstance(outcome, didit.NoAnswer) or (
             isinstance(outcome, didit.RetryLater) and outcome.may_have_applied
         )

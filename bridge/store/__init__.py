@@ -9,10 +9,13 @@ PostgreSQL later) and applies its migrations. The verbs are the same on every ba
   ``pending`` or ``imported`` (after ``rejected``, ``expired`` or ``failed`` a new one is
   accepted). A duplicate answers the *original* id.
 - **Jobs and leases.** ``claim`` leases runnable jobs (queued and due, or running with an
-  expired lease), counting an attempt at claim. Imports are claimed earliest deadline first
-  (no deadline last), deliveries by ``run_after``. Every later write about a job is fenced by
-  its lease (job id, owner and attempt number, status ``running``): ``False`` (or ``None``)
-  means the lease was lost and nothing was written.
+  expired lease), counting an attempt at claim. Imports are claimed fairly between partners
+  (each import job's lane is its partner): turns go round the partners with runnable imports,
+  each partner's earliest deadline first (no deadline last), the partner served longest ago
+  first, and a partner's most urgent import goes ahead of the round when its deadline is at
+  risk (``FairShare``); deliveries are claimed by ``run_after``. Every later write about a job
+  is fenced by its lease (job id, owner and attempt number, status ``running``): ``False`` (or
+  ``None``) means the lease was lost and nothing was written.
 - **Import attempts.** ``begin_import_attempt`` is committed before the request is sent; an
   attempt with no end, or ended as ``AMBIGUOUS``, may have redeemed the token, until a later
   reconcile attempt ends ``RECONCILED_IMPORTED`` or ``RECONCILED_NOT_IMPORTED``.
@@ -52,6 +55,7 @@ from bridge.store.model import (
     DeliveryStatus,
     DestinationState,
     Event,
+    FairShare,
     ImportAttempt,
     Job,
     JobKind,
@@ -84,6 +88,7 @@ __all__ = [
     "DeliveryStatus",
     "DestinationState",
     "Event",
+    "FairShare",
     "ImportAttempt",
     "Job",
     "JobKind",
@@ -129,6 +134,7 @@ class Store(Protocol):
         limit: int = 1,
         skip_lanes: Collection[str] = (),
         skip_jobs: Collection[int] = (),
+        fair_share: FairShare | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` runnable jobs of ``kind``, in claim order; attempts += 1.
 
@@ -136,6 +142,21 @@ class Store(Protocol):
         destination at its ``max_in_flight``), are left for later. Jobs in ``skip_jobs`` (the
         caller's own, still running) are never leased again, even when their leases look
         expired (a wall clock stepping forward expires every lease at once).
+
+        Import jobs are shared between their lanes (partners), from what the store records
+        (so every replica claiming from it shares alike), by ``fair_share`` (None: no caps,
+        no deadline at risk):
+
+        - rounds: every lane's first runnable job before any lane's second, each lane in
+          earliest-deadline-first order; within a round the lane whose last claim is oldest
+          (never claimed: first) goes first;
+        - a deadline at risk goes ahead: a lane's first job whose deadline is closer than
+          ``(position + running imports) * fair_share.pace_s`` (its place in the rounds plus
+          every import already running, at the current pace) is claimed before the round's
+          others, most urgent first; unless its lane is in ``fair_share.no_jumps`` or was served
+          by the last claim (no lane takes two turns in a row by urgency);
+        - a lane with a cap in ``fair_share.caps`` is claimed at most that many times in any
+          60 s (a job claimed again within the minute counts once).
         """
         ...
 

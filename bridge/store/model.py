@@ -14,7 +14,7 @@ from bridge.types import DiditSession, EventType, NotificationStatus, Reason, Ro
 
 
 class JobKind(StrEnum):
-    IMPORT = "import"  # ref = notification id; claimed earliest deadline first
+    IMPORT = "import"  # ref = notification id, lane = partner; claimed in turns by partner
     DELIVER = "deliver"  # ref = delivery id; lane = destination; claimed by run_after
 
 
@@ -113,13 +113,26 @@ class Notification:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FairShare:
+    """How an import claim shares the quota between partners (lanes); see ``Store.claim``."""
+
+    pace_s: float = 0.0
+    """Seconds per import at the current quota: what a deadline at risk is measured with
+    (0: no deadline is ever at risk)."""
+    caps: Mapping[str, int] = field(default_factory=dict)
+    """Imports per minute a lane may start at most (a configured cap, or a slowed partner's)."""
+    no_jumps: frozenset[str] = frozenset()
+    """Lanes whose deadlines never go ahead of other lanes (partners slowed for rejections)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     """A leased job, as ``claim`` returns it. (id, owner, attempts) identify the lease."""
 
     id: int
     kind: JobKind
     ref: str  # notification id (import) or delivery id (deliver)
-    lane: str | None  # the destination of a deliver job; None for imports
+    lane: str | None  # the destination of a deliver job, the partner of an import
     attempts: int  # incremented at claim, so a crash still counts
     owner: str
     deadline: float | None

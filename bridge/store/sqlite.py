@@ -32,6 +32,7 @@ from bridge.store.model import (
     Delivery,
     DeliveryStatus,
     DestinationState,
+    FairShare,
     ImportAttempt,
     Job,
     JobKind,
@@ -219,7 +220,9 @@ class SqliteStore:
                 connection, q, "insert_accepted",
                 [[row[column] for column in _ACCEPTED_COLUMNS] for row in accepted],
             )  # fmt: skip
-            jobs = [[row["id"], row["deadline"], *[row["now"]] * 3] for row in accepted]
+            jobs = [
+                [row["id"], row["partner"], row["deadline"], *[row["now"]] * 3] for row in accepted
+            ]
             _insert_rows(connection, q, "insert_accepted_jobs", jobs)
         # After the notifications: a message id refers to one (accepted now or before).
         _insert_rows(connection, q, "insert_accepted_message_ids", messages)
@@ -245,21 +248,29 @@ class SqliteStore:
         limit: int = 1,
         skip_lanes: Collection[str] = (),
         skip_jobs: Collection[int] = (),
+        fair_share: FairShare | None = None,
     ) -> list[Job]:
         if limit < 1:
             return []
-        params = {
-            "kind": kind.value,
+        params: dict[str, Any] = {
             "owner": owner,
             "lease_s": lease_s,
             "limit": limit,
-            "skip_lanes": json.dumps(sorted(skip_lanes)),
             "skip_jobs": json.dumps(sorted(skip_jobs)),
             "now": self._clock(),
         }
+        if kind is JobKind.IMPORT:
+            query, fair_share = "claim_imports", fair_share or FairShare()
+            params["pace_s"] = fair_share.pace_s
+            params["caps"] = json.dumps(dict(fair_share.caps))
+            params["no_jumps"] = json.dumps(sorted(fair_share.no_jumps))
+        else:
+            query = "claim"
+            params["kind"] = kind.value
+            params["skip_lanes"] = json.dumps(sorted(skip_lanes))
 
         def op(connection: sqlite3.Connection) -> list[Job]:
-            rows = connection.execute(self._q["claim"], params).fetchall()
+            rows = connection.execute(self._q[query], params).fetchall()
             return sorted((_rows.job(row) for row in rows), key=_claim_order)
 
         return await self._write(op)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import StoreUnavailable
-from bridge.store import JobKind, open_store
+from bridge.store import JobKind, _sqlite_connection, open_store
 from bridge.store._sqlite_connection import migrate
 from bridge.store.ids import new_id
 from bridge.store.queries import load_migrations, parse_query_file
@@ -74,6 +74,28 @@ class TestMigrations:
             assert connection.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(
                 rows
             )
+
+    async def test_imports_waiting_before_partner_lanes_get_their_partner(
+        self, db_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Imports queued by a store from before partner lanes (no lane) are given their
+        notification's partner by the migration, and are claimed in turns by partner."""
+        first, *_ = load_migrations("sqlite")
+        monkeypatch.setattr(_sqlite_connection, "_MIGRATIONS", (first,))
+        old = SqliteStore.open(db_path, clock=clock)
+        for k in range(3):
+            await old.accept(notification(f"a{k}", partner="acme", deadline=START + 10 + k))
+        await old.accept(notification("h", partner="hooli", deadline=START + 900))
+        await old.close()
+        with sqlite3.connect(db_path) as connection:
+            connection.execute("UPDATE jobs SET lane = NULL")  # as that version wrote them
+        monkeypatch.undo()
+        store = SqliteStore.open(db_path, clock=clock)
+        try:
+            jobs = await store.claim(JobKind.IMPORT, owner="w", lease_s=30, limit=2)
+            assert sorted(job.lane or "" for job in jobs) == ["acme", "hooli"]
+        finally:
+            await store.close()
 
     def test_migrations_are_numbered_in_order(self) -> None:
         """Migration files are found and sorted by their four-digit version."""

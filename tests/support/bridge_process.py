@@ -159,12 +159,15 @@ def make_config(
     destinations: Mapping[str, Mapping[str, Any]] | None = None,
     didit_webhooks: bool = False,
     log_level: str = "info",
+    partner_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The configuration document (a dict, dumped as YAML by :class:`BridgeProcess`).
 
     ``api_key`` and ``application_id`` replace the target's (to misconfigure on purpose);
     ``rules`` replaces :func:`default_rules`; ``destinations`` is the YAML ``destinations``
-    section as is; ``didit_webhooks`` verifies Didit webhooks with the app's webhook secret.
+    section as is; ``didit_webhooks`` verifies Didit webhooks with the app's webhook secret;
+    ``partner_options`` adds keys to partners' entries (``{"hooli": {"max_imports_per_minute":
+    5}}``).
     """
     document: dict[str, Any] = {
         "didit": {
@@ -177,7 +180,10 @@ def make_config(
         },
         "store": {"url": f"sqlite:///{db_path}"},
         "server": {"host": "127.0.0.1", "port": port, "max_body_bytes": max_body_bytes},
-        "partners": {name: {"auth": dict(block)} for name, block in PARTNERS.items()},
+        "partners": {
+            name: {"auth": dict(block), **(partner_options or {}).get(name, {})}
+            for name, block in PARTNERS.items()
+        },
         "rules": [dict(rule) for rule in (rules if rules is not None else default_rules(target))],
         "logging": {"level": log_level, "format": "json"},
     }

@@ -61,8 +61,9 @@ INSERT INTO message_ids (partner, message_id, notification_id) VALUES
 INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at) VALUES
 
 -- insert_accepted_jobs_row --
--- One row of insert_accepted_jobs: notification id, deadline, then now three times
-('import', ?, NULL, 'queued', ?, ?, ?, ?)
+-- One row of insert_accepted_jobs: notification id, partner (the lane), deadline, then now
+-- three times
+('import', ?, ?, 'queued', ?, ?, ?, ?)
 
 -- insert_message_id --
 -- Remember a partner's message id for dedupe
@@ -90,6 +91,79 @@ UPDATE jobs
                    AND lane NOT IN (SELECT name FROM destination_states WHERE enabled = 0)))
         ORDER BY kind, coalesce(deadline, 1e300), run_after, id
         LIMIT :limit)
+RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease_expires_at,
+          last_error, created_at;
+
+-- claim_imports --
+-- Lease up to :limit runnable import jobs, sharing the quota between partners (lanes).
+-- Each lane is worked earliest deadline first. Across lanes, turns go round: every lane's first
+-- job before any lane's second, and within a round the lane whose last claim is oldest first,
+-- except that a lane's first job whose deadline is at risk goes ahead, most urgent first.
+-- At risk: its deadline is closer than its place in this order (plus the imports already
+-- running, which are ahead of it) takes at :pace_s seconds per import. A lane in :no_jumps
+-- (slowed for rejected tokens) never goes ahead, nor does a lane of the last claim: no lane
+-- takes two turns in a row by urgency. A lane with a cap in :caps (a JSON
+-- object, lane: imports per minute) gets no more claims than the cap in any 60 s.
+WITH RECURSIVE waiting_lanes (lane) AS (
+    -- Each lane with queued or running imports, one index probe per lane (a skip scan).
+    SELECT min(lane) FROM jobs INDEXED BY jobs_import_lane_queue
+     WHERE kind = 'import' AND status IN ('queued', 'running')
+    UNION ALL
+    SELECT (SELECT min(lane) FROM jobs INDEXED BY jobs_import_lane_queue
+             WHERE kind = 'import' AND status IN ('queued', 'running') AND lane > w.lane)
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+lanes AS MATERIALIZED (
+    SELECT w.lane,
+           (SELECT max(claimed_at) FROM jobs j INDEXED BY jobs_import_lane_claims
+             WHERE j.kind = 'import' AND j.lane = w.lane) AS served_at,
+           (SELECT count(*) FROM jobs j INDEXED BY jobs_import_lane_claims
+             WHERE j.kind = 'import' AND j.lane = w.lane AND j.claimed_at > :now - 60) AS recent,
+           (SELECT value FROM json_each(:caps) WHERE key = w.lane) AS cap,
+           w.lane IN (SELECT value FROM json_each(:no_jumps)) AS no_jump
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+heads AS MATERIALIZED (
+    -- Each lane's first :limit runnable imports: no claim takes more of one lane.
+    SELECT j.id, j.lane, coalesce(j.deadline, 1e300) AS due, j.run_after, l.served_at,
+           l.no_jump, l.recent, l.cap
+      FROM lanes l
+      JOIN jobs j ON j.id IN (
+           SELECT q.id FROM jobs q INDEXED BY jobs_import_lane_queue
+            WHERE q.lane = l.lane AND q.kind = 'import' AND q.status IN ('queued', 'running')
+              AND ((q.status = 'queued' AND q.run_after <= :now)
+                   OR (q.status = 'running' AND q.lease_expires_at < :now))
+              AND q.id NOT IN (SELECT value FROM json_each(:skip_jobs))
+            ORDER BY coalesce(q.deadline, 1e300), q.run_after, q.id
+            LIMIT :limit)),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY lane ORDER BY due, run_after, id) AS turn
+      FROM heads),
+fair AS MATERIALIZED (
+    SELECT *, row_number() OVER (
+               ORDER BY turn, coalesce(served_at, -1e300), due, run_after, id) AS position
+      FROM ranked
+     WHERE cap IS NULL OR recent + turn <= cap),
+last_served AS (
+    -- The lanes of the last claim (one claim may serve several lanes at once).
+    SELECT lane FROM jobs INDEXED BY jobs_import_claims
+     WHERE kind = 'import' AND claimed_at = (
+           SELECT max(claimed_at) FROM jobs INDEXED BY jobs_import_claims
+            WHERE kind = 'import')),
+running AS (
+    SELECT count(*) AS n FROM jobs INDEXED BY jobs_import_running
+     WHERE kind = 'import' AND status = 'running' AND lease_expires_at >= :now),
+chosen AS (
+    SELECT f.id FROM fair f
+     ORDER BY f.turn,
+              CASE WHEN f.turn = 1 AND NOT f.no_jump
+                        AND f.lane NOT IN (SELECT lane FROM last_served)
+                        AND f.due - :now < (f.position + (SELECT n FROM running)) * :pace_s
+                   THEN f.due ELSE 1e301 END,
+              f.position
+     LIMIT :limit)
+UPDATE jobs
+   SET status = 'running', attempts = attempts + 1, lease_owner = :owner,
+       lease_expires_at = :now + :lease_s, claimed_at = :now, updated_at = :now
+ WHERE id IN (SELECT id FROM chosen)
 RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease_expires_at,
           last_error, created_at;
 
