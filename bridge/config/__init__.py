@@ -24,6 +24,7 @@ from bridge.config.partners import (
 )
 from bridge.config.problems import Loc, Problem, format_path
 from bridge.config.rules import (
+    MAX_REGEX_VALUE_CHARS,
     ExistsMatcher,
     Matcher,
     RegexMatcher,
@@ -44,6 +45,7 @@ from bridge.config.settings import (
 
 __all__ = [
     "AUTH_SCHEMES",
+    "MAX_REGEX_VALUE_CHARS",
     "AdminSettings",
     "ApiKeyAuth",
     "Destination",
