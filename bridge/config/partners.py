@@ -71,6 +71,7 @@ class JwtAuth(ConfigModel):
     audience: str | None = None
     max_age_s: int = Field(default=300, ge=0)  # iat may be at most this old (and not in the future)
     body_hash_claim: str | None = None  # the claim holding the hex SHA-256 of the raw body
+    require_jti: bool = False  # refuse a token without a jti: each jti is then accepted once
     tolerance_s: int = Field(default=30, ge=0)  # clock skew allowed on exp/iat/nbf
 
     @property

@@ -20,12 +20,12 @@ def replay_warnings(settings: Settings) -> Iterator[Problem]:
     """Partners whose requests, once captured, can be sent again with effect."""
     for name, partner in settings.partners.items():
         auth, where = partner.auth, ("partners", name, "auth")
-        if isinstance(auth, JwtAuth) and auth.body_hash_claim is None:
+        if isinstance(auth, JwtAuth) and auth.body_hash_claim is None and not auth.require_jti:
             yield (
                 where,
                 "replay protection is off: a captured JWT is accepted with any body for "
                 f"max_age_s ({auth.max_age_s} s); set body_hash_claim so that the token pins "
-                "its body",
+                "its body, or require_jti: true so that each token is accepted once",
             )
         if isinstance(auth, HmacAuth) and auth.timestamp_header is None:
             yield (
