@@ -133,7 +133,15 @@ def _settings(url: str, max_in_flight: int) -> config.Settings:
             "api_key": "bench-api-key",
             "application_id": "11111111-2222-4333-8444-555555555555",
         },
-        "partners": {"p": {"auth": {"scheme": "api-key", "header": "X-Api-Key", "keys": ["k"]}}},
+        "partners": {
+            "p": {
+                "auth": {
+                    "scheme": "api-key",
+                    "header": "X-Api-Key",
+                    "keys": ["acme-api-key-6b1d8f3e"],
+                }
+            }
+        },
         "rules": [
             {
                 "name": "bench",

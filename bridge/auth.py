@@ -54,6 +54,7 @@ def verifier_for(auth: config.PartnerAuth) -> signing.Verifier:
             audience=auth.audience,
             max_age_s=auth.max_age_s,
             body_hash_claim=auth.body_hash_claim,
+            require_jti=auth.require_jti,
             leeway_s=auth.tolerance_s,
         )
     return signing.ApiKeyVerifier(auth.header, [key.get_secret_value() for key in auth.keys])

@@ -3,7 +3,9 @@
 Rules are tried in order and the first whose ``when`` holds wins (DESIGN.md section 3). Every
 matcher in ``when`` must hold; an absent matcher holds for anything. Payload and claim matchers
 address values by dot path (``customer.id``, ``items.0.sku``) and compare with JSON types kept
-apart: ``1`` matches ``1`` and ``1.0`` but never ``true`` or ``"1"``.
+apart: ``1`` matches ``1`` and ``1.0`` but never ``true`` or ``"1"``. A ``{regex}`` matches a
+whole string value, with RE2 (linear time), and never a value longer than
+``config.MAX_REGEX_VALUE_CHARS``: rules run on the event loop, on what a partner sent.
 
 ``then.vendor_data`` is a template rendered by plain substitution, never by ``format()`` or code:
 ``{partner}``, ``{event_id}``, ``{payload.a.b}`` and ``{claims.x}``, with no escapes (a lone brace
@@ -139,10 +141,7 @@ def _holds(matcher: config.Matcher, found: bool, value: Any) -> bool:
     if not found:
         return False
     if isinstance(matcher, config.RegexMatcher):
-        pattern = _compiled(matcher.regex)
-        return (
-            isinstance(value, str) and pattern is not None and pattern.fullmatch(value) is not None
-        )
+        return isinstance(value, str) and matcher.matches(value)
     if isinstance(matcher, list):
         return any(_same_scalar(expected, value) for expected in matcher)
     return _same_scalar(matcher, value)
@@ -157,15 +156,6 @@ def _same_scalar(expected: config.Scalar, actual: object) -> bool:
     if isinstance(expected, str):
         return isinstance(actual, str) and expected == actual
     return isinstance(actual, int | float) and expected == actual
-
-
-@functools.lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
-    # The config loader rejects invalid patterns; here one simply never matches.
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
 
 
 @functools.lru_cache(maxsize=4096)

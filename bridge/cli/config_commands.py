@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bridge.cli._common import add_config_argument
-from bridge.config import Settings, load
+from bridge.config import Settings, load_with_warnings
 from bridge.errors import ConfigError
 
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -19,9 +19,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "check-config",
         help="validate the configuration",
         description="Validate the YAML configuration. Exit 0 when it is valid; otherwise print "
-        "each problem as file:line: key.path: message and exit 1.",
+        "each problem as file:line: key.path: message and exit 1. A setting that leaves a "
+        "protection off is printed as file:line: key.path: warning: message (exit 0).",
     )
     add_config_argument(check)
+    check.add_argument(
+        "--strict", action="store_true", help="treat warnings as errors (exit 1 if any)"
+    )
     check.set_defaults(run=check_config)
     schema = subparsers.add_parser(
         "config-schema",
@@ -32,13 +36,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Load the configuration; report every problem on stderr (exit 1) or a summary (exit 0)."""
+    """Load the configuration; report every problem on stderr (exit 1) or a summary (exit 0),
+    after the warnings (on stderr; with ``--strict`` they make it exit 1)."""
     try:
-        settings = load(args.config)
+        loaded = load_with_warnings(args.config)
     except ConfigError as exc:
         sys.stderr.write("".join(f"{issue}\n" for issue in exc.issues))
         if not Path(args.config).exists():
             sys.stderr.write("hint: pass --config PATH or set BRIDGE_CONFIG\n")
+        return 1
+    settings = loaded.settings
+    sys.stderr.write("".join(f"{warning}\n" for warning in loaded.warnings))
+    if args.strict and loaded.warnings:
+        sys.stderr.write(f"--strict: {len(loaded.warnings)} warning(s) count as errors\n")
         return 1
     sys.stdout.write(
         f"ok: {len(settings.partners)} partners, {len(settings.rules)} rules, "

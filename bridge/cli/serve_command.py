@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+import structlog
 import uvicorn
 
 from bridge import config
@@ -19,6 +20,8 @@ from bridge.cli._common import add_config_argument, env_default
 from bridge.cli.service import Service
 from bridge.errors import ConfigError, StoreUnavailable
 from bridge.observability import Redactor, configure_logging
+
+log = structlog.get_logger()
 
 DRAIN_GRACE_S = 0.5  # after SIGTERM, keep answering 503 this long before closing the socket
 
@@ -85,10 +88,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = config.load(args.config)
+        loaded = config.load_with_warnings(args.config)
     except ConfigError as exc:
         sys.stderr.write(f"bridge serve: invalid configuration:\n{exc}\n")
         return 1
+    settings = loaded.settings
     redactor = Redactor()
     configure_logging(
         level=settings.logging.level,
@@ -96,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         production=True,
         redactor=redactor,
     )
+    for warning in loaded.warnings:
+        log.warning("config_warning", path=warning.path, issue=str(warning))
     try:
         service = Service(settings, redactor=redactor, config_path=args.config)
     except StoreUnavailable as exc:

@@ -11,7 +11,13 @@ a ``Settings`` or raises one ``ConfigError`` listing every problem as
 from __future__ import annotations
 
 from bridge.config.destinations import Destination, parse_duration
-from bridge.config.loading import load, load_text
+from bridge.config.loading import (
+    Loaded,
+    load,
+    load_text,
+    load_text_with_warnings,
+    load_with_warnings,
+)
 from bridge.config.partners import (
     AUTH_SCHEMES,
     ApiKeyAuth,
@@ -24,6 +30,7 @@ from bridge.config.partners import (
 )
 from bridge.config.problems import Loc, Problem, format_path
 from bridge.config.rules import (
+    MAX_REGEX_VALUE_CHARS,
     ExistsMatcher,
     Matcher,
     RegexMatcher,
@@ -41,9 +48,11 @@ from bridge.config.settings import (
     Settings,
     StoreSettings,
 )
+from bridge.config.warnings import settings_warnings
 
 __all__ = [
     "AUTH_SCHEMES",
+    "MAX_REGEX_VALUE_CHARS",
     "AdminSettings",
     "ApiKeyAuth",
     "Destination",
@@ -52,6 +61,7 @@ __all__ = [
     "ExistsMatcher",
     "HmacAuth",
     "JwtAuth",
+    "Loaded",
     "Loc",
     "LoggingSettings",
     "Matcher",
@@ -71,5 +81,8 @@ __all__ = [
     "format_path",
     "load",
     "load_text",
+    "load_text_with_warnings",
+    "load_with_warnings",
     "parse_duration",
+    "settings_warnings",
 ]

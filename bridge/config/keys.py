@@ -34,6 +34,57 @@ def whsec_problem(secret: str) -> str | None:
     return None if decoded else "the part after whsec_ must decode to at least 1 byte"
 
 
+MIN_PARTNER_SECRET_CHARS = 16
+MIN_DISTINCT_CHARS = 8
+_GENERATE_HINT = "generate one with: openssl rand -hex 32"
+_ONE_CLASS = {
+    "digit": "only digits",
+    "lower": "only lowercase letters",
+    "upper": "only uppercase letters",
+}
+
+
+def partner_secret_problem(secret: str) -> str | None:
+    """What makes a secret a partner signs or authenticates with guessable, if anything.
+
+    At least ``MIN_PARTNER_SECRET_CHARS`` characters, at least ``MIN_DISTINCT_CHARS`` distinct
+    ones (``aaaa...``, ``abcabc...`` and ``1212...`` are refused), and not drawn from one class
+    alone (only digits, or only letters of one case): anyone who captures one request can try
+    guesses offline against its signature, at billions per second.
+    """
+    if not secret.strip():
+        return "must not be empty"
+    if len(secret) < MIN_PARTNER_SECRET_CHARS:
+        return f"too weak: shorter than {MIN_PARTNER_SECRET_CHARS} characters ({_GENERATE_HINT})"
+    if len(set(secret)) < MIN_DISTINCT_CHARS:
+        return f"too weak: fewer than {MIN_DISTINCT_CHARS} distinct characters ({_GENERATE_HINT})"
+    classes = {_char_class(char) for char in secret}
+    if len(classes) == 1 and (only := classes.pop()) in _ONE_CLASS:
+        return f"too weak: {_ONE_CLASS[only]} ({_GENERATE_HINT})"
+    return None
+
+
+def _char_class(char: str) -> str:
+    if char.isdigit():
+        return "digit"
+    return "lower" if char.islower() else "upper" if char.isupper() else "other"
+
+
+def partner_whsec_problem(secret: str) -> str | None:
+    """``whsec_problem``, and the key it holds must be ``MIN_PARTNER_SECRET_CHARS`` bytes or more
+    with ``MIN_DISTINCT_CHARS`` distinct byte values."""
+    problem = whsec_problem(secret)
+    if problem is not None:
+        return problem
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    if len(key) < MIN_PARTNER_SECRET_CHARS or len(set(key)) < MIN_DISTINCT_CHARS:
+        return (
+            f"too weak: the key after whsec_ must be at least {MIN_PARTNER_SECRET_CHARS} random "
+            "bytes (generate one with: echo whsec_$(openssl rand -base64 32))"
+        )
+    return None
+
+
 def empty_problem(secret: str) -> str | None:
     """A secret of only whitespace is no secret."""
     return None if secret.strip() else "must not be empty"

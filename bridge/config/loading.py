@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,20 @@ from bridge.config.interpolation import interpolate
 from bridge.config.issues import validation_problems
 from bridge.config.problems import Problem, format_path
 from bridge.config.settings import Settings
+from bridge.config.warnings import settings_warnings
 from bridge.config.yaml_lines import parse
 from bridge.errors import ConfigError, ConfigIssue
+
+WARNING = "warning: "
+"""How a warning's message starts: ``file:line: key.path: warning: message``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """Valid settings, and what they leave unprotected (``bridge.config.warnings``)."""
+
+    settings: Settings
+    warnings: tuple[ConfigIssue, ...]
 
 
 def _names(data: dict[str, Any], section: str) -> dict[str, Any]:
@@ -34,6 +47,19 @@ def load_text(
 
     ``source_name`` prefixes each issue; ``base_dir`` anchors relative paths (``jwks_file``).
     """
+    return load_text_with_warnings(
+        text, source_name=source_name, environ=environ, base_dir=base_dir
+    ).settings
+
+
+def load_text_with_warnings(
+    text: str,
+    *,
+    source_name: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Loaded:
+    """``load_text``, and the warnings about the settings, each at its line."""
     document = parse(text, source_name)
     unset: list[Problem] = []
     data = interpolate(document.data, os.environ if environ is None else environ, (), unset)
@@ -59,7 +85,11 @@ def load_text(
     ]
     if issues or settings is None:
         raise ConfigError(sorted(dict.fromkeys(issues), key=lambda i: (i.line or 0, i.path)))
-    return settings
+    warnings = [
+        ConfigIssue(source_name, document.line(loc), format_path(loc), WARNING + message)
+        for loc, message in settings_warnings(settings)
+    ]
+    return Loaded(settings, tuple(sorted(warnings, key=lambda i: (i.line or 0, i.path))))
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +98,13 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
     Raises ``ConfigError`` listing every problem as ``file:line: key.path: message``, including
     an unreadable file and YAML syntax errors; never another exception for bad input.
     """
+    return load_with_warnings(path, environ).settings
+
+
+def load_with_warnings(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> Loaded:
+    """``load``, and the warnings about the settings, each at its line."""
     source = os.fspath(path)
     try:
         text = Path(source).read_bytes().decode("utf-8-sig")
@@ -78,4 +115,6 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
         ) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(source, None, "", "the file is not UTF-8 text")]) from None
-    return load_text(text, source_name=source, environ=environ, base_dir=Path(source).parent)
+    return load_text_with_warnings(
+        text, source_name=source, environ=environ, base_dir=Path(source).parent
+    )

@@ -10,9 +10,10 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_va
 from bridge.config.fields import ConfigModel, DotPath, HeaderName, dot_path_steps
 from bridge.config.keys import (
     jwks_problem,
+    partner_secret_problem,
+    partner_whsec_problem,
     public_key_problem,
     secret_problems,
-    whsec_problem,
 )
 from bridge.config.problems import Loc, Problem, Problems, raise_problems
 
@@ -28,7 +29,7 @@ class StandardWebhooksAuth(ConfigModel):
     @field_validator("secrets")
     @classmethod
     def _whsec(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
-        raise_problems(secret_problems(secrets, whsec_problem))
+        raise_problems(secret_problems(secrets, partner_whsec_problem))
         return secrets
 
 
@@ -43,8 +44,8 @@ class HmacAuth(ConfigModel):
 
     @field_validator("secrets")
     @classmethod
-    def _secrets_set(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
-        raise_problems(secret_problems(secrets))
+    def _secrets_strong(cls, secrets: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        raise_problems(secret_problems(secrets, partner_secret_problem))
         return secrets
 
     @model_validator(mode="after")
@@ -52,6 +53,12 @@ class HmacAuth(ConfigModel):
         if (self.timestamp_header or "").lower() == self.signature_header.lower():
             raise Problems([(("timestamp_header",), "must differ from signature_header")])
         return self
+
+
+def _hs256_key_problem(key: str) -> str | None:
+    if len(key.encode()) < _MIN_HS256_KEY_BYTES:
+        return f"an HS256 secret must be at least {_MIN_HS256_KEY_BYTES} bytes"
+    return partner_secret_problem(key)
 
 
 class JwtAuth(ConfigModel):
@@ -64,6 +71,7 @@ class JwtAuth(ConfigModel):
     audience: str | None = None
     max_age_s: int = Field(default=300, ge=0)  # iat may be at most this old (and not in the future)
     body_hash_claim: str | None = None  # the claim holding the hex SHA-256 of the raw body
+    require_jti: bool = False  # refuse a token without a jti: each jti is then accepted once
     tolerance_s: int = Field(default=30, ge=0)  # clock skew allowed on exp/iat/nbf
 
     @property
@@ -98,10 +106,7 @@ class JwtAuth(ConfigModel):
         if self.key is not None:
             keys.insert(0, (("key",), self.key.get_secret_value()))
         if algorithms == {"HS256"}:
-            short = f"an HS256 secret must be at least {_MIN_HS256_KEY_BYTES} bytes"
-            problems = [
-                (loc, short) for loc, key in keys if len(key.encode()) < _MIN_HS256_KEY_BYTES
-            ]
+            problems = [(loc, m) for loc, key in keys if (m := _hs256_key_problem(key))]
             if self.jwks_file is not None:
                 problems.append((("jwks_file",), "a JWKS holds public keys: use RS256 or ES256"))
             return (
@@ -122,8 +127,8 @@ class ApiKeyAuth(ConfigModel):
 
     @field_validator("keys")
     @classmethod
-    def _keys_set(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
-        raise_problems(secret_problems(keys))
+    def _keys_strong(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        raise_problems(secret_problems(keys, partner_secret_problem))
         return keys
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Annotated
+from typing import Annotated, Protocol, cast
 from uuid import UUID
 
+import re2
 from pydantic import AfterValidator, Discriminator, Tag, field_validator
 
 from bridge.config.fields import ConfigModel, DotPath
@@ -42,21 +44,57 @@ def _check_template(template: str) -> str:
     return template
 
 
+MAX_REGEX_VALUE_CHARS = 1024
+"""A ``{regex}`` matcher never matches a longer value: matching stays cheap whatever a partner
+sends (the body may be 64 KiB, and every rule before the match runs on it)."""
+
+
+class RuleRegex(Protocol):
+    """A compiled RE2 pattern, as far as rules use it."""
+
+    def fullmatch(self, text: str) -> object | None: ...
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_rule_regex(regex: str) -> RuleRegex:
+    """``regex`` compiled by RE2, whose matching time is linear in the value: a partner's value
+    cannot make a rule backtrack for seconds on the event loop, as Python's ``re`` can.
+
+    Raises ValueError when RE2 cannot run the pattern: invalid, or using what only a backtracking
+    engine offers (backreferences like ``\\1``, lookarounds like ``(?=...)``), or too large.
+    """
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print each refused pattern on stderr
+    try:
+        return cast(RuleRegex, re2.compile(regex, options))
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise ValueError(
+            f"RE2 cannot run this regex ({text}): rules use RE2 syntax, without "
+            "backreferences or lookarounds"
+        ) from None
+
+
 class RegexMatcher(ConfigModel):
     regex: str
 
     @field_validator("regex")
     @classmethod
     def _compiles(cls, regex: str) -> str:
-        try:
-            re.compile(regex)
-        except re.error as exc:
-            raise ValueError(f"invalid regex: {exc}") from None
+        compile_rule_regex(regex)
         return regex
 
-    @property
-    def pattern(self) -> re.Pattern[str]:
-        return re.compile(self.regex)  # the re module caches compiled patterns
+    def matches(self, value: str) -> bool:
+        """Whether ``value`` matches the whole pattern (a value over
+        ``MAX_REGEX_VALUE_CHARS`` never does)."""
+        if len(value) > MAX_REGEX_VALUE_CHARS:
+            return False
+        try:
+            pattern = compile_rule_regex(self.regex)
+        except ValueError:  # only a matcher built without validation can hold one
+            return False
+        return pattern.fullmatch(value) is not None
 
 
 class ExistsMatcher(ConfigModel):

@@ -74,6 +74,7 @@ class JwtVerifier:
         audience: str | None = None,
         max_age_s: int = 300,
         body_hash_claim: str | None = None,
+        require_jti: bool = False,
         leeway_s: int = 30,
     ) -> None:
         if isinstance(algorithms, str) or not algorithms:
@@ -99,6 +100,7 @@ class JwtVerifier:
         self._audience = audience
         self._max_age_s = max_age_s
         self._body_hash_claim = body_hash_claim
+        self._require_jti = require_jti
         self._leeway_s = leeway_s
 
     @staticmethod
@@ -127,7 +129,11 @@ class JwtVerifier:
         claims = self._decode(token, algorithm, header.get("kid"))
         self._check_times(claims, now)
         self._check_body_hash(claims, body)
-        return Verified(message_id=message_id(claims.get("jti")), claims=MappingProxyType(claims))
+        jti = message_id(claims.get("jti"))
+        if jti is None and self._require_jti:
+            # The jti is the message id: a token is accepted once, a replay is its duplicate.
+            raise fail(INVALID, "the JWT has no usable jti claim (printable ASCII, required)")
+        return Verified(message_id=jti, claims=MappingProxyType(claims))
 
     def _candidate_keys(self, algorithm: str, kid: object) -> list[Any]:
         family = algorithm[:2]

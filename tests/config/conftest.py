@@ -9,6 +9,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 EXAMPLE = Path(__file__).parents[2] / "config" / "bridge.example.yaml"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 APPLICATION_ID = "11111111-2222-4333-8444-555555555555"
+# Partner secrets strong enough for the loader (16+ characters, varied); HS256 ones 32+ bytes.
+PARTNER_KEY = "partner-key-4f7c2a9e1b"
+HS256_KEY = "hs256-shared-secret-5d8e1f3a9c2b7046"
+HS256_NEXT_KEY = "hs256-shared-secret-next-0a6c4e2b9d"
 # The smallest valid configuration: one partner, one rule.
 MINIMAL = f"""\
 didit:
@@ -47,7 +51,7 @@ def example_environ(rsa_key: rsa.RSAPrivateKey) -> dict[str, str]:
         "ACME_WHSEC": WHSEC,
         "GLOBEX_SECRET": "globex-shared-secret",
         "INITECH_PUBLIC_KEY": public_pem(rsa_key),
-        "HOOLI_KEY": "hooli-api-key",
+        "HOOLI_KEY": "hooli-api-key-4f7c2a9e",
         "CRM_WHSEC": WHSEC,
         "AUDIT_WHSEC": "whsec_YXVkaXQ=",
         "DIDIT_WEBHOOK_SECRET": "didit-webhook-secret",

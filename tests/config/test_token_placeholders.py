@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from bridge.config import Settings, load_text
 from bridge.errors import ConfigError
-from tests.config.conftest import APPLICATION_ID, WHSEC
+from tests.config.conftest import APPLICATION_ID, PARTNER_KEY, WHSEC
 
 
 def config(vendor_data: str, *, when: str = "{}", acme_fields: str = "{}") -> str:
@@ -93,7 +93,7 @@ def test_also_refused_when_the_file_has_other_problems() -> None:
 def test_settings_built_directly_refuse_it_too() -> None:
     data = {
         "didit": {"api_key": "k", "application_id": APPLICATION_ID},
-        "partners": {"acme": {"auth": {"scheme": "api-key", "keys": ["k"]}}},
+        "partners": {"acme": {"auth": {"scheme": "api-key", "keys": [PARTNER_KEY]}}},
         "rules": [
             {"name": "r", "then": {"workflow_id": APPLICATION_ID,
                                    "vendor_data": "{payload.share_token}"}},

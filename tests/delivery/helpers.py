@@ -48,7 +48,15 @@ def make_settings(destinations: Mapping[str, Mapping[str, Any]]) -> config.Setti
             "api_key": "test-api-key",
             "application_id": APPLICATION_ID,
         },
-        "partners": {"acme": {"auth": {"scheme": "api-key", "header": "X-Api-Key", "keys": ["k"]}}},
+        "partners": {
+            "acme": {
+                "auth": {
+                    "scheme": "api-key",
+                    "header": "X-Api-Key",
+                    "keys": ["acme-api-key-6b1d8f3e"],
+                }
+            }
+        },
         "rules": [
             {
                 "name": "all",

@@ -33,7 +33,15 @@ def _config_path(tmp_path: Path) -> Path:
             "application_id": str(settings.didit.application_id),
         },
         "store": {"url": f"sqlite:///{tmp_path}/bridge.db"},
-        "partners": {"acme": {"auth": {"scheme": "api-key", "header": "X-Api-Key", "keys": ["k"]}}},
+        "partners": {
+            "acme": {
+                "auth": {
+                    "scheme": "api-key",
+                    "header": "X-Api-Key",
+                    "keys": ["acme-api-key-6b1d8f3e"],
+                }
+            }
+        },
         "rules": [
             {
                 "name": "all",

@@ -166,7 +166,15 @@ def _config_file(tmp_path: Path, url: str) -> Path:
             "application_id": "11111111-2222-4333-8444-555555555555",
         },
         "store": {"url": f"sqlite:///{store_path}"},
-        "partners": {"acme": {"auth": {"scheme": "api-key", "header": "X-Api-Key", "keys": ["k"]}}},
+        "partners": {
+            "acme": {
+                "auth": {
+                    "scheme": "api-key",
+                    "header": "X-Api-Key",
+                    "keys": ["acme-api-key-6b1d8f3e"],
+                }
+            }
+        },
         "rules": [
             {
                 "name": "all",

@@ -72,7 +72,7 @@ def example_environ() -> dict[str, str]:
         "ACME_WHSEC": whsec,
         "GLOBEX_SECRET": "globex-shared-secret",
         "INITECH_PUBLIC_KEY": pem.decode(),
-        "HOOLI_KEY": "hooli-api-key",
+        "HOOLI_KEY": "hooli-api-key-4f7c2a9e",
         "CRM_WHSEC": whsec,
         "AUDIT_WHSEC": whsec,
         "DIDIT_WEBHOOK_SECRET": "didit-webhook-secret",

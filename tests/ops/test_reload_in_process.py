@@ -65,3 +65,18 @@ async def test_a_destination_added_by_reload_gets_its_own_delivery_slots(
     _write(config_path, _document(tmp_path, audit=2))
     assert service.reload() == ()
     assert service.delivery_worker.concurrency == 2
+
+
+async def test_a_reload_with_a_weak_partner_secret_is_refused_with_the_reason(
+    service: Service, config_path: Path, tmp_path: Path
+) -> None:
+    """The old settings stay live; the reason names the key and never echoes the secret."""
+    before = service.current()
+    document = _document(tmp_path, crm=4)
+    document["partners"]["hooli"]["auth"]["keys"] = ["hooli-key-1"]
+    _write(config_path, document)
+    issues = [str(issue) for issue in service.reload()]
+    assert len(issues) == 1
+    assert "partners.hooli.auth.keys[0]: too weak: shorter than 16 characters" in issues[0]
+    assert "hooli-key-1" not in issues[0]
+    assert service.current() is before

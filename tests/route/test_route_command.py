@@ -23,7 +23,7 @@ SAMPLES = Path(__file__).parent / "samples"
 CONFIG = SAMPLES / "bridge.yaml"
 NOW = 1_780_000_000  # 2026-05-28T20:26:40Z
 OURS = "a5f3bca2-1111-4222-8333-444455556666"
-WHSEC = "whsec_MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw"
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TOKEN_PATHS = {"globex": "data.share.token"}
 
 

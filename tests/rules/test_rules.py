@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from typing import Any
 
@@ -20,6 +21,8 @@ from bridge.types import SessionKind
 WORKFLOW_A = "3c5b9a2e-0000-4000-8000-000000000001"
 WORKFLOW_B = "3c5b9a2e-0000-4000-8000-000000000002"
 PARTNER_APP = "dbd20e34-aaaa-4bbb-8ccc-ddddeeeeffff"
+CATASTROPHIC_EMAIL = r"[a-z0-9]+([._-]?[a-z0-9]+)*@[a-z0-9]+([.-]?[a-z0-9]+)*\.[a-z]{2,}"
+CATASTROPHIC_VALUE = "a" * 24 + "!"
 
 
 def token(**claims: Any) -> ShareToken:
@@ -229,6 +232,27 @@ class TestMatching:
         """The loader rejects these; if one slips through, routing still never crashes."""
         rules = [unchecked_rule("bad", payload={"ref": {"regex": "("}}), rule("next")]
         assert chosen(rules, {"ref": "("}) == "next"
+
+    def test_a_catastrophic_pattern_matches_in_linear_time(self) -> None:
+        """A common email pattern that makes a backtracking engine try 2^n splits: ``re`` takes
+        about 10 s on these 25 characters (and 4x more per extra character); RE2 microseconds.
+        """
+        rules = [rule("email", {"payload": {"email": {"regex": CATASTROPHIC_EMAIL}}}), rule("next")]
+        started = time.perf_counter()
+        assert chosen(rules, {"email": CATASTROPHIC_VALUE}) == "next"
+        assert chosen(rules, {"email": "a.b-c@example.com"}) == "email"
+        assert time.perf_counter() - started < 0.5
+
+    def test_a_value_over_the_cap_never_matches_a_regex(self) -> None:
+        rules = [rule("any", {"payload": {"ref": {"regex": ".*"}}}), rule("next")]
+        at_cap = "x" * config.MAX_REGEX_VALUE_CHARS
+        assert chosen(rules, {"ref": at_cap}) == "any"
+        assert chosen(rules, {"ref": at_cap + "x"}) == "next"
+
+    @pytest.mark.parametrize("regex", [r"(a)\1", "(?=a)a", "(?<!x)a", "a++", "((a{100}){100})"])
+    def test_a_pattern_re2_cannot_run_is_refused_at_load(self, regex: str) -> None:
+        with pytest.raises(ValueError, match="RE2 cannot run this regex"):
+            rule("r", {"payload": {"ref": {"regex": regex}}})
 
     @pytest.mark.parametrize(
         ("payload", "exists", "matches"),

@@ -42,17 +42,17 @@ SCHEMES: dict[str, dict[str, Any]] = {
     "standard-webhooks": {"scheme": "standard-webhooks", "secrets": [WHSEC, WHSEC_NEXT]},
     "hmac": {
         "scheme": "hmac",
-        "secrets": ["globex-secret"],
+        "secrets": ["globex-secret-5e1f9b"],
         "algorithm": "sha512",
         "encoding": "base64",
         "signature_header": "X-Globex-Signature",
         "timestamp_header": "X-Globex-Timestamp",
     },
-    "hmac-no-timestamp": {"scheme": "hmac", "secrets": ["globex-secret"]},
+    "hmac-no-timestamp": {"scheme": "hmac", "secrets": ["globex-secret-5e1f9b"]},
     "jwt-hs256": {
         "scheme": "jwt",
         "algorithms": ["HS256"],
-        "key": "i" * 32,
+        "key": "initech-hs256-secret-0f3b8e21c7d94a6b",
         "issuer": "initech",
         "audience": "our-app",
         "body_hash_claim": "body_sha256",
@@ -60,7 +60,7 @@ SCHEMES: dict[str, dict[str, Any]] = {
     "api-key": {
         "scheme": "api-key",
         "header": "X-Hooli-Key",
-        "keys": ["hooli-key-1", "hooli-key-2"],
+        "keys": ["hooli-key-1-7d2e9a4c", "hooli-key-2-3b8f6e1a"],
     },
 }
 
@@ -123,7 +123,7 @@ class TestVerifierFor:
         """Algorithm, encoding and header names from the config reach the verifier."""
         verifier = auth.verifier_for(auth_model(SCHEMES["hmac"]))
         signature = signing.sign_hmac(
-            "globex-secret", BODY, algorithm="sha512", encoding="base64", timestamp=int(NOW)
+            "globex-secret-5e1f9b", BODY, algorithm="sha512", encoding="base64", timestamp=int(NOW)
         )
         headers = {"x-globex-signature": signature, "x-globex-timestamp": str(int(NOW))}
         verifier.verify(BODY, headers, now=NOW)

@@ -334,3 +334,18 @@ class TestKeys:
         """Keys and algorithms that cannot work are refused when building the verifier."""
         with pytest.raises(ValueError, match="jwt"):
             verifier(**overrides)
+
+
+class TestRequireJti:
+    @pytest.mark.parametrize("jti", [None, "", "j" * 300, "jöti", 7])
+    def test_a_token_without_a_usable_jti_is_refused(self, jti: object) -> None:
+        """Then a captured token cannot come back with another body: its jti is a duplicate."""
+        check = verifier(body_hash_claim=None, require_jti=True)
+        claims = {} if jti is None else {"jti": jti}
+        value = token(b"{}", jti=None, body_hash_claim=None, extra_claims=claims)
+        assert code_of(b"{}", bearer(value), check) == "invalid_signature"
+
+    def test_a_token_with_a_jti_is_accepted_and_carries_it(self) -> None:
+        check = verifier(body_hash_claim=None, require_jti=True)
+        value = token(b"{}", jti="j-42", body_hash_claim=None)
+        assert check.verify(b'{"any": 1}', bearer(value), now=NOW).message_id == "j-42"

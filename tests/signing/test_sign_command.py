@@ -29,7 +29,7 @@ ENVIRON = {
     "ACME_WHSEC": WHSEC,
     "GLOBEX_SECRET": "globex-shared-secret",
     "INITECH_SECRET": "initech-shared-secret-of-32-bytes!",
-    "HOOLI_KEY": "hooli-key-1",
+    "HOOLI_KEY": "hooli-key-1-7d2e9a4c",
     "UMBRELLA_PUBLIC_KEY": EC_PUBLIC,
 }
 CONFIG = """\
@@ -219,4 +219,4 @@ class TestEntryPoint:
             check=False,
         )
         assert (done.returncode, done.stderr) == (0, "")
-        assert "X-Hooli-Key: hooli-key-1" in done.stdout.splitlines()
+        assert "X-Hooli-Key: hooli-key-1-7d2e9a4c" in done.stdout.splitlines()

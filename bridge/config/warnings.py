@@ -1,0 +1,43 @@
+"""Warnings: settings that load but leave a protection off.
+
+``check-config`` prints each as ``file:line: key.path: warning: message`` (``--strict`` refuses
+them), and ``serve`` logs them at start. A new warning is one more function in ``CHECKS``: it
+takes the validated ``Settings`` and yields a problem at the key to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from bridge.config.partners import HmacAuth, JwtAuth
+from bridge.config.problems import Problem
+from bridge.config.settings import Settings
+
+Check = Callable[[Settings], Iterable[Problem]]
+
+
+def replay_warnings(settings: Settings) -> Iterator[Problem]:
+    """Partners whose requests, once captured, can be sent again with effect."""
+    for name, partner in settings.partners.items():
+        auth, where = partner.auth, ("partners", name, "auth")
+        if isinstance(auth, JwtAuth) and auth.body_hash_claim is None and not auth.require_jti:
+            yield (
+                where,
+                "replay protection is off: a captured JWT is accepted with any body for "
+                f"max_age_s ({auth.max_age_s} s); set body_hash_claim so that the token pins "
+                "its body, or require_jti: true so that each token is accepted once",
+            )
+        if isinstance(auth, HmacAuth) and auth.timestamp_header is None:
+            yield (
+                where,
+                "replay protection is off: a captured request verifies forever; set "
+                "timestamp_header so that the MAC covers the time and an old request is refused",
+            )
+
+
+CHECKS: tuple[Check, ...] = (replay_warnings,)
+
+
+def settings_warnings(settings: Settings) -> list[Problem]:
+    """Every warning about ``settings``, check by check."""
+    return [problem for check in CHECKS for problem in check(settings)]
