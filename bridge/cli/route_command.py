@@ -13,7 +13,6 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from bridge import config, tokens
 from bridge.app.intake_checks import Check, Screening, screen
 from bridge.cli._common import add_config_argument
 from bridge.errors import ConfigError
+from bridge.times import iso_utc_or_none
 from bridge.types import Route
 
 DUPLICATE_CHECK = Check("duplicate", "skipped", "needs the store: a dry run does not look")
@@ -210,10 +210,7 @@ def _shown(text: str) -> str:
 
 
 def _iso(epoch: float) -> str:
-    try:
-        return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return f"{epoch:.0f} (out of the calendar's range)"
+    return iso_utc_or_none(epoch) or f"{epoch:.0f} (out of the calendar's range)"
 
 
 def _duration(seconds: float) -> str:
