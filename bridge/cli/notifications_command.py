@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from bridge import config
 from bridge.app.admin_views import notification_json, timeline_json
-from bridge.cli._common import add_config_argument
-from bridge.errors import ConfigError, StoreUnavailable
+from bridge.cli._common import add_config_argument, load_settings
+from bridge.errors import StoreUnavailable
 from bridge.store import RetryResult, Store, Timeline, open_store
 from bridge.times import iso_utc_or_none
 from bridge.types import NotificationStatus
@@ -44,10 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
     """Open the configured store, run ``action``, close it; config and store errors exit 1."""
-    try:
-        settings = config.load(args.config)
-    except ConfigError as exc:
-        sys.stderr.write(f"bridge: invalid configuration:\n{exc}\n")
+    settings = load_settings(args.config, prog="bridge")
+    if settings is None:
         return 1
 
     async def main() -> int:

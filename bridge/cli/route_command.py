@@ -18,8 +18,7 @@ from typing import Any
 
 from bridge import config, tokens
 from bridge.app.intake_checks import Check, Screening, screen
-from bridge.cli._common import add_config_argument
-from bridge.errors import ConfigError
+from bridge.cli._common import add_config_argument, load_settings
 from bridge.times import iso_utc_or_none
 from bridge.types import Route
 
@@ -67,10 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = config.load(args.config)
-    except ConfigError as exc:
-        sys.stderr.write(f"bridge route: invalid configuration:\n{exc}\n")
+    settings = load_settings(args.config, prog="bridge route")
+    if settings is None:
         return 1
     try:
         body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()

@@ -14,10 +14,9 @@ from types import FrameType
 
 import uvicorn
 
-from bridge import config
-from bridge.cli._common import add_config_argument, env_default
+from bridge.cli._common import add_config_argument, env_default, load_settings
 from bridge.cli.service import Service
-from bridge.errors import ConfigError, StoreUnavailable
+from bridge.errors import StoreUnavailable
 from bridge.observability import Redactor, configure_logging
 
 DRAIN_GRACE_S = 0.5  # after SIGTERM, keep answering 503 this long before closing the socket
@@ -84,10 +83,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = config.load(args.config)
-    except ConfigError as exc:
-        sys.stderr.write(f"bridge serve: invalid configuration:\n{exc}\n")
+    settings = load_settings(args.config, prog="bridge serve")
+    if settings is None:
         return 1
     redactor = Redactor()
     configure_logging(

@@ -22,15 +22,6 @@ from bridge.errors import BridgeError
 from bridge.log_lines import LineWriter
 from bridge.observability.redaction import Redactor
 
-__all__ = [
-    "configure_logging",
-    "get_logger",
-    "new_request_id",
-    "render_exception",
-    "reset_logging",
-    "start_log_context",
-]
-
 _UVICORN_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 _CHATTY_LOGGERS: Final = ("httpx", "httpcore", "hpack")
 

@@ -12,14 +12,6 @@ from prometheus_client.registry import Collector
 
 from bridge.observability.logs import get_logger
 
-__all__ = [
-    "METRICS_CONTENT_TYPE",
-    "SNAPSHOT_GAUGES",
-    "UNKNOWN_PARTNER",
-    "Metrics",
-    "SnapshotSource",
-]
-
 SnapshotSource = Callable[[], Mapping[str, float]]
 
 #: The partner label of a notification for a partner not configured (so a URL cannot grow the

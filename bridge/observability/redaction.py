@@ -12,8 +12,6 @@ from uuid import UUID
 
 from structlog.typing import EventDict, WrappedLogger
 
-__all__ = ["REDACTED", "REDACTED_JWT", "Redactor", "without_jwts", "without_url_credentials"]
-
 REDACTED: Final = "[REDACTED]"
 REDACTED_JWT: Final = "[REDACTED:jwt]"
 
