@@ -58,6 +58,9 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument("--requests", type=int, default=20_000, help="requests per round")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--log-level", default="info", help="the bridge's logging level")
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="requests per server before the rounds"
+    )
     args = parser.parse_args(list(argv))
 
     spawn = multiprocessing.get_context("spawn")
@@ -83,7 +86,7 @@ def main(argv: Sequence[str] = ()) -> int:
             )
             with bridge_serve(config, port, cpu=SERVER_CPU) as bridge:
                 ports["bridge"] = bridge.port
-                warmup = max(args.requests // 5, 1000)
+                warmup = max(args.requests // 5, 1000) if args.warmup is None else args.warmup
                 for name in rounds:
                     _round(ports[name], warmup, args.connections)
                 for number in range(1, args.rounds + 1):

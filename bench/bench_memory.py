@@ -55,6 +55,9 @@ def main(argv: Sequence[str] = ()) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench memory", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--pending", type=int, default=100_000)
+    parser.add_argument(
+        "--settle-s", type=float, default=SETTLE_S, help="wait before reading the memory"
+    )
     args = parser.parse_args(list(argv))
 
     loaded: list[dict[str, int]] = []
@@ -69,8 +72,8 @@ def main(argv: Sequence[str] = ()) -> int:
             f"setup: {args.pending} pending notifications in {time.perf_counter() - started:.1f} s"
         )
         for number in range(1, args.rounds + 1):
-            idle.append(_measure(Path(empty), busy=False))
-            loaded.append(_measure(Path(full), busy=True))
+            idle.append(_measure(Path(empty), busy=False, settle_s=args.settle_s))
+            loaded.append(_measure(Path(full), busy=True, settle_s=args.settle_s))
             note(
                 f"round {number}: idle {idle[-1]['VmRSS'] / 1024:.1f} MB, with "
                 f"{args.pending} pending {loaded[-1]['VmRSS'] / 1024:.1f} MB "
@@ -124,7 +127,7 @@ def _notification(number: int, exp: int) -> NewNotification:
     )
 
 
-def _measure(directory: Path, *, busy: bool) -> dict[str, int]:
+def _measure(directory: Path, *, busy: bool, settle_s: float) -> dict[str, int]:
     port = free_port()
     config = bridge_config(
         directory,
@@ -142,7 +145,7 @@ def _measure(directory: Path, *, busy: bool) -> dict[str, int]:
             time.sleep(0.1)
         with httpx.Client(timeout=30) as client:
             client.get(f"{bridge.base_url}/metrics").raise_for_status()
-        time.sleep(SETTLE_S)
+        time.sleep(settle_s)
         found = memory_kb(bridge.pid)
         found["running"] = _count(bridge.db_path, "jobs WHERE status = 'running'")
         found["pending"] = _count(bridge.db_path, "notifications WHERE status = 'pending'")

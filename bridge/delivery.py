@@ -16,7 +16,6 @@ change. The answer is one of:
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from bridge import __version__
 from bridge.config import Destination
+from bridge.observability import without_url_credentials
 from bridge.signing import StandardWebhooksSigner
 
 __all__ = [
@@ -49,12 +49,6 @@ RETRY_AFTER_CAP_S = 7200.0
 # Drained past the excerpt so the connection can be reused; a longer body closes it instead.
 _DRAIN_LIMIT_BYTES = 65_536
 _EXCERPT_READ_S = 1.0  # reading the answer's body, after its status line: only for the excerpt
-# A URL in an error text (aiohttp quotes the whole URL): its user, password and query may be
-# credentials, so they never reach a stored error or a log line.
-_URL = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/\s'\"@]*@)?"
-    r"(?P<rest>[^\s'\"?#]*)(?P<query>\?[^\s'\"#]*)?"
-)
 _ABORT_HEADER = "webhook-delivery"
 _ABORT_VALUE = "abort-message"
 
@@ -263,16 +257,5 @@ def _describe(exc: Exception) -> str:
     # The aiohttp transport wraps its errors in loosely matching httpx ones: name the original.
     if isinstance(exc.__cause__, aiohttp.ClientError):
         exc = exc.__cause__
-    detail = _without_credentials(str(exc).strip())
+    detail = without_url_credentials(str(exc).strip())
     return f"{type(exc).__name__}: {detail}"[:300] if detail else type(exc).__name__
-
-
-def _without_credentials(text: str) -> str:
-    """``text`` with every URL's user, password and query replaced by ``[REDACTED]``."""
-
-    def scrub(match: re.Match[str]) -> str:
-        userinfo = "[REDACTED]@" if match["userinfo"] else ""
-        query = "?[REDACTED]" if match["query"] else ""
-        return f"{match['scheme']}{userinfo}{match['rest']}{query}"
-
-    return _URL.sub(scrub, text)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
 
+from bridge.times import iso_utc
 from bridge.types import DiditSession, EventType, NotificationStatus, Reason, Route, SessionKind
 
 EVENT_FOR_STATUS: Mapping[NotificationStatus, EventType] = {
@@ -70,11 +70,6 @@ class ShareFacts:
             source_session_id=notification.source_session_id,
             route=notification.route,
         )
-
-
-def iso_utc(epoch_s: float) -> str:
-    """``2026-11-25T10:00:00Z``: the timestamp form of every event."""
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def render_event(

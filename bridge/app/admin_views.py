@@ -6,27 +6,20 @@ Times are RFC 3339 strings in UTC (``null`` when unknown). No view ever holds a 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from bridge.store import Delivery, DestinationState, Notification, Timeline
+from bridge.times import iso_utc_or_none
 from bridge.types import DiditSession, Reason
 
 __all__ = ["delivery_json", "destinations_json", "iso", "notification_json", "timeline_json"]
 
 
 def iso(epoch_s: float | None) -> str | None:
-    """``2026-11-25T10:00:00.000Z``; None when unknown or not a date (before year 1, after 9999,
-    not finite). Never raises: a stored deadline comes from a partner's token, and one that no
-    date can show must not break a listing. Such a time only ever reaches ``deadline``, which
-    the OpenAPI document declares nullable; the other times are the bridge's own clock."""
-    if epoch_s is None:
-        return None
-    try:
-        moment = datetime.fromtimestamp(epoch_s, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-11-25T10:00:00.000Z``; None when unknown or not a date. A stored deadline comes
+    from a partner's token, and one that no date can show must not break a listing: such a time
+    only ever reaches ``deadline``, which the OpenAPI document declares nullable."""
+    return iso_utc_or_none(epoch_s, milliseconds=True)
 
 
 def _reason(reason: Reason | None) -> dict[str, Any] | None:

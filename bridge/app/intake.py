@@ -1,6 +1,7 @@
 """Partner intake: ``POST /v1/partners/{partner}/shares`` (DESIGN.md section 4).
 
-Intake runs the checks of DESIGN §4 in their order and answers 202 only after the store has
+Intake runs the checks of DESIGN §4 in their order (``intake_checks.screen``, which ``bridge
+route`` runs too) and answers 202 only after the store has
 committed the notification. No input makes it answer 500: every refusal has a stable code.
 
 It is the one hot path of the HTTP face, so it is a plain ASGI endpoint (``create_app`` hands
@@ -23,10 +24,10 @@ import structlog
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from bridge import rules, tokens
 from bridge.app.inbound import Refusal, read_body
+from bridge.app.intake_checks import Screening, screen
 from bridge.config import Settings
-from bridge.errors import RoutingError, StoreUnavailable, TokenError, VerificationError
+from bridge.errors import StoreUnavailable
 from bridge.observability import UNKNOWN_PARTNER, Metrics, new_request_id
 from bridge.signing import Verifier
 from bridge.store import NewNotification, Store
@@ -146,80 +147,49 @@ class Intake:
     async def _screened(
         self, scope: Scope, receive: Receive, partner_name: str
     ) -> NewNotification | str:
-        """The notification to store, in DESIGN §4's check order; or the id of its original."""
+        """The notification to store, after the intake checks; or the id of its original."""
         live = self._live()
         settings = live.settings
-        if partner_name not in settings.partners:
-            raise Refusal(404, "unknown_partner", "no partner by that name is configured")
-        if self._draining():
+        known = partner_name in settings.partners
+        if known and self._draining():
             raise Refusal(503, "shutting_down", "the bridge is shutting down; send it again")
         headers = Headers(scope=scope)
-        body = await read_body(receive, headers, settings.server.max_body_bytes)
-        if _media_type(headers) != "application/json":
-            raise Refusal(415, "unsupported_media_type", "send the body as application/json")
+        # The size is refused while the body streams in; an unknown partner's is not read.
+        body = await read_body(receive, headers, settings.server.max_body_bytes) if known else b""
         now = self._clock()
-        try:
-            verified = live.verifiers[partner_name].verify(body, headers, now=now)
-        except VerificationError as exc:
-            raise Refusal(401, exc.code, exc.message) from None
-        try:
-            return _screen(settings, partner_name, body, verified.message_id, now)
-        except Refusal:
-            if verified.message_id is not None:
-                # A partner retrying a message we accepted gets its original answer, even if
-                # its token has expired since (DESIGN §3).
-                original = await self._store.find_message(partner_name, verified.message_id)
-                if original is not None:
-                    return original
-            raise
+        screening = screen(
+            settings,
+            partner_name,
+            body,
+            now=now,
+            media_type=_media_type(headers),
+            authenticate=lambda: (
+                live.verifiers[partner_name].verify(body, headers, now=now).message_id
+            ),
+        )
+        refusal = screening.refusal
+        if refusal is None:
+            return _notification(screening)
+        if screening.message_id is not None:
+            # A partner retrying a message we accepted gets its original answer, even if its
+            # token has expired since (DESIGN §3).
+            original = await self._store.find_message(partner_name, screening.message_id)
+            if original is not None:
+                return original
+        if refusal.status is None or refusal.code is None:
+            raise AssertionError("a failed check carries intake's answer")
+        raise Refusal(refusal.status, refusal.code, refusal.message)
 
 
-def _screen(
-    settings: Settings, partner_name: str, body: bytes, message_id: str | None, now: float
-) -> NewNotification:
-    """The checks after authentication, in DESIGN §4 order; the notification to store."""
-    partner = settings.partners[partner_name]
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise Refusal(400, "invalid_json", "the body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise Refusal(400, "invalid_json", "the body must be a JSON object")
-    found, raw_token = rules.lookup(payload, partner.fields.share_token)
-    if not found or raw_token is None or raw_token == "":
-        raise Refusal(
-            422, "missing_share_token", f"no share token at {partner.fields.share_token!r}"
-        )
-    if not isinstance(raw_token, str):
-        raise Refusal(422, "malformed_share_token", "the share token must be a string")
-    try:
-        token = tokens.read_share_token(raw_token)
-    except TokenError as exc:
-        raise Refusal(422, exc.code, exc.message) from None
-    if token.is_expired(now):
-        raise Refusal(422, "share_token_expired", "the share token has expired")
-    if not token.is_for(settings.didit.application_id):
-        raise Refusal(
-            422,
-            "share_token_not_for_this_application",
-            "the share token was minted for another Didit application",
-        )
-    has_event_id, raw_event_id = rules.lookup(payload, partner.fields.event_id)
-    event_id = rules.render_value(raw_event_id) if has_event_id else None
-    try:
-        route = rules.route(
-            partner=partner_name,
-            payload=payload,
-            token=token,
-            event_id=event_id,
-            rules=settings.rules,
-        )
-    except RoutingError as exc:
-        raise Refusal(422, exc.code, exc.message) from None
+def _notification(screening: Screening) -> NewNotification:
+    """The notification to store, from a screening every check passed."""
+    token, raw_token, route = screening.token, screening.raw_token, screening.route
+    if token is None or raw_token is None or route is None:
+        raise AssertionError("a screening without a refusal has read a token and a route")
     return NewNotification(
-        partner=partner_name,
-        partner_event_id=event_id,
-        message_id=message_id,
+        partner=screening.partner,
+        partner_event_id=screening.event_id,
+        message_id=screening.message_id,
         business_key=token.business_key,
         token=raw_token,
         token_sha256=token.sha256,

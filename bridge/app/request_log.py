@@ -13,7 +13,7 @@ from typing import Any, Final
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.observability import bind_request, new_request_id
+from bridge.observability import new_request_id, start_log_context
 
 __all__ = ["RequestLog"]
 
@@ -35,7 +35,7 @@ class RequestLog:
             return
         started = time.perf_counter()
         path = scope["path"]
-        bind_request(request_id=new_request_id(), method=scope["method"], path=path)
+        start_log_context(request_id=new_request_id(), method=scope["method"], path=path)
         answer: dict[str, Any] = {"status": 500}
 
         async def watch(message: Message) -> None:

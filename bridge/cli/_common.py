@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+
+from bridge import config
+from bridge.errors import ConfigError
 
 
 def env_default(variable: str, fallback: str | None = None) -> str | None:
@@ -16,3 +20,18 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         default=env_default("BRIDGE_CONFIG", "config/bridge.yaml"),
         help="the YAML configuration (default: $BRIDGE_CONFIG, then config/bridge.yaml)",
     )
+
+
+def load_settings(path: str, *, prog: str) -> config.Settings | None:
+    """The configuration at ``path``; None, after telling stderr why, when it is invalid."""
+    loaded = load_with_warnings(path, prog=prog)
+    return None if loaded is None else loaded.settings
+
+
+def load_with_warnings(path: str, *, prog: str) -> config.Loaded | None:
+    """``load_settings`` with the configuration's warnings, for a command that reports them."""
+    try:
+        return config.load_with_warnings(path)
+    except ConfigError as exc:  # also an unreadable file: loading raises nothing else
+        sys.stderr.write(f"{prog}: invalid configuration:\n{exc}\n")
+        return None

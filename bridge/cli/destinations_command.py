@@ -15,6 +15,7 @@ from bridge.cli._common import add_config_argument
 from bridge.cli.notifications_command import with_store
 from bridge.errors import ConfigError
 from bridge.store import DeliveryStatus, DestinationState, Store
+from bridge.times import iso_utc_or_none
 
 _REDELIVERABLE = (DeliveryStatus.DEAD.value, DeliveryStatus.DELIVERED.value)
 
@@ -192,6 +193,4 @@ def _redeliver(args: argparse.Namespace) -> int:
 
 
 def _iso(epoch_s: float | None) -> str | None:
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="seconds")
+    return iso_utc_or_none(epoch_s)

@@ -7,15 +7,14 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import orjson
 
-from bridge import config
 from bridge.app.admin_views import notification_json, timeline_json
-from bridge.cli._common import add_config_argument
-from bridge.errors import ConfigError, StoreUnavailable
+from bridge.cli._common import add_config_argument, load_settings
+from bridge.errors import StoreUnavailable
 from bridge.store import RetryResult, Store, Timeline, open_store
+from bridge.times import iso_utc_or_none
 from bridge.types import NotificationStatus
 
 
@@ -44,10 +43,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
     """Open the configured store, run ``action``, close it; config and store errors exit 1."""
-    try:
-        settings = config.load(args.config)
-    except ConfigError as exc:
-        sys.stderr.write(f"bridge: invalid configuration:\n{exc}\n")
+    settings = load_settings(args.config, prog="bridge")
+    if settings is None:
         return 1
 
     async def main() -> int:
@@ -123,10 +120,8 @@ def _iso(epoch_s: float | None) -> str:
     """A time for people; the number itself when no date can show it. Never raises."""
     if epoch_s is None:
         return "-"
-    try:
-        return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds")
-    except (OverflowError, OSError, ValueError):
-        return f"{epoch_s!r} (out of the calendar's range)"
+    shown = iso_utc_or_none(epoch_s, milliseconds=True)
+    return f"{epoch_s!r} (out of the calendar's range)" if shown is None else shown
 
 
 def render_timeline(timeline: Timeline) -> str:

@@ -1,9 +1,8 @@
 """``bridge route``: what the bridge would do with one notification, calling nothing upstream.
 
-Runs the intake checks of DESIGN.md section 4 that need no network and no store, in their order,
-then routes with the configured rules. The verdict is the first check that fails; the later checks
-still run when they can, so an expired token still shows the rule it would have taken. The share
-token is never printed: only the facts read from it and its business key.
+Runs intake's own checks (``bridge.app.intake_checks.screen``) but those that need headers or
+the store, so its verdict is the answer intake would give the same body. The share token is
+never printed: only the facts read from it and its business key.
 """
 
 from __future__ import annotations
@@ -13,64 +12,35 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import orjson
-
-from bridge import config, rules, tokens
-from bridge.cli._common import add_config_argument
-from bridge.errors import ConfigError, RoutingError, TokenError
+from bridge import config, tokens
+from bridge.app.intake_checks import Check, Screening, screen
+from bridge.cli._common import add_config_argument, load_settings
+from bridge.times import iso_utc_or_none
 from bridge.types import Route
 
-Result = Literal["pass", "fail", "skipped"]
-
-HTTP_STATUS = {
-    "unknown_partner": 404,
-    "body_too_large": 413,
-    "invalid_json": 400,
-}
-"""The intake's answer per refusal code; every other refusal here is a 422."""
+DUPLICATE_CHECK = Check("duplicate", "skipped", "needs the store: a dry run does not look")
 
 
 @dataclass(frozen=True, slots=True)
-class Check:
-    """One intake check, named as DESIGN.md section 4 lists it."""
-
-    name: str
-    result: Result
-    message: str
-    code: str | None = None  # the refusal code, when it failed
-
-
-@dataclass(slots=True)
 class DryRun:
     """Everything ``bridge route`` found out about one notification."""
 
-    partner: str
+    screening: Screening
     now: float
-    checks: list[Check] = field(default_factory=list)
-    event_id: str | None = None
-    token: tokens.ShareToken | None = None
-    route: Route | None = None
-    application_id: str | None = None
+    application_id: str
+
+    @property
+    def checks(self) -> list[Check]:
+        return [*self.screening.checks, DUPLICATE_CHECK]
 
     @property
     def refusal(self) -> Check | None:
         """The first failed check: what intake would answer."""
-        return next((check for check in self.checks if check.result == "fail"), None)
-
-    def passed(self, name: str, message: str) -> None:
-        self.checks.append(Check(name, "pass", message))
-
-    def failed(self, name: str, code: str, message: str) -> None:
-        self.checks.append(Check(name, "fail", message, code))
-
-    def skipped(self, name: str, message: str) -> None:
-        self.checks.append(Check(name, "skipped", message))
+        return self.screening.refusal
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,10 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        settings = config.load(args.config)
-    except ConfigError as exc:
-        sys.stderr.write(f"bridge route: invalid configuration:\n{exc}\n")
+    settings = load_settings(args.config, prog="bridge route")
+    if settings is None:
         return 1
     try:
         body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
@@ -113,93 +81,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate(settings: config.Settings, *, partner: str, body: bytes, now: float) -> DryRun:
-    """Run the local intake checks in DESIGN.md order, then the rules."""
-    dry_run = DryRun(partner=partner, now=now, application_id=str(settings.didit.application_id))
-    partner_settings = settings.partners.get(partner)
-    if partner_settings is None:
-        dry_run.failed("partner", "unknown_partner", f"no partner named {_shown(partner)}")
-        return dry_run
-    dry_run.passed("partner", f"partner {partner} is configured")
-    limit = settings.server.max_body_bytes
-    if len(body) > limit:
-        dry_run.failed("body size", "body_too_large", f"{len(body)} bytes, over {limit}")
-        return dry_run
-    dry_run.passed("body size", f"{len(body)} bytes, within {limit}")
-    dry_run.skipped("authentication", f"{partner_settings.auth.scheme}: a dry run has no headers")
-    payload = _json_object(body)
-    if payload is None:
-        dry_run.failed("JSON object", "invalid_json", "the body is not a JSON object")
-        return dry_run
-    dry_run.passed("JSON object", "the body is a JSON object")
-    fields = partner_settings.fields
-    dry_run.event_id = rules.render_value(rules.lookup(payload, fields.event_id)[1])
-    found, raw_token = rules.lookup(payload, fields.share_token)
-    if not found or raw_token is None or raw_token == "":
-        dry_run.failed("share token", "missing_share_token", f"no token at {fields.share_token}")
-        return dry_run
-    dry_run.passed("share token", f"a token at {fields.share_token}")
-    try:
-        dry_run.token = share = tokens.read_share_token(raw_token)
-    except TokenError as exc:
-        dry_run.failed("well-formed JWT", exc.code, exc.message)
-        return dry_run
-    dry_run.passed("well-formed JWT", "three base64url segments, JSON header and claims")
-    _check_token(dry_run, share, settings)
-    try:
-        dry_run.route = rules.route(
-            partner=partner,
-            payload=payload,
-            token=share,
-            event_id=dry_run.event_id,
-            rules=settings.rules,
-        )
-    except RoutingError as exc:
-        dry_run.failed("rule", exc.code, exc.message)
-    else:
-        dry_run.passed("rule", f"rule {dry_run.route.rule} matches")
-    dry_run.skipped("duplicate", "needs the store: a dry run does not look")
-    return dry_run
-
-
-def _check_token(dry_run: DryRun, share: tokens.ShareToken, settings: config.Settings) -> None:
-    if share.exp is None:
-        dry_run.passed("not expired", "no exp claim: Didit decides at import")
-    elif share.is_expired(dry_run.now):
-        ago = _duration(dry_run.now - share.exp)
-        message = f"the token expired at {_iso(share.exp)} ({ago} ago; 30 s leeway)"
-        dry_run.failed("not expired", "share_token_expired", message)
-    else:
-        dry_run.passed("not expired", f"expires at {_iso(share.exp)}")
-    ours = settings.didit.application_id
-    if share.for_application_id is None:
-        dry_run.passed("for this application", "no for_application_id claim")
-    elif share.is_for(ours):
-        dry_run.passed("for this application", f"for {ours}, ours")
-    else:
-        message = f"the token is for application {_shown(share.for_application_id)}, not {ours}"
-        dry_run.failed("for this application", "share_token_not_for_this_application", message)
-
-
-def _json_object(body: bytes) -> Mapping[str, Any] | None:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return document if isinstance(document, dict) else None
+    """Run intake's checks that need no headers and no store, then the rules."""
+    screening = screen(settings, partner, body, now=now)
+    return DryRun(screening, now, str(settings.didit.application_id))
 
 
 def render_json(dry_run: DryRun) -> str:
     """The facts as one JSON object: verdict, code, message, route, token and the checks."""
-    refusal = dry_run.refusal
+    refusal, screening = dry_run.refusal, dry_run.screening
     document = {
         "verdict": "accept" if refusal is None else "refuse",
         "code": None if refusal is None else refusal.code,
         "message": None if refusal is None else refusal.message,
-        "http_status": 202 if refusal is None else HTTP_STATUS.get(refusal.code or "", 422),
-        "partner": dry_run.partner,
-        "event_id": dry_run.event_id,
-        "route": None if dry_run.route is None else _route_facts(dry_run.route),
-        "token": None if dry_run.token is None else _token_facts(dry_run.token, dry_run),
+        "http_status": 202 if refusal is None else refusal.status,
+        "partner": screening.partner,
+        "event_id": screening.event_id,
+        "route": None if screening.route is None else _route_facts(screening.route),
+        "token": None if screening.token is None else _token_facts(screening.token, dry_run),
         "checks": [
             {"check": c.name, "result": c.result, "code": c.code, "message": c.message}
             for c in dry_run.checks
@@ -225,9 +123,7 @@ def _token_facts(share: tokens.ShareToken, dry_run: DryRun) -> dict[str, Any]:
         "session_id": share.session_id,
         "from_application_id": share.from_application_id,
         "for_application_id": share.for_application_id,
-        "for_this_application": (
-            None if dry_run.application_id is None else share.is_for(dry_run.application_id)
-        ),
+        "for_this_application": share.is_for(dry_run.application_id),
         "iat": share.iat,
         "issued_at": None if share.iat is None else _iso(share.iat),
         "exp": share.exp,
@@ -241,13 +137,14 @@ def _token_facts(share: tokens.ShareToken, dry_run: DryRun) -> dict[str, Any]:
 
 def render_text(dry_run: DryRun) -> str:
     """The facts for a person: token, route, each check, and the verdict on the last line."""
-    lines = [f"partner       {_shown(dry_run.partner)}"]
-    if dry_run.event_id is not None:
-        lines.append(f"event id      {_shown(dry_run.event_id)}")
-    if dry_run.token is not None:
-        lines += ["", "token", *_token_lines(dry_run.token, dry_run)]
-    if dry_run.route is not None:
-        route = dry_run.route
+    screening = dry_run.screening
+    lines = [f"partner       {_shown(screening.partner)}"]
+    if screening.event_id is not None:
+        lines.append(f"event id      {_shown(screening.event_id)}")
+    if screening.token is not None:
+        lines += ["", "token", *_token_lines(screening.token, dry_run)]
+    if screening.route is not None:
+        route = screening.route
         lines += [
             "",
             "route",
@@ -264,8 +161,7 @@ def render_text(dry_run: DryRun) -> str:
     if refusal is None:
         verdict = "would accept (202)"
     else:
-        status = HTTP_STATUS.get(refusal.code or "", 422)
-        verdict = f"would refuse ({status} {refusal.code}): {_shown(refusal.message)}"
+        verdict = f"would refuse ({refusal.status} {refusal.code}): {_shown(refusal.message)}"
     lines += ["", f"verdict       {verdict}"]
     return "\n".join(lines)
 
@@ -296,7 +192,7 @@ def _token_lines(share: tokens.ShareToken, dry_run: DryRun) -> list[str]:
 
 
 def _whose(share: tokens.ShareToken, dry_run: DryRun) -> str:
-    if share.for_application_id is None or dry_run.application_id is None:
+    if share.for_application_id is None:
         return ""
     return " (ours)" if share.is_for(dry_run.application_id) else " (NOT ours)"
 
@@ -311,10 +207,7 @@ def _shown(text: str) -> str:
 
 
 def _iso(epoch: float) -> str:
-    try:
-        return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return f"{epoch:.0f} (out of the calendar's range)"
+    return iso_utc_or_none(epoch) or f"{epoch:.0f} (out of the calendar's range)"
 
 
 def _duration(seconds: float) -> str:

@@ -15,10 +15,9 @@ from types import FrameType
 import structlog
 import uvicorn
 
-from bridge import config
-from bridge.cli._common import add_config_argument, env_default
+from bridge.cli._common import add_config_argument, env_default, load_with_warnings
 from bridge.cli.service import Service
-from bridge.errors import ConfigError, StoreUnavailable
+from bridge.errors import StoreUnavailable
 from bridge.observability import Redactor, configure_logging
 
 log = structlog.get_logger()
@@ -87,10 +86,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        loaded = config.load_with_warnings(args.config)
-    except ConfigError as exc:
-        sys.stderr.write(f"bridge serve: invalid configuration:\n{exc}\n")
+    loaded = load_with_warnings(args.config, prog="bridge serve")
+    if loaded is None:
         return 1
     settings = loaded.settings
     redactor = Redactor()

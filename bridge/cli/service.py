@@ -34,7 +34,7 @@ from bridge.app.metrics import PacerCounters, store_snapshot
 from bridge.config import Settings
 from bridge.delivery import Sender
 from bridge.errors import ConfigError, ConfigIssue, StoreUnavailable
-from bridge.observability import Metrics, Redactor, bind_job
+from bridge.observability import Metrics, Redactor, start_log_context
 from bridge.pacing import Pacer
 from bridge.pipeline import (
     Alarm,
@@ -329,7 +329,7 @@ def _in_job_context(
     (notification id, partner, rule, outcome) and the worker's line for the attempt shows it."""
 
     async def run(job: Job) -> JobResult:
-        bind_job(job_kind=job.kind.value, job_id=job.id, attempts=job.attempts)
+        start_log_context(job_kind=job.kind.value, job_id=job.id, attempts=job.attempts)
         return await handler(job)
 
     return run

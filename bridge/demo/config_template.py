@@ -45,6 +45,7 @@ class DemoSecrets:
     crm_old: str
     crm_new: str
     audit: str
+    admin: str  # the admin API's bearer token: the demo reads the bridge's records through it
 
     @classmethod
     def generate(cls) -> DemoSecrets:
@@ -55,6 +56,7 @@ class DemoSecrets:
             crm_old=new_whsec(),
             crm_new=new_whsec(),
             audit=new_whsec(),
+            admin=secrets.token_urlsafe(32),
         )
 
     def environment(self) -> dict[str, str]:
@@ -66,6 +68,7 @@ class DemoSecrets:
             "DEMO_CRM_WHSEC_OLD": self.crm_old,
             "DEMO_CRM_WHSEC_NEW": self.crm_new,
             "DEMO_AUDIT_WHSEC": self.audit,
+            "DEMO_ADMIN_TOKEN": self.admin,
         }
 
     def partner_signers(self) -> dict[str, PartnerSigner]:
@@ -130,6 +133,7 @@ didit:
   max_in_flight: 8
 store: {{url: "sqlite:///{store_path}"}}
 server: {{host: 127.0.0.1, port: {port}}}
+admin: {{token: "${{DEMO_ADMIN_TOKEN}}"}}
 partners:
   acme:
     auth: {{scheme: standard-webhooks, secrets: ["${{DEMO_ACME_WHSEC}}"]}}

@@ -1,56 +1,85 @@
-"""What the running bridge has recorded, read from its store (SQLite in WAL mode lets this
-process read while ``bridge serve`` writes)."""
+"""What the running bridge has recorded, read through its admin API as an operator would (the
+demo never opens the server's store itself)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import httpx
 
 from bridge.demo.verdict import DeliveryRecord, Recorded
-from bridge.store import AttemptKind, Notification, Store
+from bridge.types import NotificationStatus
 
-LISTING_LIMIT = 1_000_000  # the demo's store holds only this run's few hundred notifications
-
-
-async def listing(store: Store) -> dict[str, Recorded]:
-    """Every notification's status, reason and destinations (cheap: one query)."""
-    rows = await store.list_notifications(limit=LISTING_LIMIT)
-    return {row.id: _recorded(row) for row in rows}
+PAGE = 500  # the admin API's largest page
+ADMIN = "/admin/v1"
 
 
-async def with_timelines(store: Store, ids: Collection[str]) -> dict[str, Recorded]:
+async def listing(admin: httpx.AsyncClient) -> dict[str, Recorded]:
+    """Every notification's status, reason and destinations, page by page."""
+    found: dict[str, Recorded] = {}
+    before: str | None = None
+    while True:
+        params: dict[str, str | int] = {"limit": PAGE}
+        if before is not None:
+            params["before"] = before
+        page = await _get(admin, f"{ADMIN}/notifications", params)
+        for row in page["items"]:
+            found[row["id"]] = _recorded(row)
+        before = page["next"]
+        if before is None:
+            return found
+
+
+async def with_timelines(admin: httpx.AsyncClient, ids: Collection[str]) -> dict[str, Recorded]:
     """The notifications ``ids`` with their events, deliveries and reconciliations."""
     found: dict[str, Recorded] = {}
     for notification_id in ids:
-        timeline = await store.timeline(notification_id)
-        if timeline is None:
+        answer = await admin.get(f"{ADMIN}/notifications/{notification_id}")
+        if answer.status_code == 404:
             continue
+        answer.raise_for_status()
+        timeline = answer.json()
         deliveries = {
-            (delivery.event.id, delivery.destination): DeliveryRecord(
-                delivery.status.value, delivery.attempts
+            (delivery["event"]["id"], delivery["destination"]): DeliveryRecord(
+                delivery["status"], delivery["attempts"]
             )
-            for delivery in timeline.deliveries
+            for delivery in timeline["deliveries"]
         }
         found[notification_id] = _recorded(
-            timeline.notification,
-            event_ids=tuple(event.id for event in timeline.events),
+            timeline["notification"],
+            event_ids=tuple(event["id"] for event in timeline["events"]),
             deliveries=deliveries,
-            reconciles=sum(a.kind is AttemptKind.RECONCILE for a in timeline.attempts),
+            reconciles=sum(a["kind"] == "reconcile" for a in timeline["attempts"]),
         )
     return found
 
 
+async def pending_deliveries(admin: httpx.AsyncClient) -> int:
+    """Deliveries still waiting, over every destination."""
+    destinations = await _get(admin, f"{ADMIN}/destinations", {})
+    return sum(int(row["pending"]) for row in destinations["items"])
+
+
+async def _get(admin: httpx.AsyncClient, path: str, params: Mapping[str, Any]) -> Any:
+    answer = await admin.get(path, params=params)
+    answer.raise_for_status()
+    return answer.json()
+
+
 def _recorded(
-    row: Notification,
+    row: Mapping[str, Any],
     *,
     event_ids: tuple[str, ...] = (),
     deliveries: dict[tuple[str, str], DeliveryRecord] | None = None,
     reconciles: int = 0,
 ) -> Recorded:
+    reason = row["reason"]
     return Recorded(
-        partner=row.partner,
-        status=row.status,
-        reason=row.reason.code if row.reason else None,
-        destinations=row.route.destinations,
+        partner=row["partner"],
+        status=NotificationStatus(row["status"]),
+        reason=None if reason is None else reason["code"],
+        destinations=tuple(row["route"]["destinations"]),
         event_ids=event_ids,
         deliveries=deliveries,
         reconciles=reconciles,

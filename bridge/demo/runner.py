@@ -38,7 +38,6 @@ from bridge.sandbox.control import SandboxControl, SandboxControlError
 from bridge.sandbox.process import SandboxStartError, start_sandbox_process
 from bridge.sandbox.sink import Sink, SinkReport
 from bridge.sandbox.threaded import serve_in_thread
-from bridge.store import Store, open_store
 from bridge.types import NotificationStatus
 
 POLL_INTERVAL_S = 0.2
@@ -133,7 +132,7 @@ def _run(options: DemoOptions, out: TextIO, workdir: Path, stack: ExitStack, sta
     out.write(_introduction(plan, sandbox_url, sink_url, bridge.url, options.crm_fail_first))
     traffic_started = time.monotonic()
     stage = _Stage(plan=plan, bridge=bridge, sink=sink, sink_url=sink_url, secrets=secrets)
-    observed = asyncio.run(_drive(stage, store_path, out, options.timeout_s, traffic_started))
+    observed = asyncio.run(_drive(stage, out, options.timeout_s, traffic_started))
     upstream = sandbox_setup.upstream(control, ours)
     problems = [*observed.problems, *_upstream_problems(upstream, observed.recorded)]
     facts = summary.RunFacts(
@@ -167,25 +166,23 @@ def _introduction(
     )
 
 
-async def _drive(
-    stage: _Stage, store_path: Path, out: TextIO, timeout_s: float, started: float
-) -> _Observed:
+async def _drive(stage: _Stage, out: TextIO, timeout_s: float, started: float) -> _Observed:
     plan, sink = stage.plan, stage.sink
-    store = open_store(f"sqlite:///{store_path}", clock=time.time)
-    try:
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            traffic = Traffic(
-                client,
-                stage.bridge.url,
-                signers=stage.secrets.partner_signers(),
-                forged_signers=stage.secrets.forged_signers(),
-            )
-            problems = await _watch(stage, traffic, store, out, timeout_s, started)
-            problems += await _forge_a_delivery(client, stage.sink_url)
-        listing = await records.listing(store)
-        recorded = await records.with_timelines(store, listing)
-    finally:
-        await store.close()
+    admin_headers = {"authorization": f"Bearer {stage.secrets.admin}"}
+    async with (
+        httpx.AsyncClient(timeout=10.0) as client,
+        httpx.AsyncClient(base_url=stage.bridge.url, headers=admin_headers, timeout=10.0) as admin,
+    ):
+        traffic = Traffic(
+            client,
+            stage.bridge.url,
+            signers=stage.secrets.partner_signers(),
+            forged_signers=stage.secrets.forged_signers(),
+        )
+        problems = await _watch(stage, traffic, admin, out, timeout_s, started)
+        problems += await _forge_a_delivery(client, stage.sink_url)
+        listing = await records.listing(admin)
+        recorded = await records.with_timelines(admin, listing)
     report = sink.report()
     problems += _message_problems(plan, traffic.answers, recorded)
     problems += delivery_problems(
@@ -198,7 +195,12 @@ async def _drive(
 
 
 async def _watch(
-    stage: _Stage, traffic: Traffic, store: Store, out: TextIO, timeout_s: float, started: float
+    stage: _Stage,
+    traffic: Traffic,
+    admin: httpx.AsyncClient,
+    out: TextIO,
+    timeout_s: float,
+    started: float,
 ) -> list[str]:
     """Send the traffic and redraw the progress until everything is done, or time is up."""
     plan, bridge, sink = stage.plan, stage.bridge, stage.sink
@@ -208,8 +210,8 @@ async def _watch(
     try:
         while True:
             await asyncio.sleep(POLL_INTERVAL_S)
-            recorded = await records.listing(store)
-            pending_deliveries = (await store.stats()).deliveries.get("pending", 0)
+            recorded = await records.listing(admin)
+            pending_deliveries = await records.pending_deliveries(admin)
             current = tally(
                 plan,
                 traffic.answers,

@@ -22,7 +22,6 @@ from __future__ import annotations
 from bridge.didit.bodies import (
     EXCERPT_MAX_CHARS,
     MESSAGE_MAX_CHARS,
-    REDACTED,
     body_excerpt,
     error_message,
     scrub,
@@ -61,7 +60,6 @@ __all__ = [
     "MAX_RETRY_AFTER_S",
     "MESSAGE_MAX_CHARS",
     "RECONCILE_SKEW",
-    "REDACTED",
     "SESSIONS_PATH",
     "AmbiguousMatch",
     "DiditClient",

@@ -7,24 +7,19 @@ from collections.abc import Mapping
 
 import orjson
 
+from bridge.observability import without_jwts
+
 MESSAGE_MAX_CHARS = 500
 EXCERPT_MAX_CHARS = 300
 _PARSE_MAX_BYTES = 64 * 1024
 _RENDER_MAX_DEPTH = 8
 
-# A JWT header or claims segment always starts with base64url('{"') = "eyJ"; any such run, with
-# its dotted parts, is treated as a token. The second pattern catches any three-part JWT shape.
-_JWT_LIKE = re.compile(
-    r"eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){0,2}"
-    r"|[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"
-)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-REDACTED = "[redacted]"
 
 
 def scrub(text: str) -> str:
     """Replace JWT-shaped substrings (share tokens) and control characters."""
-    return _CONTROL.sub(" ", _JWT_LIKE.sub(REDACTED, text))
+    return _CONTROL.sub(" ", without_jwts(text))
 
 
 def _bounded(text: str, limit: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -30,6 +30,7 @@ from bridge.didit.outcomes import (
 )
 from bridge.didit.ratelimit import parse_rate_limit
 from bridge.didit.reconcile import SessionRow
+from bridge.times import iso_utc
 from bridge.types import RateLimitInfo
 
 IMPORT_PATH = "/v3/session/import-shared/"
@@ -156,7 +157,7 @@ class DiditClient:
             "vendor_data": vendor_data,
             "workflow_id": workflow_id,
             "session_kind": session_kind,
-            "date_from": date_from.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "date_from": iso_utc(date_from.timestamp()),
             "limit": limit,
         }
         rows: list[SessionRow] = []

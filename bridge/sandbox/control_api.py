@@ -14,13 +14,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.sandbox import payloads, webhooks
-from bridge.sandbox.demo import sample_details
 from bridge.sandbox.didit_api import share_session
 from bridge.sandbox.faults import ENDPOINTS, Endpoint, FaultSpec
 from bridge.sandbox.ledger import Ledger, WebhookDelivery, as_dict
 from bridge.sandbox.model import Application, Session, SessionKind, WorkflowKind
 from bridge.sandbox.quota import QuotaConfig
 from bridge.sandbox.share_tokens import DEFAULT_TTL_S, MAX_TTL_S, MIN_TTL_S
+from bridge.sandbox.starter_world import sample_details
 from bridge.sandbox.state import SandboxState
 
 WEBHOOK_TIMEOUT_S = 5.0

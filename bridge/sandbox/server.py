@@ -16,9 +16,9 @@ from typing import TextIO
 import uvicorn
 
 from bridge.sandbox.app import create_app
-from bridge.sandbox.demo import OURS, PARTNERS
 from bridge.sandbox.model import FINISHED_STATUSES, WorkflowKind
 from bridge.sandbox.quota import QuotaConfig
+from bridge.sandbox.starter_world import OURS, PARTNERS, build_starter_world
 from bridge.sandbox.world import World
 
 DEFAULT_PORT = 8790
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         return 2
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _exit_cleanly)
-    world = World.demo(args.seed)
+    world = build_starter_world(args.seed)
     ours = world.application_named(OURS)
     ours.webhook_url = args.webhook_url
     if args.webhook_secret:

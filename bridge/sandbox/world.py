@@ -42,15 +42,6 @@ class World:
         self._sessions_by_app: dict[str, list[Session]] = {}
         self._next_number = first_session_number
 
-    @classmethod
-    def demo(cls, seed: int = 0) -> World:
-        """The ready world of ``bridge sandbox``: our application ("ours") with KYC and KYB
-        workflows, and partners "acme", "globex" and "initech" with finished sessions of both
-        kinds in several statuses. Deterministic from ``seed``."""
-        from bridge.sandbox.demo import build_demo_world
-
-        return build_demo_world(cls(seed=seed), seed)
-
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from bridge.store import Delivery, DeliveryStatus, open_store
+from bridge.store import DeliveryStatus
 from tests.delivery.helpers import SECRET
 from tests.delivery.sink import Answer, running_sink
 from tests.support.bridge_process import BridgeProcess, SandboxTarget, default_rules
+from tests.support.read_only import read_rows
 from tests.support.sandbox import start_sandbox_process
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -27,30 +29,25 @@ def _control() -> Iterator[SandboxControl]:
         yield control
 
 
-def deliveries(db_path: Path) -> list[Delivery]:
-    """Every delivery in the bridge's SQLite file."""
-
-    async def read() -> list[Delivery]:
-        store = open_store(f"sqlite:///{db_path}", clock=time.time)
-        try:
-            found: list[Delivery] = []
-            for row in await store.list_notifications(limit=1000):
-                timeline = await store.timeline(row.id)
-                assert timeline is not None
-                found += timeline.deliveries
-            return found
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
+@dataclass(frozen=True)
+class Stored:
+    id: str
+    event_id: str
+    status: DeliveryStatus
+    body: bytes
 
 
-def wait_until(predicate: object, timeout_s: float = 20.0) -> None:
-    assert callable(predicate)
-    give_up = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < give_up, "condition not reached in time"
-        time.sleep(0.05)
+def deliveries(db_path: Path) -> list[Stored]:
+    """Every delivery in the bridge's SQLite file, read without opening its store."""
+    rows = read_rows(
+        db_path,
+        "SELECT d.id, d.event_id, d.status, e.body FROM deliveries d JOIN events e"
+        " ON e.id = d.event_id",
+    )
+    return [
+        Stored(id, event_id, DeliveryStatus(status), bytes(body))
+        for id, event_id, status, body in rows
+    ]
 
 
 def test_sigkill_during_delivery_resends_every_unacknowledged_one(
@@ -83,14 +80,14 @@ def test_sigkill_during_delivery_resends_every_unacknowledged_one(
                 for i, token in enumerate(tokens)
             ]
             assert set(bridge.wait_for(ids).values()) == {"imported"}
-            wait_until(lambda: sink.count() >= 3)
+            wait_until(lambda: sink.count() >= 3, "three deliveries at the sink")
             assert bridge.kill() == -9
             killed_at = time.monotonic()
             before = {d.id: d for d in deliveries(bridge.db_path)}
             acknowledged = {
-                d.event.id for d in before.values() if d.status is DeliveryStatus.DELIVERED
+                d.event_id for d in before.values() if d.status is DeliveryStatus.DELIVERED
             }
-            unacknowledged = {d.event.id for d in before.values()} - acknowledged
+            unacknowledged = {d.event_id for d in before.values()} - acknowledged
             assert len(before) == NOTIFICATIONS
             assert acknowledged, "some deliveries should have completed before the kill"
             assert len(unacknowledged) >= 2, "some should have been in flight or queued"
@@ -100,7 +97,8 @@ def test_sigkill_during_delivery_resends_every_unacknowledged_one(
             wait_until(
                 lambda: all(
                     d.status is DeliveryStatus.DELIVERED for d in deliveries(bridge.db_path)
-                )
+                ),
+                "every delivery delivered",
             )
         received = sink.snapshot()
     resent = {r.webhook_id for r in received if r.at > killed_at}
@@ -108,5 +106,5 @@ def test_sigkill_during_delivery_resends_every_unacknowledged_one(
     assert not acknowledged & resent, "an acknowledged delivery was sent again"
     assert {r.webhook_id for r in received} == acknowledged | unacknowledged
     assert all(r.verified == (True,) for r in received)
-    by_event = {d.event.id: d.event.body for d in before.values()}
+    by_event = {d.event_id: d.body for d in before.values()}
     assert all(r.body == by_event[r.webhook_id] for r in received)

@@ -16,8 +16,6 @@ answer slower than the client's timeout). Afterwards:
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +25,8 @@ import pytest
 from bridge.sandbox.control import SandboxControl
 from bridge.store import AMBIGUOUS, RECONCILED_IMPORTED
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.support.read_only import read_rows
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -61,15 +61,19 @@ def test_sigkill_at_three_points_loses_nothing_and_redeems_nothing_twice(
     assert len(accepted) == NOTIFICATIONS
 
     # (a) right after intake, while the first imports are in flight
-    _wait_until(lambda: len(control.calls()) >= 3, "the first import calls")
+    wait_until(lambda: len(control.calls()) >= 3, "the first import calls", timeout_s=WAIT_S)
     bridge.kill()
     bridge.start()
     # (b) in the middle of the drain
-    _wait_until(lambda: len(control.redemptions()) >= NOTIFICATIONS // 2, "half the imports")
+    wait_until(
+        lambda: len(control.redemptions()) >= NOTIFICATIONS // 2,
+        "half the imports",
+        timeout_s=WAIT_S,
+    )
     bridge.kill()
     bridge.start()
     # (c) while it reconciles (the attempts cut short by (b) are reconciled first)
-    _wait_until(lambda: _reconciling(bridge.db_path), "a reconciliation in flight")
+    wait_until(lambda: _reconciling(bridge.db_path), "a reconciliation in flight", timeout_s=WAIT_S)
     bridge.kill()
     bridge.start()
 
@@ -98,24 +102,8 @@ def test_sigkill_at_three_points_loses_nothing_and_redeems_nothing_twice(
     assert not any(token in output for token in tokens[:20])  # tokens are never logged
 
 
-def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
-    give_up = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > give_up:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.01)
-
-
-def _read(db_path: Path, query: str) -> list[tuple[object, ...]]:
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        return connection.execute(query).fetchall()
-    finally:
-        connection.close()
-
-
 def _reconciling(db_path: Path) -> bool:
-    rows = _read(
+    rows = read_rows(
         db_path,
         "SELECT count(*) FROM import_attempts WHERE kind = 'reconcile' AND ended_at IS NULL",
     )
@@ -124,7 +112,7 @@ def _reconciling(db_path: Path) -> bool:
 
 def _attempt_summary(db_path: Path) -> dict[str, int]:
     """How attempts ended: left open by a kill, lost answers, reconciliations that found one."""
-    (row,) = _read(
+    (row,) = read_rows(
         db_path,
         f"""SELECT
              sum(kind = 'import' AND ended_at IS NULL),
@@ -132,5 +120,5 @@ def _attempt_summary(db_path: Path) -> dict[str, int]:
              sum(kind = 'reconcile' AND result = '{RECONCILED_IMPORTED}')
            FROM import_attempts""",  # noqa: S608 - constants of ours, not input
     )
-    cut_short, ambiguous, found = (int(value or 0) for value in row)  # type: ignore[call-overload]
+    cut_short, ambiguous, found = (int(value or 0) for value in row)
     return {"cut_short_by_a_kill": cut_short, "ambiguous": ambiguous, "reconciled_imported": found}

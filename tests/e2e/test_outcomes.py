@@ -22,6 +22,7 @@ from bridge.sandbox.control import SandboxControl
 from bridge.store import AttemptKind, Timeline
 from tests.e2e.conftest import MakeBridge
 from tests.support.bridge_process import BridgeProcess, SandboxTarget, default_rules
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -332,10 +333,11 @@ class TestRetriesAndAmbiguity:
 def wait_for_call(control: SandboxControl, fault: str, timeout_s: float = 10.0) -> None:
     """Until the sandbox has answered an import with ``fault`` (not a timing assertion)."""
 
-    deadline = time.monotonic() + timeout_s
-    while not any(c["fault"] == fault for c in control.calls()):
-        assert time.monotonic() < deadline, f"no {fault} call"
-        time.sleep(0.05)
+    wait_until(
+        lambda: any(c["fault"] == fault for c in control.calls()),
+        f"a {fault} call",
+        timeout_s=timeout_s,
+    )
 
 
 class TestRouteIsFixedAtIntake:

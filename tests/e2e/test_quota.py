@@ -22,6 +22,7 @@ import pytest
 
 from bridge.sandbox.control import SandboxControl
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +46,7 @@ def test_a_backlog_drains_at_the_quota_without_a_429(
     for index, token in enumerate(tokens):
         response = bridge.post_share("acme", {"share_token": token, "customer": f"c{index}"})
         assert response.status_code == 202, response.text
-    _wait_until(lambda: bool(_imports(control, first_seq)), "the first import")
+    wait_until(lambda: bool(_imports(control, first_seq)), "the first import")
     started = _imports(control, first_seq)[0]["at"]
     time.sleep(observe_s)  # an observation period, not a timing assertion
     calls = [call for call in _imports(control, first_seq) if call["at"] < started + observe_s]
@@ -84,9 +85,9 @@ def test_an_injected_429_pauses_every_import_for_retry_after(
         assert response.status_code == 202, response.text
         ids.append(response.json()["id"])
 
-    _wait_until(lambda: len(control.redemptions()) >= 10, "the drain to be under way")
+    wait_until(lambda: len(control.redemptions()) >= 10, "the drain to be under way")
     control.set_faults("import", throttle_rate=1.0, retry_after_s=retry_after_s)
-    _wait_until(lambda: any(c["status"] == 429 for c in _imports(control, 0)), "a 429")
+    wait_until(lambda: any(c["status"] == 429 for c in _imports(control, 0)), "a 429")
     control.clear_faults("import")
 
     final = bridge.wait_for(ids, timeout_s=30)
@@ -111,11 +112,3 @@ def _imports(control: SandboxControl, after_seq: int) -> list[dict[str, Any]]:
         for call in control.calls(since=after_seq)
         if call["endpoint"] == "import" and call["seq"] > after_seq
     ]
-
-
-def _wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    give_up = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > give_up:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.02)

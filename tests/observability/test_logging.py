@@ -26,11 +26,9 @@ from bridge.observability import (
     REDACTED,
     REDACTED_JWT,
     Redactor,
-    bind,
-    bind_job,
-    bind_request,
     configure_logging,
     get_logger,
+    start_log_context,
 )
 
 
@@ -226,7 +224,7 @@ class TestStdlibLogging:
         configure_logging(fmt="json", stream=stream)
 
         async def endpoint(request: Request) -> PlainTextResponse:
-            bind_request(notification_id="n-1", partner="acme")
+            start_log_context(notification_id="n-1", partner="acme")
             get_logger().info("request_finished", authorization=request.headers["authorization"])
             return PlainTextResponse("ok")
 
@@ -342,10 +340,10 @@ class TestConfiguration:
 
 class TestContext:
     def test_request_context_is_fresh_and_grows(self, stream: io.StringIO) -> None:
-        """bind_request clears what came before; bind adds what the request learns."""
-        bind_job(notification_id="old", rule="stale")
-        bind_request(notification_id="n-1", partner="acme")
-        bind(rule="acme-business", outcome="accepted")
+        """start_log_context clears what came before; binding adds what the request learns."""
+        start_log_context(notification_id="old", rule="stale")
+        start_log_context(notification_id="n-1", partner="acme")
+        structlog.contextvars.bind_contextvars(rule="acme-business", outcome="accepted")
         get_logger().info("request_finished")
         logging.getLogger("uvicorn.access").info("access line")
         for line in json_lines(stream):
@@ -357,9 +355,9 @@ class TestContext:
             )
 
     def test_job_context_is_fresh(self, stream: io.StringIO) -> None:
-        """bind_job drops the previous unit of work's fields."""
-        bind_request(notification_id="n-1", partner="acme")
-        bind_job(notification_id="n-2", attempt=3)
+        """start_log_context drops the previous unit of work's fields."""
+        start_log_context(notification_id="n-1", partner="acme")
+        start_log_context(notification_id="n-2", attempt=3)
         get_logger().info("attempt_finished")
         (line,) = json_lines(stream)
         assert "partner" not in line
@@ -369,7 +367,7 @@ class TestContext:
         """Each asyncio task logs its own notification id, whatever the interleaving."""
 
         async def job(notification_id: str, gate: asyncio.Event, other: asyncio.Event) -> None:
-            bind_job(notification_id=notification_id)
+            start_log_context(notification_id=notification_id)
             gate.set()
             await other.wait()
             get_logger().info("attempt_finished", expected=notification_id)
@@ -388,7 +386,7 @@ class TestContext:
         self, stream: io.StringIO, share_token: str
     ) -> None:
         """Context fields pass through the redactor like any other."""
-        bind_request(share_token=share_token, note=share_token)
+        start_log_context(share_token=share_token, note=share_token)
         get_logger().info("x")
         (line,) = json_lines(stream)
         assert (line["share_token"], line["note"]) == (REDACTED, REDACTED_JWT)

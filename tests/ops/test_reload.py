@@ -15,6 +15,7 @@ from bridge.sandbox.control import SandboxControl
 from tests.ops.conftest import MakeBridge, OpsBridge
 from tests.ops.scenario import tokens
 from tests.support.bridge_process import PARTNERS, SandboxTarget, default_rules
+from tests.support.waiting import wait_until
 
 UMBRELLA = {"scheme": "api-key", "header": "X-Api-Key", "keys": ["umbrella-test-api-key-1"]}
 
@@ -61,11 +62,11 @@ def log_events(bridge: OpsBridge, event: str) -> list[dict[str, Any]]:
 
 
 def wait_for_log(bridge: OpsBridge, event: str, count: int) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 10
-    while len(found := log_events(bridge, event)) < count:
-        assert time.monotonic() < deadline, f"no {event} line: {bridge.output()[-3000:]}"
-        time.sleep(0.05)
-    return found
+    def found() -> list[dict[str, Any]]:
+        lines = log_events(bridge, event)
+        return lines if len(lines) >= count else []
+
+    return wait_until(found, f"{count} {event} line(s)", timeout_s=10)
 
 
 @pytest.mark.e2e

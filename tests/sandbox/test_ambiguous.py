@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.sandbox import FaultSpec, World, create_app
+from bridge.sandbox import FaultSpec, build_starter_world, create_app
 from bridge.sandbox.control import SandboxControl
 from bridge.sandbox.gate import ConnectionDropped
 from tests.sandbox.helpers import finished_session, import_body, workflow_id
@@ -145,7 +145,7 @@ class TestAmbiguous:
 
     def test_without_uvicorn_a_drop_fails_the_request(self) -> None:
         """Served by something without a transport to abort, the call still fails, no answer."""
-        world = World.demo(2)
+        world = build_starter_world(2)
         app = create_app(world, seed=2)
         ours = world.application_named("ours")
         app.sandbox.faults.set("list", FaultSpec(ambiguous_rate=1.0, ambiguous_modes=("drop",)))

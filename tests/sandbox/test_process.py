@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from bridge.sandbox import World
+from bridge.sandbox import build_starter_world
 from bridge.sandbox.control import SandboxControl
 from bridge.sandbox.model import WorkflowKind
 from bridge.sandbox.process import SandboxStartError
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.e2e
 
 class TestProcess:
     def test_serves_the_ready_world_of_its_seed(self) -> None:
-        """The process answers on 127.0.0.1 with World.demo(seed), imports work, SIGTERM
+        """The process answers on 127.0.0.1 with build_starter_world(seed), imports work, SIGTERM
         stops it with exit code 0."""
-        expected = World.demo(5)
+        expected = build_starter_world(5)
         ours = expected.application_named("ours")
         with start_sandbox_process(seed=5) as (base_url, process):
             assert base_url.startswith("http://127.0.0.1:")
@@ -60,7 +60,7 @@ class TestProcess:
 class TestCommand:
     def test_bridge_sandbox_prints_what_an_integrator_needs(self) -> None:
         """`bridge sandbox` prints our id, key and workflow ids, partner keys and a curl."""
-        world = World.demo(9)
+        world = build_starter_world(9)
         ours = world.application_named("ours")
         process = subprocess.Popen(
             [sys.executable, "-m", "bridge", "sandbox", "--port", "0", "--seed", "9"],

@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from bridge.sandbox import FaultSpec, World, create_app
+from bridge.sandbox import FaultSpec, World, build_starter_world, create_app
 from bridge.sandbox.faults import decide
 from bridge.sandbox.model import SessionKind, WorkflowKind
 from bridge.sandbox.share_tokens import InvalidShareToken, ShareTokenSigner
@@ -105,7 +105,7 @@ class TestDecide:
 class TestWorld:
     def test_demo_is_deterministic_from_its_seed(self) -> None:
         """Same seed, same ids, keys and sessions; another seed, others."""
-        one, same, other = World.demo(3), World.demo(3), World.demo(4)
+        one, same, other = build_starter_world(3), build_starter_world(3), build_starter_world(4)
 
         assert list(one.applications) == list(same.applications)
         assert list(one.sessions) == list(same.sessions)
@@ -145,7 +145,7 @@ class TestInjectedClock:
     def test_token_expiry_follows_the_sandbox_clock(self) -> None:
         """A token minted at t expires at t+ttl on the sandbox's clock, not the wall clock."""
         now = [2_000_000_000.0]
-        world = World.demo(1)
+        world = build_starter_world(1)
         app = create_app(world, seed=1, clock=lambda: now[0])
         ours = world.application_named("ours")
         acme = world.application_named("acme")

@@ -43,6 +43,8 @@ from bridge import auth, config
 from bridge.sandbox.control import SandboxControl
 from bridge.store import Notification, Timeline, open_store
 from bridge.types import NotificationStatus
+from tests.support.read_only import read_rows
+from tests.support.waiting import wait_until
 
 __all__ = [
     "FINAL",
@@ -429,6 +431,11 @@ class BridgeProcess:
 
         return asyncio.run(read())
 
+    def statuses(self) -> dict[str, str]:
+        """``{notification id: status}``, read through a read-only connection: a poll must not
+        open the running server's store the way the server does (migrations, write locks)."""
+        return dict(read_rows(self.db_path, "SELECT id, status FROM notifications"))
+
     def wait_for(
         self,
         ids: Iterable[str],
@@ -440,13 +447,18 @@ class BridgeProcess:
         """Wait until every notification in ``ids`` has a status in ``statuses``; return
         ``{id: status}``. Raises ``TimeoutError`` listing the stragglers."""
         wanted = set(ids)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            current = {n.id: n.status.value for n in self.notifications() if n.id in wanted}
-            if len(current) == len(wanted) and all(s in statuses for s in current.values()):
-                return current
-            if time.monotonic() > deadline:
-                waiting = {i: current.get(i, "missing") for i in wanted}
-                waiting = {i: s for i, s in waiting.items() if s not in statuses}
-                raise TimeoutError(f"not reached {sorted(statuses)}: {waiting}")
-            time.sleep(poll_s)
+        if not wanted:
+            return {}
+
+        def reached() -> dict[str, str]:
+            current = self.statuses()
+            found = {i: current.get(i, "missing") for i in wanted}
+            return found if all(s in statuses for s in found.values()) else {}
+
+        try:
+            return wait_until(reached, f"{sorted(statuses)}", timeout_s=timeout_s, poll_s=poll_s)
+        except TimeoutError:
+            current = self.statuses()
+            waiting = {i: current.get(i, "missing") for i in wanted}
+            waiting = {i: s for i, s in waiting.items() if s not in statuses}
+            raise TimeoutError(f"not reached {sorted(statuses)}: {waiting}") from None

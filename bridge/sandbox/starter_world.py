@@ -1,14 +1,11 @@
-"""The ready world ``bridge sandbox`` starts with (see :meth:`World.demo`)."""
+"""The ready world ``bridge sandbox`` starts with, built from an empty ``World``."""
 
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING
 
 from bridge.sandbox.model import WorkflowKind
-
-if TYPE_CHECKING:
-    from bridge.sandbox.world import World
+from bridge.sandbox.world import World
 
 OURS = "ours"
 PARTNERS: tuple[str, ...] = ("acme", "globex", "initech")
@@ -46,7 +43,11 @@ _SESSION_PLAN: tuple[tuple[WorkflowKind, str], ...] = (
 )
 
 
-def build_demo_world(world: World, seed: int) -> World:
+def build_starter_world(seed: int = 0) -> World:
+    """Our application ("ours") with KYC and KYB workflows, and partners "acme", "globex" and
+    "initech" with finished sessions of both kinds in several statuses. Deterministic from
+    ``seed``."""
+    world = World(seed=seed)
     rng = random.Random(f"demo:{seed}")
     created_at = EPOCH
     ours = world.add_application(OURS)
