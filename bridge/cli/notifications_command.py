@@ -13,9 +13,9 @@ import orjson
 
 from bridge import config
 from bridge.app.admin_views import notification_json, timeline_json
-from bridge.cli._common import add_config_argument
+from bridge.cli._common import add_config_argument, open_configured_store
 from bridge.errors import ConfigError, StoreUnavailable
-from bridge.store import RetryResult, Store, Timeline, open_store
+from bridge.store import RetryResult, Store, Timeline
 from bridge.types import NotificationStatus
 
 
@@ -51,7 +51,7 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
         return 1
 
     async def main() -> int:
-        store = open_store(settings.store.url, clock=time.time)
+        store = open_configured_store(settings.store, clock=time.time)
         try:
             return await action(store)
         finally:

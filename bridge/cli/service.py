@@ -31,13 +31,14 @@ from bridge.app import (
     create_app,
 )
 from bridge.app.metrics import PacerCounters, store_snapshot
+from bridge.cli._common import open_configured_store
 from bridge.config import Settings
 from bridge.delivery import Sender
 from bridge.errors import ConfigError, ConfigIssue, StoreUnavailable
 from bridge.observability import Metrics, Redactor, bind_job
 from bridge.pacing import Pacer
 from bridge.pipeline import Alarm, DeliverHandler, ImportHandler, delivery_concurrency
-from bridge.store import Job, JobKind, Store, open_store
+from bridge.store import Job, JobKind, Store
 from bridge.types import JobResult
 from bridge.worker import Worker, backoff_s
 
@@ -75,6 +76,7 @@ def secrets_of(settings: Settings) -> list[str]:
         found += [s.get_secret_value() for s in settings.didit_webhooks.secrets]
     if settings.admin is not None:
         found.append(settings.admin.token.get_secret_value())
+    found += [key.get_secret_value() for key in settings.store.token_keys]
     return found
 
 
@@ -99,7 +101,7 @@ class Service:
         self.redactor = redactor or Redactor()
         self.redactor.add_secrets(*secrets_of(settings))
         self._live = LiveConfig(settings=settings, verifiers=auth.verifiers_for(settings))
-        self.store: Store = open_store(settings.store.url, clock=time.time)
+        self.store: Store = open_configured_store(settings.store, clock=time.time)
         self.client = didit.DiditClient(
             settings.didit.base_url,
             settings.didit.api_key.get_secret_value(),
@@ -257,6 +259,10 @@ class Service:
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
+        try:
+            await self.store.ping()  # a PostgreSQL store connects and migrates here
+        except StoreUnavailable as exc:
+            log.warning("store_unavailable_at_start", error=exc.message)
         self._tasks = [
             asyncio.create_task(self.import_worker.run(), name="import-worker"),
             asyncio.create_task(self.delivery_worker.run(), name="delivery-worker"),
