@@ -1,0 +1,198 @@
+"""What only the PostgreSQL backend promises: migrations once across replicas, unavailability
+as ``StoreUnavailable``, the ``migrate`` command, and no share token in the clear at rest."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from bridge.errors import StoreUnavailable
+from bridge.store import JobKind, Outcome, Store, open_store
+from bridge.store.postgres import PostgresStore
+from bridge.store.queries import load_migrations
+from bridge.types import DiditSession, NotificationStatus, Reason
+from tests.config.conftest import MINIMAL
+from tests.store.backends import PG_DSN, TOKEN_KEY, StoreTarget
+from tests.store.helpers import FakeClock, notification
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(name="backend")
+def _postgres_only() -> str:
+    return "postgres"
+
+
+async def _query(
+    target: StoreTarget, query: str, params: Sequence[object] = ()
+) -> list[tuple[object, ...]]:
+    async with await psycopg.AsyncConnection.connect(target.url) as connection:
+        await connection.execute(
+            sql.SQL("SET search_path = {}").format(sql.Identifier(str(target.schema)))
+        )
+        cursor = await connection.execute(query.encode(), params or None)
+        return await cursor.fetchall()
+
+
+async def test_replicas_starting_together_migrate_once(
+    open_: Callable[[], Store], target: StoreTarget
+) -> None:
+    stores = [open_() for _ in range(5)]
+    await asyncio.gather(*(store.ping() for store in stores))
+    rows = await _query(target, "SELECT version, name FROM schema_version ORDER BY version")
+    assert rows == [(m.version, m.name) for m in load_migrations("postgres")]
+    more = open_()
+    assert isinstance(more, PostgresStore)
+    assert await more.migrate() == rows[-1][0]
+    assert len(await _query(target, "SELECT * FROM schema_version")) == len(rows)
+
+
+async def test_an_unreachable_server_is_store_unavailable(clock: FakeClock) -> None:
+    """Every verb answers StoreUnavailable, never a driver error, and the store recovers
+    nothing it did not have (nothing was written)."""
+    store = open_store(
+        "postgresql://postgres@127.0.0.1:9/nowhere", clock=clock, token_keys=[TOKEN_KEY]
+    )
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.accept(notification())
+        with pytest.raises(StoreUnavailable):
+            await store.claim(JobKind.IMPORT, owner="w", lease_s=30)
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+    finally:
+        await store.close()
+
+
+def test_a_postgres_store_needs_a_token_key(clock: FakeClock) -> None:
+    with pytest.raises(ValueError, match="key"):
+        open_store(PG_DSN, clock=clock)
+
+
+async def test_tokens_are_sealed_and_a_copied_seal_does_not_open(
+    store: Store, target: StoreTarget
+) -> None:
+    first = await store.accept(notification("a", token="first.secret.token"))
+    second = await store.accept(notification("b", token="second.secret.token"))
+    rows = await _query(target, "SELECT id, token_sealed FROM notifications ORDER BY id")
+    assert all(b"secret" not in bytes(sealed) for _, sealed in rows)  # type: ignore[arg-type]
+    loaded = await store.load_notification(first.id)
+    assert loaded is not None
+    assert loaded.token == "first.secret.token"
+    await _query(
+        target,
+        "UPDATE notifications SET token_sealed = (SELECT token_sealed FROM notifications"
+        " WHERE id = %s) WHERE id = %s RETURNING id",
+        [first.id, second.id],
+    )
+    with pytest.raises(StoreUnavailable, match="opens with none"):
+        await store.load_notification(second.id)
+
+
+async def test_the_migrate_command_applies_the_schema_and_exits(
+    tmp_path: Path, target: StoreTarget
+) -> None:
+    key = base64.urlsafe_b64encode(TOKEN_KEY).decode()
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        MINIMAL
+        + f"store:\n  url: {target.url}\n  schema: {target.schema}\n"
+        + "  token_keys: ['${BRIDGE_TOKEN_KEY}']\n"
+    )
+    environ = {**os.environ, "BRIDGE_TOKEN_KEY": key}
+    command = [sys.executable, "-m", "bridge", "migrate", "--config", str(config)]
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=environ, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "up to date" in done.stdout
+    assert key not in done.stdout + done.stderr
+    rows = await _query(target, "SELECT version FROM schema_version")
+    assert len(rows) == len(load_migrations("postgres"))
+
+
+class TestTokenAtRest:
+    """After the notifications are final, neither the database's files nor a dump of it hold
+    any token in the clear (nor, sealed, while they are pending)."""
+
+    async def test_no_token_in_the_data_files_the_wal_or_a_dump(
+        self, store: Store, target: StoreTarget, clock: FakeClock
+    ) -> None:
+        tokens = [f"eyJhbGciOiJFUzI1NiJ9.{uuid.uuid4().hex}.sig{i}" for i in range(12)]
+        for i, token in enumerate(tokens):
+            new = notification(f"k{i}", token=token, message_id=f"m{i}")
+            digest = hashlib.sha256(token.encode()).hexdigest()  # the helper's is not a hash
+            await store.accept(dataclasses.replace(new, token_sha256=digest))
+        statuses = [NotificationStatus.IMPORTED, NotificationStatus.REJECTED]
+        statuses += [NotificationStatus.EXPIRED, NotificationStatus.FAILED]
+        for i, job in enumerate(await store.claim(JobKind.IMPORT, owner="w", lease_s=30, limit=12)):
+            status = statuses[i % 4]
+            session = DiditSession(session_id=f"s{i}") if status.is_final else None
+            reason = Reason(code="r", message="m", http_status=403)
+            outcome = Outcome(status=status, session=session, reason=reason)
+            assert await store.record_outcome(job, outcome, [])
+        clock.advance(3_600)  # past the deadline: failed ones are erased too
+        assert await store.erase_stale_tokens() == 3
+        needles = [token.encode() for token in tokens]
+
+        files = await _relation_files(target)
+        assert files, "no data file found for the test's schema"
+        found = [path for path in files if _holds_any(path, needles)]
+        assert found == []
+        assert not any(_holds_any(path, needles) for path in _wal_files())
+        dump = await asyncio.to_thread(
+            subprocess.run,
+            ["pg_dump", "--schema", str(target.schema), target.url],
+            capture_output=True,
+            check=True,
+        )
+        assert b"CREATE TABLE" in dump.stdout
+        assert not any(needle in dump.stdout for needle in needles)
+
+
+async def _relation_files(target: StoreTarget) -> list[Path]:
+    """Every file of the schema's tables, indexes and TOAST, after a checkpoint."""
+    async with await psycopg.AsyncConnection.connect(target.url, autocommit=True) as connection:
+        await connection.execute("CHECKPOINT")
+        cursor = await connection.execute("SHOW data_directory")
+        row = await cursor.fetchone()
+        assert row is not None
+        data = Path(str(row[0]))
+        cursor = await connection.execute(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE (n.nspname = %s OR c.oid IN (SELECT reltoastrelid FROM pg_class k"
+            "   JOIN pg_namespace kn ON kn.oid = k.relnamespace WHERE kn.nspname = %s))"
+            " AND pg_relation_filepath(c.oid) IS NOT NULL",
+            [target.schema, target.schema],
+        )
+        relations = [str(r[0]) for r in await cursor.fetchall()]
+    files: list[Path] = []
+    for relation in relations:
+        base = data / relation
+        files += [path for path in base.parent.glob(base.name + "*") if path.is_file()]
+    return files
+
+
+def _wal_files() -> list[Path]:
+    with psycopg.connect(PG_DSN) as connection:
+        row = connection.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    return sorted(path for path in (Path(str(row[0])) / "pg_wal").iterdir() if path.is_file())
+
+
+def _holds_any(path: Path, needles: list[bytes]) -> bool:
+    content = path.read_bytes()
+    return any(needle in content for needle in needles)
