@@ -197,3 +197,70 @@ def _wal_files() -> list[Path]:
 def _holds_any(path: Path, needles: list[bytes]) -> bool:
     content = path.read_bytes()
     return any(needle in content for needle in needles)
+
+
+async def test_rotating_the_token_key_as_the_readme_says(
+    target: StoreTarget, clock: FakeClock
+) -> None:
+    """README "Rotate the token key": the new key first, the old kept until the tokens sealed
+    under it are erased, then dropped. Nothing is re-sealed, no token is lost."""
+    old, new = TOKEN_KEY, bytes(range(100, 132))
+
+    def open_with(*keys: bytes) -> Store:
+        return open_store(target.url, clock=clock, schema=target.schema, token_keys=keys)
+
+    before = open_with(old)
+    sealed_old = await before.accept(notification("a", token="sealed.under.old"))
+    await before.close()
+
+    during = open_with(new, old)
+    sealed_new = await during.accept(notification("b", token="sealed.under.new"))
+    for notification_id, token in [
+        (sealed_old.id, "sealed.under.old"),
+        (sealed_new.id, "sealed.under.new"),
+    ]:
+        loaded = await during.load_notification(notification_id)
+        assert loaded is not None
+        assert loaded.token == token
+    # the old token reaches its final state and is erased, as every token does
+    for job in await during.claim(JobKind.IMPORT, owner="w", lease_s=30, limit=2):
+        if job.ref == sealed_old.id:
+            outcome = Outcome(
+                status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
+            )
+            assert await during.record_outcome(job, outcome, [])
+    await during.close()
+
+    after = open_with(new)
+    try:
+        loaded = await after.load_notification(sealed_new.id)
+        assert loaded is not None
+        assert loaded.token == "sealed.under.new"
+        erased = await after.load_notification(sealed_old.id)
+        assert erased is not None
+        assert erased.token is None
+    finally:
+        await after.close()
+
+
+async def test_dropping_a_key_too_early_is_a_clear_error_not_a_lost_token(
+    target: StoreTarget, clock: FakeClock
+) -> None:
+    first = open_store(target.url, clock=clock, schema=target.schema, token_keys=[TOKEN_KEY])
+    accepted = await first.accept(notification("a"))
+    await first.close()
+    other = open_store(
+        target.url, clock=clock, schema=target.schema, token_keys=[bytes(range(1, 33))]
+    )
+    try:
+        with pytest.raises(StoreUnavailable, match="token_keys"):
+            await other.load_notification(accepted.id)
+    finally:
+        await other.close()
+    again = open_store(target.url, clock=clock, schema=target.schema, token_keys=[TOKEN_KEY])
+    try:
+        loaded = await again.load_notification(accepted.id)
+        assert loaded is not None
+        assert loaded.token == notification().token
+    finally:
+        await again.close()
