@@ -60,7 +60,11 @@ Clock = Any  # Callable[[], float]; see bridge.store.Clock
 
 EXCERPT_BYTES = 2_048
 CONNECT_TIMEOUT_S = 5
-POOL_TIMEOUT_S = 5.0  # waiting for a pooled connection longer than this is unavailable
+# A replacement connection is retried with exponential backoff for this long, then a new
+# attempt starts afresh when a caller waits: after an outage the pool is back within seconds
+# instead of after a backoff that has grown to minutes.
+RECONNECT_TIMEOUT_S = 10.0
+POOL_TIMEOUT_S = 2.0  # waiting longer than this for a pooled connection: unavailable (a 503)
 _QUERIES = queries.load_queries("postgres")
 # The columns insert_accepted takes as arrays, in its order.
 _ACCEPTED_COLUMNS = (
@@ -107,6 +111,7 @@ class PostgresStore:
             kwargs=self._options,
             open=False,
             timeout=POOL_TIMEOUT_S,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             check=AsyncConnectionPool.check_connection,
             name="share-bridge",
         )
