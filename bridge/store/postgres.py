@@ -102,7 +102,7 @@ class PostgresStore:
         self._options: dict[str, Any] = {
             "options": f"-c search_path={schema}",
             "connect_timeout": CONNECT_TIMEOUT_S,
-            "application_name": "share-bridge",
+            "application_name": f"share-bridge {schema}"[:63],  # which bridge, in pg_stat_activity
         }
         self._pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,

@@ -13,13 +13,14 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from bridge.errors import StoreUnavailable
-from bridge.store import JobKind, Outcome, Store, open_store
+from bridge.store import JobKind, NewNotification, Outcome, Store, open_store
 from bridge.store.postgres import PostgresStore
 from bridge.store.queries import load_migrations
 from bridge.types import DiditSession, NotificationStatus, Reason
@@ -264,3 +265,27 @@ async def test_dropping_a_key_too_early_is_a_clear_error_not_a_lost_token(
         assert loaded.token == notification().token
     finally:
         await again.close()
+
+
+async def test_one_item_postgres_cannot_store_fails_alone_in_its_group(store: Store) -> None:
+    """30 accepts and one holding a NUL character (PostgreSQL text cannot): 30 answers and one
+    ValueError, never the whole group; repeats inside the group still dedupe."""
+    news = [notification(f"k{i}", message_id=f"m{i}") for i in range(30)]
+    news.insert(15, notification("bad\x00key", message_id="bad"))
+    news.append(notification("k3", message_id="again"))
+    results = await _accept_together(store, news)
+    assert isinstance(results.pop(15), ValueError)
+    assert not any(isinstance(result, BaseException) for result in results)
+    assert results[-1].duplicate
+    assert results[-1].id == results[3].id
+    assert len({result.id for result in results}) == 30
+    stats = await store.stats()
+    assert stats.notifications["pending"] == 30
+    assert await store.find_message("acme", "again") == results[3].id
+    assert await store.find_message("acme", "bad") is None
+
+
+async def _accept_together(store: Store, news: list[NewNotification]) -> list[Any]:
+    assert isinstance(store, PostgresStore)
+    await store.migrate()
+    return list(await asyncio.gather(*(store.accept(new) for new in news), return_exceptions=True))
