@@ -1,19 +1,20 @@
 -- Named queries for the PostgreSQL store, parsed once (bridge.store.queries). Each block starts
--- with "-- name --", then a one-line description. Parameters are psycopg's %(name)s; a
+-- with "-- name --", then a one-line description. Parameters are psycopg's %(name)s, or
+-- %(name)b for the arrays of group commit (sent in binary: dumped in C, not in Python); a
 -- parameter that may be NULL, or is an array, carries its type. Writes that concern a leased
 -- job are fenced by (id, lease_owner, attempts, status = 'running').
 
 -- lock_keys --
 -- Serialise on some keys until the transaction ends (in one order, so two never deadlock)
 SELECT pg_advisory_xact_lock(h)
-  FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(%(keys)s::text[]) AS k) AS s
+  FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(%(keys)b::text[]) AS k) AS s
  ORDER BY h;
 
 -- message_id_owners --
 -- The notifications that (partner, message id) pairs were accepted as
 SELECT m.partner, m.message_id, m.notification_id
   FROM message_ids m
-  JOIN unnest(%(partners)s::text[], %(message_ids)s::text[]) AS p (partner, message_id)
+  JOIN unnest(%(partners)b::text[], %(message_ids)b::text[]) AS p (partner, message_id)
     ON m.partner = p.partner AND m.message_id = p.message_id;
 
 -- message_id_owner --
@@ -24,7 +25,7 @@ SELECT notification_id FROM message_ids
 -- live_by_business_keys --
 -- The pending or imported notifications holding some business keys
 SELECT business_key, id FROM notifications
- WHERE business_key = ANY(%(keys)s::text[]) AND status IN ('pending', 'imported');
+ WHERE business_key = ANY(%(keys)b::text[]) AND status IN ('pending', 'imported');
 
 -- live_by_business_key --
 -- The pending or imported notification holding a business key, if any
@@ -39,12 +40,12 @@ INSERT INTO notifications (
     vendor_data, trust_review, destinations, received_at, updated_at, status)
 SELECT r.*, r.received_at, 'pending'
   FROM unnest(
-       %(id)s::text[], %(partner)s::text[], %(partner_event_id)s::text[],
-       %(message_id)s::text[], %(business_key)s::text[], %(token_sealed)s::bytea[],
-       %(token_sha256)s::text[], %(session_kind)s::text[], %(source_application_id)s::text[],
-       %(source_session_id)s::text[], %(deadline)s::double precision[], %(rule)s::text[],
-       %(workflow_id)s::text[], %(vendor_data)s::text[], %(trust_review)s::boolean[],
-       %(destinations)s::text[], %(received_at)s::double precision[])
+       %(id)b::text[], %(partner)b::text[], %(partner_event_id)b::text[],
+       %(message_id)b::text[], %(business_key)b::text[], %(token_sealed)b::bytea[],
+       %(token_sha256)b::text[], %(session_kind)b::text[], %(source_application_id)b::text[],
+       %(source_session_id)b::text[], %(deadline)b::double precision[], %(rule)b::text[],
+       %(workflow_id)b::text[], %(vendor_data)b::text[], %(trust_review)b::boolean[],
+       %(destinations)b::text[], %(received_at)b::double precision[])
     AS r (id, partner, partner_event_id, message_id, business_key, token_sealed, token_sha256,
           session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
           vendor_data, trust_review, destinations, received_at);
@@ -53,14 +54,14 @@ SELECT r.*, r.received_at, 'pending'
 -- The queued import jobs of accepted notifications, in their order
 INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
 SELECT 'import', r.ref, NULL, 'queued', r.deadline, %(now)s, %(now)s, %(now)s
-  FROM unnest(%(refs)s::text[], %(deadlines)s::double precision[]) WITH ORDINALITY
+  FROM unnest(%(refs)b::text[], %(deadlines)b::double precision[]) WITH ORDINALITY
        AS r (ref, deadline, n)
  ORDER BY r.n;
 
 -- insert_accepted_message_ids --
 -- The message ids of accepted notifications (or of duplicates, leading to their original)
 INSERT INTO message_ids (partner, message_id, notification_id)
-SELECT * FROM unnest(%(partners)s::text[], %(message_ids)s::text[], %(notification_ids)s::text[]);
+SELECT * FROM unnest(%(partners)b::text[], %(message_ids)b::text[], %(notification_ids)b::text[]);
 
 -- insert_job --
 -- A queued job
