@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 from prometheus_client import Counter
@@ -77,6 +78,9 @@ def secrets_of(settings: Settings) -> list[str]:
     if settings.admin is not None:
         found.append(settings.admin.token.get_secret_value())
     found += [key.get_secret_value() for key in settings.store.token_keys]
+    password = urlsplit(settings.store.url).password
+    if password:
+        found.append(password)
     return found
 
 
@@ -160,6 +164,9 @@ class Service:
             clock=time.time,
             lanes_to_skip=self.deliver_handler.lanes_to_skip,
         )
+        # Work made claimable by another replica (same database) wakes our workers at once.
+        self.store.on_work(JobKind.IMPORT, self.import_worker.notify)
+        self.store.on_work(JobKind.DELIVER, self.delivery_worker.notify)
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._didit_verifier = auth.didit_webhook_verifier(settings)

@@ -320,6 +320,12 @@ class Store(Protocol):
         """Erase tokens no retry can use any more (see the module docstring); how many."""
         ...
 
+    def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (on the event loop) when another process may have made jobs of
+        ``kind`` claimable, as soon as the backend can tell (PostgreSQL: LISTEN/NOTIFY). A
+        hint only: it can be missed, and SQLite (one process) never calls it; workers poll."""
+        ...
+
     async def stats(self) -> StoreStats:
         """Counts for metrics."""
         ...

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -29,6 +29,7 @@ from bridge.store import _rows, queries
 from bridge.store._batcher import Batcher
 from bridge.store._pg_migrations import migrate
 from bridge.store._pg_owners import OwnerLocks
+from bridge.store._pg_wakeups import Wakeups
 from bridge.store.ids import new_id
 from bridge.store.model import (
     FAILED_TOKEN_RETENTION_S,
@@ -116,6 +117,7 @@ class PostgresStore:
             name="share-bridge",
         )
         self._owners = OwnerLocks(url, self._options, schema)
+        self._wakeups = Wakeups(url, self._options, schema)
         self._accepts: Batcher[dict[str, Any], Accepted] = Batcher(self._accept_batch)
         self._opening: asyncio.Lock | None = None
         self._ready_done = False
@@ -159,6 +161,7 @@ class PostgresStore:
                 version = await migrate(connection, self._schema)
             if not self._ready_done:
                 await self._pool.open(wait=False)
+                self._wakeups.start()
                 self._ready_done = True
         return version
 
@@ -216,6 +219,16 @@ class PostgresStore:
 
     async def _held(self, connection: Connection, job: Job) -> bool:
         return await self._row(connection, "job_is_held", self._fence(job)) is not None
+
+    async def _notify(self, connection: Connection, kind: JobKind) -> None:
+        """Wake the listening stores (every replica) when this transaction commits."""
+        params = {"channel": self._wakeups.channel, "kind": kind.value}
+        await connection.execute(self._q["notify_work"], params)
+
+    def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
+        self._wakeups.add(kind, wake)
+        if self._ready_done:
+            self._wakeups.start()
 
     def _lock_text(self, kind: str, *parts: str) -> str:
         return "\x1f".join([self._schema, kind, *parts])
@@ -311,6 +324,7 @@ class PostgresStore:
                     "now": now,
                 }
                 await connection.execute(self._q["insert_accepted_jobs"], jobs)
+                await self._notify(connection, JobKind.IMPORT)
             if messages:
                 await connection.execute(
                     self._q["insert_accepted_message_ids"],
@@ -407,6 +421,8 @@ class PostgresStore:
             async with self._transaction() as connection:
                 recovered += await self._count(connection, "requeue_orphans", params)
                 await connection.execute(q["forget_owner"], {"owner": other["owner"]})
+                for kind in JobKind:
+                    await self._notify(connection, kind)
         return recovered
 
     # -- imports --------------------------------------------------------------------------
@@ -538,6 +554,8 @@ class PostgresStore:
                 "now": now,
             },
         )
+        if event.destinations:
+            await self._notify(connection, JobKind.DELIVER)
         for destination in event.destinations:
             delivery_id = new_id("dlv", now)
             await connection.execute(
@@ -632,6 +650,8 @@ class PostgresStore:
         params = {"name": name, "enabled": enabled, "reason": reason, "now": self._clock()}
         async with self._transaction() as connection:
             await connection.execute(self._q["upsert_destination_state"], params)
+            if enabled:
+                await self._notify(connection, JobKind.DELIVER)
 
     async def destination_states(self) -> list[DestinationState]:
         async with self._transaction() as connection:
@@ -700,6 +720,7 @@ class PostgresStore:
         await connection.execute(
             self._q["requeue_job"], {"kind": kind.value, "ref": ref, "now": now}
         )
+        await self._notify(connection, kind)
 
     # -- operations -----------------------------------------------------------------------
 
@@ -822,6 +843,7 @@ class PostgresStore:
             return
         await self._accepts.close()  # queued accepts are written first
         self._closed = True
+        await self._wakeups.close()
         with contextlib.suppress(psycopg.Error):
             await self._owners.close(self._q)
         await self._pool.close()

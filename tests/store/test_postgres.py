@@ -27,6 +27,7 @@ from bridge.types import DiditSession, NotificationStatus, Reason
 from tests.config.conftest import MINIMAL
 from tests.store.backends import PG_DSN, TOKEN_KEY, StoreTarget
 from tests.store.helpers import FakeClock, notification
+from tests.store.test_contract import event as contract_event
 
 pytestmark = pytest.mark.anyio
 
@@ -289,3 +290,39 @@ async def _accept_together(store: Store, news: list[NewNotification]) -> list[An
     assert isinstance(store, PostgresStore)
     await store.migrate()
     return list(await asyncio.gather(*(store.accept(new) for new in news), return_exceptions=True))
+
+
+async def test_work_committed_by_one_store_wakes_the_workers_of_another(
+    open_: Callable[[], Store], clock: FakeClock
+) -> None:
+    """LISTEN/NOTIFY: an accept on replica A wakes B's import workers; an outcome with
+    deliveries wakes its delivery workers; a rolled-back outcome wakes nobody."""
+    a, b = open_(), open_()
+    woken: dict[JobKind, asyncio.Event] = {kind: asyncio.Event() for kind in JobKind}
+    for kind, flag in woken.items():
+        b.on_work(kind, flag.set)
+    await b.ping()  # connected: B listens from now on
+    await _until(lambda: all(flag.is_set() for flag in woken.values()))  # the first listen
+    for flag in woken.values():
+        flag.clear()
+
+    await a.accept(notification("k"))
+    await asyncio.wait_for(woken[JobKind.IMPORT].wait(), 5)
+    assert not woken[JobKind.DELIVER].is_set()
+
+    [job] = await a.claim(JobKind.IMPORT, owner="w", lease_s=30)
+    clock.advance(31)
+    [thief] = await a.claim(JobKind.IMPORT, owner="x", lease_s=30)
+    outcome = Outcome(status=NotificationStatus.IMPORTED)
+    assert not await a.record_outcome(job, outcome, [contract_event(clock, "crm")])  # fenced
+    await asyncio.sleep(0.5)
+    assert not woken[JobKind.DELIVER].is_set()
+    assert await a.record_outcome(thief, outcome, [contract_event(clock, "crm")])
+    await asyncio.wait_for(woken[JobKind.DELIVER].wait(), 5)
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    give_up = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < give_up, "timed out"
+        await asyncio.sleep(0.02)

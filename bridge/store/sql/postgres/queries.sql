@@ -10,6 +10,10 @@ SELECT pg_advisory_xact_lock(h)
   FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(%(keys)b::text[]) AS k) AS s
  ORDER BY h;
 
+-- notify_work --
+-- Tell every listening store that jobs of a kind may be claimable (sent at commit)
+SELECT pg_notify(%(channel)s, %(kind)s);
+
 -- message_id_owners --
 -- The notifications that (partner, message id) pairs were accepted as
 SELECT m.partner, m.message_id, m.notification_id
