@@ -408,9 +408,7 @@ class PostgresStore:
             if not await self._owners.register(owner, q, now):
                 return 0
         async with self._transaction() as connection:
-            others = await self._rows(
-                connection, "registered_running_owners", {"mine": self._owners.held}
-            )
+            others = await self._rows(connection, "registered_owners", {"mine": self._owners.held})
         recovered = 0
         for other in others:
             with _translated():

@@ -102,6 +102,18 @@ async def test_an_owner_that_stopped_cleanly_is_forgotten_and_its_lock_freed(
     assert await _lock_free(target, "w1")
 
 
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_killed_owner_without_jobs_is_forgotten_by_the_next_recovery(
+    store: Store, target: StoreTarget, clock: FakeClock
+) -> None:
+    """Registered owners do not pile up with restarts: a dead one is forgotten, jobs or not."""
+    crashed = await asyncio.to_thread(_crash_a_claiming_process, target, clock())
+    assert crashed.stdout.strip() == "0", crashed.stderr
+    assert await _registered_owners(target) == ["crashed-owner"]
+    assert await store.recover_orphans("next") == 0
+    assert await _registered_owners(target) == ["next"]
+
+
 async def test_an_owner_name_in_use_by_a_live_store_is_not_taken_twice(
     open_: Callable[[], Store],
 ) -> None:

@@ -150,11 +150,9 @@ ON CONFLICT (owner) DO UPDATE SET lock_key = excluded.lock_key;
 -- An owner that stopped (or was found gone) is no longer registered
 DELETE FROM worker_owners WHERE owner = %(owner)s;
 
--- registered_running_owners --
--- The registered owners holding leases now, but those of this process
-SELECT DISTINCT w.owner, w.lock_key
-  FROM worker_owners w JOIN jobs j ON j.lease_owner = w.owner AND j.status = 'running'
- WHERE w.owner <> ALL(%(mine)s::text[]);
+-- registered_owners --
+-- The registered owners but those of this process (a gone one is forgotten, jobs or not)
+SELECT owner, lock_key FROM worker_owners WHERE owner <> ALL(%(mine)s::text[]);
 
 -- try_lock --
 -- Take a session advisory lock if free
