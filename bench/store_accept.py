@@ -1,20 +1,26 @@
-"""Group-commit throughput of ``Store.accept`` on SQLite (WAL, synchronous=FULL).
+"""Group-commit throughput of ``Store.accept``: SQLite (WAL, synchronous=FULL) or PostgreSQL.
 
 Not a timed test: a quick check, run by hand:
     .venv/bin/python bench/store_accept.py [--callers 64] [--total 20000] [--uvloop]
-Prints durable accepts per second, latency percentiles and the mean group size.
+        [--store sqlite|postgres] [--dsn postgresql://...]
+Prints durable accepts per second, latency percentiles and the mean group size. PostgreSQL runs
+in a fresh schema of the ``--dsn`` database (default ``$BRIDGE_TEST_PG_DSN``), dropped after.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import psycopg
+
 from bridge.store import NewNotification
+from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
 from bridge.types import Route, SessionKind
 
@@ -39,8 +45,15 @@ def new(i: int) -> NewNotification:
     )
 
 
-async def run(callers: int, total: int, folder: Path) -> None:
-    store = SqliteStore.open(folder / "bench.db", clock=time.time)
+async def run(callers: int, total: int, folder: Path, dsn: str | None) -> None:
+    store: SqliteStore | PostgresStore
+    if dsn is None:
+        store = SqliteStore.open(folder / "bench.db", clock=time.time)
+    else:
+        store = PostgresStore.open(
+            dsn, clock=time.time, token_keys=[os.urandom(32)], schema=f"bench_{os.getpid()}"
+        )
+        await store.migrate()
     latencies: list[float] = []
     counter = iter(range(total))
 
@@ -53,13 +66,19 @@ async def run(callers: int, total: int, folder: Path) -> None:
     began = time.perf_counter()
     await asyncio.gather(*(caller() for _ in range(callers)))
     elapsed = time.perf_counter() - began
-    writer = store._writer
+    if isinstance(store, SqliteStore):
+        commits, operations = store._writer.commits, store._writer.operations
+    else:
+        commits, operations = store._accepts.commits, store._accepts.items
     await store.close()
+    if dsn is not None:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA bench_{os.getpid()} CASCADE")
     cuts = statistics.quantiles(latencies, n=100)
     print(
-        f"{total} accepts, {callers} callers: {total / elapsed:,.0f}/s; "
-        f"p50 {cuts[49] * 1000:.2f} ms, p99 {cuts[98] * 1000:.2f} ms; "
-        f"{writer.commits} commits, {writer.operations / max(writer.commits, 1):.1f} per commit"
+        f"{'postgres' if dsn else 'sqlite'}: {total} accepts, {callers} callers: "
+        f"{total / elapsed:,.0f}/s; p50 {cuts[49] * 1000:.2f} ms, p99 {cuts[98] * 1000:.2f} ms; "
+        f"{commits} commits, {operations / max(commits, 1):.1f} per commit"
     )
 
 
@@ -68,9 +87,15 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=64)
     parser.add_argument("--total", type=int, default=20_000)
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("BRIDGE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     args = parser.parse_args()
+    dsn = args.dsn if args.store == "postgres" else None
     with tempfile.TemporaryDirectory() as folder:
-        coroutine = run(args.callers, args.total, Path(folder))
+        coroutine = run(args.callers, args.total, Path(folder), dsn)
         if args.uvloop:
             import uvloop
 

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bridge.cli.notifications_command",
     "bridge.cli.destinations_command",
     "bridge.cli.healthcheck_command",
+    "bridge.cli.migrate_command",
     "bridge.cli.demo_command",
 )
 

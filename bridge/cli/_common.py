@@ -7,7 +7,9 @@ import os
 import sys
 
 from bridge import config
+from bridge.config import StoreSettings
 from bridge.errors import ConfigError
+from bridge.store import Clock, Store, open_store
 
 
 def env_default(variable: str, fallback: str | None = None) -> str | None:
@@ -35,3 +37,14 @@ def load_with_warnings(path: str, *, prog: str) -> config.Loaded | None:
     except ConfigError as exc:  # also an unreadable file: loading raises nothing else
         sys.stderr.write(f"{prog}: invalid configuration:\n{exc}\n")
         return None
+
+
+def open_configured_store(settings: StoreSettings, *, clock: Clock) -> Store:
+    """The store the configuration's ``store`` section describes."""
+    return open_store(
+        settings.url,
+        clock=clock,
+        token_keys=settings.decoded_token_keys(),
+        schema=settings.schema_,
+        pool_size=settings.pool_size,
+    )

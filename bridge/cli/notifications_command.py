@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 import orjson
 
 from bridge.app.admin_views import notification_json, timeline_json
-from bridge.cli._common import add_config_argument, load_settings
+from bridge.cli._common import add_config_argument, load_settings, open_configured_store
 from bridge.errors import StoreUnavailable
-from bridge.store import RetryResult, Store, Timeline, open_store
+from bridge.store import RetryResult, Store, Timeline
 from bridge.times import iso_utc_or_none
 from bridge.types import NotificationStatus
 
@@ -48,7 +48,7 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
         return 1
 
     async def main() -> int:
-        store = open_store(settings.store.url, clock=time.time)
+        store = open_configured_store(settings.store, clock=time.time)
         try:
             return await action(store)
         finally:

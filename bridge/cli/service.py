@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 from prometheus_client import Counter
@@ -31,6 +32,7 @@ from bridge.app import (
     create_app,
 )
 from bridge.app.metrics import PacerCounters, store_snapshot
+from bridge.cli._common import open_configured_store
 from bridge.config import Settings
 from bridge.delivery import Sender
 from bridge.errors import ConfigError, ConfigIssue, StoreUnavailable
@@ -44,7 +46,7 @@ from bridge.pipeline import (
     delivery_concurrency,
     fair_share,
 )
-from bridge.store import Job, JobKind, Store, open_store
+from bridge.store import Job, JobKind, Store
 from bridge.types import JobResult
 from bridge.worker import Worker, backoff_s
 
@@ -82,6 +84,10 @@ def secrets_of(settings: Settings) -> list[str]:
         found += [s.get_secret_value() for s in settings.didit_webhooks.secrets]
     if settings.admin is not None:
         found.append(settings.admin.token.get_secret_value())
+    found += [key.get_secret_value() for key in settings.store.token_keys]
+    password = urlsplit(settings.store.url).password
+    if password:
+        found.append(password)
     return found
 
 
@@ -106,7 +112,7 @@ class Service:
         self.redactor = redactor or Redactor()
         self.redactor.add_secrets(*secrets_of(settings))
         self._live = LiveConfig(settings=settings, verifiers=auth.verifiers_for(settings))
-        self.store: Store = open_store(settings.store.url, clock=time.time)
+        self.store: Store = open_configured_store(settings.store, clock=time.time)
         self.client = didit.DiditClient(
             settings.didit.base_url,
             settings.didit.api_key.get_secret_value(),
@@ -170,6 +176,9 @@ class Service:
             clock=time.time,
             lanes_to_skip=self.deliver_handler.lanes_to_skip,
         )
+        # Work made claimable by another replica (same database) wakes our workers at once.
+        self.store.on_work(JobKind.IMPORT, self.import_worker.notify)
+        self.store.on_work(JobKind.DELIVER, self.delivery_worker.notify)
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._didit_verifier = auth.didit_webhook_verifier(settings)
@@ -269,6 +278,10 @@ class Service:
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
+        try:
+            await self.store.ping()  # a PostgreSQL store connects and migrates here
+        except StoreUnavailable as exc:
+            log.warning("store_unavailable_at_start", error=exc.message)
         self._tasks = [
             asyncio.create_task(self.import_worker.run(), name="import-worker"),
             asyncio.create_task(self.delivery_worker.run(), name="delivery-worker"),

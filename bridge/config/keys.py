@@ -133,3 +133,29 @@ def jwks_problem(path: str) -> str | None:
     except (jwt.PyJWKSetError, jwt.PyJWKError, jwt.InvalidKeyError) as exc:
         return f"{path} is not a usable JWKS: {exc}"
     return None
+
+
+TOKEN_KEY_BYTES = 32
+
+
+def decode_token_key(text: str) -> bytes:
+    """A key that seals share tokens at rest: 32 random bytes in base64url (padding optional),
+    as ``python -c "import secrets; print(secrets.token_urlsafe(32))"`` prints one.
+    ``ValueError`` (without the value) when it is not one."""
+    text = text.strip()
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be base64url") from None
+    if len(key) != TOKEN_KEY_BYTES:
+        raise ValueError(f"must decode to {TOKEN_KEY_BYTES} bytes (base64url of 32 random bytes)")
+    return key
+
+
+def token_key_problem(secret: str) -> str | None:
+    """What is wrong with a token key, if anything (see ``decode_token_key``)."""
+    try:
+        decode_token_key(secret)
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from uuid import UUID
 
@@ -10,10 +11,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from bridge.config.checks import reference_problems
 from bridge.config.destinations import Destination
 from bridge.config.fields import ConfigModel, HttpUrl, Name
-from bridge.config.keys import secret_problems
+from bridge.config.keys import decode_token_key, secret_problems, token_key_problem
 from bridge.config.partners import Partner
 from bridge.config.problems import raise_problems
 from bridge.config.rules import Rule
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class DiditSettings(ConfigModel):
@@ -39,6 +42,10 @@ class DiditSettings(ConfigModel):
 
 class StoreSettings(ConfigModel):
     url: str = "sqlite:///data/bridge.db"  # or postgresql://user@host:5432/db
+    pool_size: int = Field(default=10, gt=0, le=1000)  # PostgreSQL: connections per process
+    schema_: str | None = Field(default=None, alias="schema")  # PostgreSQL: default search_path
+    # PostgreSQL: share tokens are sealed with the first key, opened with any (rotation)
+    token_keys: tuple[SecretStr, ...] = ()
 
     @field_validator("url")
     @classmethod
@@ -48,6 +55,35 @@ class StoreSettings(ConfigModel):
         if url.startswith("postgresql://") and len(url) > len("postgresql://"):
             return url
         raise ValueError("must be sqlite:///PATH or postgresql://user@host:5432/db")
+
+    @field_validator("schema_")
+    @classmethod
+    def _plain_schema(cls, schema: str | None) -> str | None:
+        if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError("must be a lower-case name: letters, digits and _ (not first)")
+        return schema
+
+    @field_validator("token_keys")
+    @classmethod
+    def _token_keys_valid(cls, keys: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if keys:
+            raise_problems(secret_problems(keys, token_key_problem))
+        return keys
+
+    @model_validator(mode="after")
+    def _postgres_seals_tokens(self) -> StoreSettings:
+        if self.is_postgres and not self.token_keys:
+            raise_problems(
+                [(("token_keys",), "a postgresql store needs at least one key to seal tokens")]
+            )
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith("postgresql://")
+
+    def decoded_token_keys(self) -> tuple[bytes, ...]:
+        return tuple(decode_token_key(key.get_secret_value()) for key in self.token_keys)
 
 
 class ServerSettings(ConfigModel):

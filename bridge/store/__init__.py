@@ -1,7 +1,8 @@
 """The store: every durable fact of share-bridge, behind domain verbs (DESIGN §6).
 
-``open_store(url, clock=...)`` picks the backend from the URL (``sqlite:///path`` now;
-PostgreSQL later) and applies its migrations. The verbs are the same on every backend:
+``open_store(url, clock=...)`` picks the backend from the URL (``sqlite:///path`` for one
+process, ``postgresql://`` for any number of processes on one database) and applies its
+migrations. The verbs are the same on every backend:
 
 - **Intake.** ``accept`` stores a notification and its import job in one transaction and
   answers only after the commit. A (partner, message id) once accepted is a duplicate of its
@@ -31,7 +32,7 @@ PostgreSQL later) and applies its migrations. The verbs are the same on every ba
   stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
 - **Crash recovery.** ``recover_orphans`` lets a restarted worker take over at once the jobs
   of an owner whose process died, instead of waiting for their leases to lapse (SQLite: a
-  lock file per owner, held while its process lives).
+  lock file per owner, held while its process lives; PostgreSQL: a session advisory lock).
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ __all__ = [
     "Store",
     "StoreStats",
     "Timeline",
+    "migrate_store",
     "open_store",
     "refused_after_unanswered",
     "unresolved_ambiguity",
@@ -339,6 +341,12 @@ class Store(Protocol):
         """Erase tokens no retry can use any more (see the module docstring); how many."""
         ...
 
+    def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (on the event loop) when another process may have made jobs of
+        ``kind`` claimable, as soon as the backend can tell (PostgreSQL: LISTEN/NOTIFY). A
+        hint only: it can be missed, and SQLite (one process) never calls it; workers poll."""
+        ...
+
     async def stats(self) -> StoreStats:
         """Counts for metrics."""
         ...
@@ -352,16 +360,42 @@ class Store(Protocol):
         ...
 
 
-def open_store(url: str, *, clock: Clock) -> Store:
-    """Open (creating and migrating if needed) the store at ``url``.
+def open_store(
+    url: str,
+    *,
+    clock: Clock,
+    token_keys: Sequence[bytes] = (),
+    schema: str | None = None,
+    pool_size: int = 10,
+) -> Store:
+    """Open the store at ``url``, creating and migrating it if needed.
 
-    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; the parent directory is
-    created. Raises ``StoreUnavailable`` if it cannot be opened, ``ValueError`` for a URL of
-    no supported backend.
+    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: the parent directory is
+    created and the file migrated now. ``postgresql://user:password@host:5432/db``: a pool of
+    up to ``pool_size`` connections whose search_path is ``schema`` (default ``public``),
+    connected and migrated at the first call; share tokens are sealed with ``token_keys``
+    (32-byte keys, the first seals, all open; at least one). Raises ``StoreUnavailable`` if it
+    cannot be opened, ``ValueError`` for a URL of no supported backend or missing keys.
     """
     prefix = "sqlite:///"
     if url.startswith(prefix) and len(url) > len(prefix):
         from bridge.store.sqlite import SqliteStore
 
         return SqliteStore.open(Path(url.removeprefix(prefix)), clock=clock)
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        from bridge.store.postgres import PostgresStore
+
+        return PostgresStore.open(
+            url, clock=clock, token_keys=token_keys, schema=schema, pool_size=pool_size
+        )
     raise ValueError(f"unsupported store url scheme: {url.split(':', 1)[0]!r}")
+
+
+async def migrate_store(store: Store) -> None:
+    """Apply the store's migrations now (SQLite applied them at open): a deploy step."""
+    from bridge.store.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        await store.migrate()
+    else:
+        await store.ping()

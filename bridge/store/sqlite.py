@@ -719,6 +719,9 @@ class SqliteStore:
         query = self._q["erase_stale_tokens"]
         return await self._write(lambda connection: connection.execute(query, params).rowcount)
 
+    def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
+        """One process owns an SQLite file: its own callers wake its workers directly."""
+
     async def stats(self) -> StoreStats:
         q, now = self._q, self._clock()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import textwrap
@@ -103,7 +104,11 @@ class TestExample:
         commented = {
             name for line in text.splitlines() if "#" in line for name in key.findall(line)
         }
-        fields = {name for model in _models(Settings) for name in model.model_fields}
+        fields = {
+            field.alias or name
+            for model in _models(Settings)
+            for name, field in model.model_fields.items()
+        }
         assert fields <= used, f"not in the example: {sorted(fields - used)}"
         assert used <= commented, f"never commented: {sorted(used - commented)}"
 
@@ -390,12 +395,52 @@ class TestSchemes:
         ]
 
 
+TOKEN_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
+
+
 class TestSections:
     def test_store_urls(self) -> None:
-        for url in ("sqlite:///:memory:", "sqlite:////var/lib/bridge.db", "postgresql://u@h/db"):
+        for url in ("sqlite:///:memory:", "sqlite:////var/lib/bridge.db"):
             assert load_text(MINIMAL + f"store: {{url: '{url}'}}\n").store.url == url
+        postgres = f"store: {{url: 'postgresql://u@h/db', token_keys: ['{TOKEN_KEY}']}}\n"
+        assert load_text(MINIMAL + postgres).store.url == "postgresql://u@h/db"
         assert issues(MINIMAL + "store: {url: 'sqlite:///'}\n") == [
             "b.yaml:12: store.url: must be sqlite:///PATH or postgresql://user@host:5432/db"
+        ]
+
+    def test_a_postgresql_store_needs_a_key_to_seal_tokens(self) -> None:
+        """Tokens are never stored in the clear in PostgreSQL: no key, no start."""
+        assert issues(MINIMAL + "store: {url: 'postgresql://u@h/db'}\n") == [
+            "b.yaml:12: store.token_keys: a postgresql store needs at least one key to seal tokens"
+        ]
+
+    @pytest.mark.parametrize(
+        ("key", "problem"),
+        [
+            ("not*base64", "must be base64url"),
+            ("c2hvcnQ", "must decode to 32 bytes (base64url of 32 random bytes)"),
+            ("", "must decode to 32 bytes (base64url of 32 random bytes)"),
+        ],
+    )
+    def test_a_token_key_is_32_bytes_of_base64url_and_never_echoed(
+        self, key: str, problem: str
+    ) -> None:
+        text = MINIMAL + f"store: {{url: 'postgresql://u@h/db', token_keys: ['{key}']}}\n"
+        found = issues(text)
+        assert found == [f"b.yaml:12: store.token_keys[0]: {problem}"]
+        assert all(key not in line for line in found if key)
+
+    def test_store_settings_decode_every_key_in_order(self) -> None:
+        other = base64.urlsafe_b64encode(bytes(32)).decode().rstrip("=")
+        text = MINIMAL + (
+            f"store: {{url: 'postgresql://u@h/db', token_keys: ['{TOKEN_KEY}', '{other}'],"
+            " schema: bridge_a, pool_size: 4}\n"
+        )
+        store = load_text(text).store
+        assert store.decoded_token_keys() == (bytes(range(32)), bytes(32))
+        assert (store.schema_, store.pool_size) == ("bridge_a", 4)
+        assert issues(MINIMAL + "store: {schema: 'Bad-Name'}\n") == [
+            "b.yaml:12: store.schema: must be a lower-case name: letters, digits and _ (not first)"
         ]
 
     def test_base_url_loses_its_trailing_slash(self) -> None:

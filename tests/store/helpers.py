@@ -8,8 +8,10 @@ import threading
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from bridge.store import NewNotification
+from bridge.store import NewNotification, Store
 from bridge.store._writer import GroupCommitWriter
+from bridge.store.postgres import PostgresStore
+from bridge.store.sqlite import SqliteStore
 from bridge.types import Route, SessionKind
 
 START = 1_800_000_000.0
@@ -81,4 +83,16 @@ async def in_one_group(writer: GroupCommitWriter, calls: Sequence[Awaitable[Any]
     results = await gathered
     assert await blocker
     assert writer.commits == commits + 2  # the blocker's group, then every call in one
+    return list(results)
+
+
+async def accepted_in_one_group(store: Store, news: Sequence[NewNotification]) -> list[Any]:
+    """Accept ``news`` so that the store commits them as one group (one transaction)."""
+    if isinstance(store, SqliteStore):
+        return await in_one_group(store._writer, [store.accept(new) for new in news])
+    assert isinstance(store, PostgresStore)
+    await store.migrate()
+    commits = store._accepts.commits
+    results = await asyncio.gather(*(store.accept(new) for new in news), return_exceptions=True)
+    assert store._accepts.commits == commits + 1
     return list(results)

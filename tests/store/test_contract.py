@@ -163,6 +163,29 @@ class TestAccept:
         assert sum(not result.duplicate for result in results) == 1
         assert len({result.id for result in results}) == 1
 
+    async def test_accepts_through_several_stores_of_one_database_dedupe_as_one(
+        self, open_: Callable[[], Store]
+    ) -> None:
+        """Replicas: the same shares and message ids sent at once through three store
+        instances make one notification each, and every duplicate answers its id."""
+        stores = [open_() for _ in range(3)]
+        news = [notification(f"k{i % 20}", message_id=f"m{i % 30}") for i in range(90)]
+        results = await asyncio.gather(*(stores[i % 3].accept(new) for i, new in enumerate(news)))
+        by_key: dict[str, set[str]] = {}
+        by_message: dict[str, set[str]] = {}
+        for new, result in zip(news, results, strict=True):
+            by_key.setdefault(new.business_key, set()).add(result.id)
+            by_message.setdefault(str(new.message_id), set()).add(result.id)
+        assert all(len(ids) == 1 for ids in by_message.values())
+        originals = {result.id for result in results if not result.duplicate}
+        assert originals == {result.id for result in results}
+        stored = await stores[1].list_notifications(limit=500)
+        assert {n.id for n in stored} == originals
+        assert len({n.business_key for n in stored}) == len(stored)  # one live per share
+        for message, ids in by_message.items():
+            assert await stores[2].find_message("acme", message) == next(iter(ids))
+        assert (await stores[0].stats()).jobs["import"]["queued"] == len(originals)
+
 
 class TestClaim:
     async def test_concurrent_claimers_claim_each_job_once(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bridge.store import Outcome, Store
-from bridge.store.sqlite import SqliteStore
 from bridge.types import NotificationStatus
-from tests.store.helpers import in_one_group, notification
+from tests.store.helpers import accepted_in_one_group, notification
 from tests.store.test_contract import claim_one
 
 pytestmark = pytest.mark.anyio
@@ -30,12 +29,10 @@ async def test_a_business_key_duplicate_records_its_message_id(store: Store) -> 
 
 async def test_a_repeat_within_one_run_records_its_message_id(store: Store) -> None:
     """Two messages for one share committed in one group: both message ids lead to it."""
-    assert isinstance(store, SqliteStore)
-    sqlite_store = store
     news = [notification("k", message_id="W1"), notification("k", message_id="W2")]
     news.append(notification("k", message_id="W2"))  # and the same message twice
-    results = await in_one_group(sqlite_store._writer, [sqlite_store.accept(n) for n in news])
+    results = await accepted_in_one_group(store, news)
     assert [result.duplicate for result in results] == [False, True, True]
     assert len({result.id for result in results}) == 1
-    assert await sqlite_store.find_message("acme", "W1") == results[0].id
-    assert await sqlite_store.find_message("acme", "W2") == results[0].id
+    assert await store.find_message("acme", "W1") == results[0].id
+    assert await store.find_message("acme", "W2") == results[0].id

@@ -9,9 +9,13 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from bridge.store import JobKind, Store
+from bridge.store._pg_owners import lock_key
+from tests.store.backends import StoreTarget
 from tests.store.helpers import FakeClock, notification
 
 pytestmark = pytest.mark.anyio
@@ -21,10 +25,11 @@ pytestmark = pytest.mark.anyio
 _CRASH = textwrap.dedent(
     """
     import asyncio, os, signal, sys
-    from bridge.store import JobKind, open_store
+    from bridge.store import JobKind
+    from tests.store.backends import StoreTarget
 
     async def main():
-        store = open_store(sys.argv[1], clock=lambda: float(sys.argv[2]))
+        store = StoreTarget.from_json(sys.argv[1]).open(lambda: float(sys.argv[2]))
         await store.recover_orphans("crashed-owner")
         jobs = await store.claim(JobKind.IMPORT, owner="crashed-owner", lease_s=3600, limit=10)
         print(len(jobs), flush=True)
@@ -36,11 +41,11 @@ _CRASH = textwrap.dedent(
 
 
 async def test_the_jobs_of_a_killed_process_are_requeued_with_their_attempt_kept(
-    store: Store, store_url: str, clock: FakeClock
+    store: Store, target: StoreTarget, clock: FakeClock
 ) -> None:
     await store.accept(notification("k1"))
     await store.accept(notification("k2"))
-    crashed = await asyncio.to_thread(_crash_a_claiming_process, store_url, clock())
+    crashed = await asyncio.to_thread(_crash_a_claiming_process, target, clock())
     assert crashed.stdout.strip() == "2", crashed.stderr
     assert await store.claim(JobKind.IMPORT, owner="next", lease_s=30, limit=10) == []
 
@@ -68,8 +73,9 @@ async def test_a_live_owner_and_an_unregistered_one_keep_their_jobs(
     assert await second.claim(JobKind.IMPORT, owner="newcomer", lease_s=30) == []
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_an_owner_that_stopped_cleanly_leaves_no_lock_behind(
-    open_: Callable[[], Store], store_url: str
+    open_: Callable[[], Store], target: StoreTarget
 ) -> None:
     first = open_()
     await first.recover_orphans("w1")
@@ -77,16 +83,76 @@ async def test_an_owner_that_stopped_cleanly_leaves_no_lock_behind(
     second = open_()
     await second.accept(notification("k1"))
     assert await second.recover_orphans("w2") == 0
-    owners_dir = Path(store_url.removeprefix("sqlite:///") + ".owners")
+    owners_dir = Path(target.url.removeprefix("sqlite:///") + ".owners")
     assert len(_lock_files(owners_dir)) == 1  # w2's own lock; w1's went with it
     await second.close()
     assert _lock_files(owners_dir) == []
 
 
-def _crash_a_claiming_process(store_url: str, now: float) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", _CRASH, store_url, str(now)]
-    return subprocess.run(command, capture_output=True, text=True, check=False)
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_an_owner_that_stopped_cleanly_is_forgotten_and_its_lock_freed(
+    open_: Callable[[], Store], target: StoreTarget
+) -> None:
+    first = open_()
+    await first.recover_orphans("w1")
+    assert await _registered_owners(target) == ["w1"]
+    assert not await _lock_free(target, "w1")  # held while first is open
+    await first.close()
+    assert await _registered_owners(target) == []
+    assert await _lock_free(target, "w1")
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_killed_owner_without_jobs_is_forgotten_by_the_next_recovery(
+    store: Store, target: StoreTarget, clock: FakeClock
+) -> None:
+    """Registered owners do not pile up with restarts: a dead one is forgotten, jobs or not."""
+    crashed = await asyncio.to_thread(_crash_a_claiming_process, target, clock())
+    assert crashed.stdout.strip() == "0", crashed.stderr
+    assert await _registered_owners(target) == ["crashed-owner"]
+    assert await store.recover_orphans("next") == 0
+    assert await _registered_owners(target) == ["next"]
+
+
+async def test_an_owner_name_in_use_by_a_live_store_is_not_taken_twice(
+    open_: Callable[[], Store],
+) -> None:
+    """A second process claiming to be a live owner cannot make that owner look alive twice,
+    nor judge it gone: the live owner's jobs stay its own."""
+    first, second = open_(), open_()
+    await first.accept(notification("k1"))
+    assert await first.recover_orphans("alive") == 0
+    await first.claim(JobKind.IMPORT, owner="alive", lease_s=3600)
+    assert await second.recover_orphans("other") == 0
+    assert await second.claim(JobKind.IMPORT, owner="other", lease_s=30) == []
+
+
+def _crash_a_claiming_process(target: StoreTarget, now: float) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", _CRASH, target.to_json(), str(now)]
+    root = Path(__file__).parents[2]
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd=root)
 
 
 def _lock_files(directory: Path) -> list[str]:
     return [path.name for path in directory.iterdir()]
+
+
+async def _registered_owners(target: StoreTarget) -> list[str]:
+    async with await psycopg.AsyncConnection.connect(target.url) as connection:
+        cursor = await connection.execute(
+            sql.SQL("SELECT owner FROM {}.worker_owners ORDER BY owner").format(
+                sql.Identifier(str(target.schema))
+            )
+        )
+        return [str(row[0]) for row in await cursor.fetchall()]
+
+
+async def _lock_free(target: StoreTarget, owner: str) -> bool:
+    key = lock_key(str(target.schema), owner)
+    async with await psycopg.AsyncConnection.connect(target.url, autocommit=True) as connection:
+        cursor = await connection.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        row = await cursor.fetchone()
+        assert row is not None
+        if row[0]:
+            await connection.execute("SELECT pg_advisory_unlock(%s)", [key])
+        return bool(row[0])

@@ -40,8 +40,9 @@ import orjson
 import yaml
 
 from bridge import auth, config
+from bridge.cli._common import open_configured_store
 from bridge.sandbox.control import SandboxControl
-from bridge.store import Notification, Timeline, open_store
+from bridge.store import Notification, Store, Timeline
 from bridge.types import NotificationStatus
 from tests.support.read_only import read_rows
 from tests.support.waiting import wait_until
@@ -162,6 +163,7 @@ def make_config(
     didit_webhooks: bool = False,
     log_level: str = "info",
     partner_options: Mapping[str, Mapping[str, Any]] | None = None,
+    store: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The configuration document (a dict, dumped as YAML by :class:`BridgeProcess`).
 
@@ -169,7 +171,7 @@ def make_config(
     ``rules`` replaces :func:`default_rules`; ``destinations`` is the YAML ``destinations``
     section as is; ``didit_webhooks`` verifies Didit webhooks with the app's webhook secret;
     ``partner_options`` adds keys to partners' entries (``{"hooli": {"max_imports_per_minute":
-    5}}``).
+    5}}``); ``store`` replaces the store section (default: SQLite at ``db_path``).
     """
     document: dict[str, Any] = {
         "didit": {
@@ -180,7 +182,7 @@ def make_config(
             "rate_limit_per_minute": rate_limit_per_minute,
             "max_in_flight": max_in_flight,
         },
-        "store": {"url": f"sqlite:///{db_path}"},
+        "store": dict(store) if store is not None else {"url": f"sqlite:///{db_path}"},
         "server": {"host": "127.0.0.1", "port": port, "max_body_bytes": max_body_bytes},
         "partners": {
             name: {"auth": dict(block), **(partner_options or {}).get(name, {})}
@@ -400,11 +402,15 @@ class BridgeProcess:
             command, capture_output=True, text=True, timeout=timeout_s, check=False
         )
 
+    def open_store(self) -> Store:
+        """The store of the config file, opened directly (call within an event loop)."""
+        return open_configured_store(self.settings.store, clock=time.time)
+
     def notifications(self) -> list[Notification]:
-        """Every stored notification (newest first), read from the SQLite file directly."""
+        """Every stored notification (newest first), read from the store directly."""
 
         async def read() -> list[Notification]:
-            store = open_store(f"sqlite:///{self.db_path}", clock=time.time)
+            store = self.open_store()
             try:
                 rows: list[Notification] = []
                 before: str | None = None
@@ -423,7 +429,7 @@ class BridgeProcess:
         """One notification with its attempts, events and deliveries."""
 
         async def read() -> Timeline | None:
-            store = open_store(f"sqlite:///{self.db_path}", clock=time.time)
+            store = self.open_store()
             try:
                 return await store.timeline(notification_id)
             finally:

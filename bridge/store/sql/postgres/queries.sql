@@ -1,0 +1,382 @@
+-- Named queries for the PostgreSQL store, parsed once (bridge.store.queries). Each block starts
+-- with "-- name --", then a one-line description. Parameters are psycopg's %(name)s, or
+-- %(name)b for the arrays of group commit (sent in binary: dumped in C, not in Python); a
+-- parameter that may be NULL, or is an array, carries its type. Writes that concern a leased
+-- job are fenced by (id, lease_owner, attempts, status = 'running').
+
+-- lock_keys --
+-- Serialise on some keys until the transaction ends (in one order, so two never deadlock)
+SELECT pg_advisory_xact_lock(h)
+  FROM (SELECT DISTINCT hashtextextended(k, 0) AS h FROM unnest(%(keys)b::text[]) AS k) AS s
+ ORDER BY h;
+
+-- notify_work --
+-- Tell every listening store that jobs of a kind may be claimable (sent at commit)
+SELECT pg_notify(%(channel)s, %(kind)s);
+
+-- message_id_owners --
+-- The notifications that (partner, message id) pairs were accepted as
+SELECT m.partner, m.message_id, m.notification_id
+  FROM message_ids m
+  JOIN unnest(%(partners)b::text[], %(message_ids)b::text[]) AS p (partner, message_id)
+    ON m.partner = p.partner AND m.message_id = p.message_id;
+
+-- message_id_owner --
+-- The notification one (partner, message id) was accepted as
+SELECT notification_id FROM message_ids
+ WHERE partner = %(partner)s AND message_id = %(message_id)s;
+
+-- live_by_business_keys --
+-- The pending or imported notifications holding some business keys
+SELECT business_key, id FROM notifications
+ WHERE business_key = ANY(%(keys)b::text[]) AND status IN ('pending', 'imported');
+
+-- live_by_business_key --
+-- The pending or imported notification holding a business key, if any
+SELECT id FROM notifications
+ WHERE business_key = %(business_key)s AND status IN ('pending', 'imported');
+
+-- insert_accepted --
+-- New pending notifications, one array per column
+INSERT INTO notifications (
+    id, partner, partner_event_id, message_id, business_key, token_sealed, token_sha256,
+    session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+    vendor_data, trust_review, destinations, received_at, updated_at, status)
+SELECT r.*, r.received_at, 'pending'
+  FROM unnest(
+       %(id)b::text[], %(partner)b::text[], %(partner_event_id)b::text[],
+       %(message_id)b::text[], %(business_key)b::text[], %(token_sealed)b::bytea[],
+       %(token_sha256)b::text[], %(session_kind)b::text[], %(source_application_id)b::text[],
+       %(source_session_id)b::text[], %(deadline)b::double precision[], %(rule)b::text[],
+       %(workflow_id)b::text[], %(vendor_data)b::text[], %(trust_review)b::boolean[],
+       %(destinations)b::text[], %(received_at)b::double precision[])
+    AS r (id, partner, partner_event_id, message_id, business_key, token_sealed, token_sha256,
+          session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+          vendor_data, trust_review, destinations, received_at);
+
+-- insert_accepted_jobs --
+-- The queued import jobs of accepted notifications, in their order
+INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
+SELECT 'import', r.ref, NULL, 'queued', r.deadline, %(now)s, %(now)s, %(now)s
+  FROM unnest(%(refs)b::text[], %(deadlines)b::double precision[]) WITH ORDINALITY
+       AS r (ref, deadline, n)
+ ORDER BY r.n;
+
+-- insert_accepted_message_ids --
+-- The message ids of accepted notifications (or of duplicates, leading to their original)
+INSERT INTO message_ids (partner, message_id, notification_id)
+SELECT * FROM unnest(%(partners)b::text[], %(message_ids)b::text[], %(notification_ids)b::text[]);
+
+-- insert_job --
+-- A queued job
+INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
+VALUES (%(kind)s, %(ref)s, %(lane)s::text, 'queued', %(deadline)s::double precision,
+        %(run_after)s, %(now)s, %(now)s);
+
+-- claim --
+-- Lease up to %(limit)s runnable jobs of a kind, earliest deadline first: queued and due, or
+-- running with an expired lease; rows another claimer holds are skipped, not waited for
+WITH picked AS (
+    SELECT id FROM jobs
+     WHERE kind = %(kind)s AND status IN ('queued', 'running')
+       AND ((status = 'queued' AND run_after <= %(now)s)
+            OR (status = 'running' AND lease_expires_at < %(now)s))
+       AND id <> ALL(%(skip_jobs)s::bigint[])
+       AND (lane IS NULL
+            OR (lane <> ALL(%(skip_lanes)s::text[])
+                AND lane NOT IN (SELECT name FROM destination_states WHERE NOT enabled)))
+     ORDER BY kind, coalesce(deadline, 'Infinity'::double precision), run_after, id
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED)
+UPDATE jobs j
+   SET status = 'running', attempts = j.attempts + 1, lease_owner = %(owner)s,
+       lease_expires_at = %(now)s + %(lease_s)s, updated_at = %(now)s
+  FROM picked
+ WHERE j.id = picked.id
+RETURNING j.id, j.kind, j.ref, j.lane, j.attempts, j.lease_owner, j.deadline, j.run_after,
+          j.lease_expires_at, j.last_error, j.created_at;
+
+-- extend_lease --
+-- Push a held lease further
+UPDATE jobs SET lease_expires_at = %(now)s + %(lease_s)s, updated_at = %(now)s
+ WHERE id = %(id)s AND lease_owner = %(owner)s AND attempts = %(attempts)s
+   AND status = 'running';
+
+-- complete --
+-- A held job is done
+UPDATE jobs
+   SET status = 'done', lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
+ WHERE id = %(id)s AND lease_owner = %(owner)s AND attempts = %(attempts)s
+   AND status = 'running';
+
+-- retry --
+-- A held job goes back to the queue, due at %(run_after)s
+UPDATE jobs
+   SET status = 'queued', run_after = %(run_after)s, last_error = %(error)s::text,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
+ WHERE id = %(id)s AND lease_owner = %(owner)s AND attempts = %(attempts)s
+   AND status = 'running';
+
+-- bury --
+-- A held job is dead
+UPDATE jobs
+   SET status = 'dead', last_error = %(error)s::text, lease_owner = NULL,
+       lease_expires_at = NULL, updated_at = %(now)s
+ WHERE id = %(id)s AND lease_owner = %(owner)s AND attempts = %(attempts)s
+   AND status = 'running';
+
+-- release --
+-- A held job goes back to the queue (from %(run_after)s), its attempt refunded: not its fault
+UPDATE jobs
+   SET status = 'queued', run_after = %(run_after)s, attempts = attempts - 1,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
+ WHERE id = %(id)s AND lease_owner = %(owner)s AND attempts = %(attempts)s
+   AND status = 'running';
+
+-- job_is_held --
+-- A row while the lease is held (locked until the transaction ends)
+SELECT 1 FROM jobs
+ WHERE id = %(id)s AND lease_owner = %(owner)s AND attempts = %(attempts)s
+   AND status = 'running'
+   FOR UPDATE;
+
+-- register_owner --
+-- An owner announces that its liveness can be told by its advisory lock
+INSERT INTO worker_owners (owner, lock_key, registered_at)
+VALUES (%(owner)s, %(lock_key)s, %(now)s)
+ON CONFLICT (owner) DO UPDATE SET lock_key = excluded.lock_key;
+
+-- forget_owner --
+-- An owner that stopped (or was found gone) is no longer registered
+DELETE FROM worker_owners WHERE owner = %(owner)s;
+
+-- registered_owners --
+-- The registered owners but those of this process (a gone one is forgotten, jobs or not)
+SELECT owner, lock_key FROM worker_owners WHERE owner <> ALL(%(mine)s::text[]);
+
+-- try_lock --
+-- Take a session advisory lock if free
+SELECT pg_try_advisory_lock(%(lock_key)s) AS taken;
+
+-- unlock --
+-- Give a session advisory lock back
+SELECT pg_advisory_unlock(%(lock_key)s);
+
+-- requeue_orphans --
+-- The running jobs of an owner known to be gone go back to the queue at once; a crash keeps
+-- their attempts counted
+UPDATE jobs
+   SET status = 'queued', run_after = %(now)s, last_error = %(error)s, lease_owner = NULL,
+       lease_expires_at = NULL, updated_at = %(now)s
+ WHERE status = 'running' AND lease_owner = %(owner)s;
+
+-- select_notification --
+-- One notification, its sealed token included
+SELECT * FROM notifications WHERE id = %(id)s;
+
+-- select_notification_for_update --
+-- One notification, locked until the transaction ends
+SELECT * FROM notifications WHERE id = %(id)s FOR UPDATE;
+
+-- list_notifications --
+-- Newest first, optionally filtered, paged by id (%(before)s NULL for the first page)
+SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at
+  FROM notifications
+ WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+   AND (%(partner)s::text IS NULL OR partner = %(partner)s::text)
+   AND (%(before)s::text IS NULL OR id < %(before)s::text)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- select_by_session --
+-- The notification whose import created a Didit session
+SELECT * FROM notifications WHERE session_id = %(session_id)s;
+
+-- sessions_recorded --
+-- Which of some Didit sessions are recorded on notifications other than %(id)s
+SELECT DISTINCT session_id FROM notifications
+ WHERE session_id = ANY(%(session_ids)s::text[]) AND id <> %(id)s;
+
+-- update_didit_status --
+-- Record Didit's new status for an imported notification's session
+UPDATE notifications SET didit_status = %(didit_status)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'imported';
+
+-- begin_attempt --
+-- Record an attempt as started, numbered after the last one (the job's lock is held)
+INSERT INTO import_attempts (notification_id, attempt, kind, started_at)
+SELECT %(notification_id)s, coalesce(max(attempt), 0) + 1, %(kind)s, %(now)s
+  FROM import_attempts WHERE notification_id = %(notification_id)s
+RETURNING attempt;
+
+-- end_attempt --
+-- Record how an attempt ended
+UPDATE import_attempts
+   SET ended_at = %(now)s, http_status = %(http_status)s::integer, result = %(result)s,
+       latency_ms = %(latency_ms)s, error = %(error)s::text
+ WHERE notification_id = %(notification_id)s AND attempt = %(attempt)s AND ended_at IS NULL;
+
+-- select_attempts --
+-- A notification's attempts, oldest first
+SELECT * FROM import_attempts WHERE notification_id = %(notification_id)s ORDER BY attempt;
+
+-- finish_notification --
+-- A pending notification reaches its final state; the token is kept only while failed
+UPDATE notifications
+   SET status = %(status)s, reason_code = %(reason_code)s::text,
+       reason_message = %(reason_message)s::text,
+       reason_http_status = %(reason_http_status)s::integer,
+       session_id = %(session_id)s::text, session_number = %(session_number)s::bigint,
+       didit_status = %(didit_status)s::text,
+       token_sealed = CASE WHEN %(status)s = 'failed' THEN token_sealed END,
+       finished_at = %(now)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'pending';
+
+-- insert_event --
+-- An outbox event
+INSERT INTO events (id, notification_id, type, body, created_at)
+VALUES (%(id)s, %(notification_id)s, %(type)s, %(body)s, %(now)s);
+
+-- insert_delivery --
+-- A pending delivery of an event to a destination
+INSERT INTO deliveries (id, event_id, destination, status, created_at, updated_at)
+VALUES (%(id)s, %(event_id)s, %(destination)s, 'pending', %(now)s, %(now)s);
+
+-- select_events --
+-- A notification's events
+SELECT * FROM events WHERE notification_id = %(notification_id)s ORDER BY created_at, seq;
+
+-- select_delivery --
+-- One delivery with its event
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+  FROM deliveries d JOIN events e ON e.id = d.event_id
+ WHERE d.id = %(id)s;
+
+-- select_deliveries_of_notification --
+-- A notification's deliveries with their events
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+  FROM deliveries d JOIN events e ON e.id = d.event_id
+ WHERE e.notification_id = %(notification_id)s
+ ORDER BY d.created_at, d.seq;
+
+-- select_delivery_attempts_of_notification --
+-- Every delivery attempt for a notification's events
+SELECT a.* FROM delivery_attempts a
+  JOIN deliveries d ON d.id = a.delivery_id
+  JOIN events e ON e.id = d.event_id
+ WHERE e.notification_id = %(notification_id)s
+ ORDER BY a.delivery_id, a.attempt;
+
+-- insert_delivery_attempt --
+-- Record one POST to a destination (the job's lock is held)
+INSERT INTO delivery_attempts
+    (delivery_id, attempt, at, http_status, latency_ms, response_excerpt, error)
+SELECT %(delivery_id)s, coalesce(max(attempt), 0) + 1, %(now)s, %(http_status)s::integer,
+       %(latency_ms)s, %(response_excerpt)s, %(error)s::text
+  FROM delivery_attempts WHERE delivery_id = %(delivery_id)s;
+
+-- update_delivery --
+-- A delivery's state after an attempt
+UPDATE deliveries
+   SET status = %(status)s, attempts = attempts + 1, last_error = %(error)s::text,
+       updated_at = %(now)s,
+       delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s ELSE delivered_at END
+ WHERE id = %(id)s;
+
+-- kill_delivery --
+-- A delivery whose job was buried is dead
+UPDATE deliveries SET status = 'dead', last_error = %(error)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'pending';
+
+-- upsert_destination_state --
+-- Enable or disable a destination
+INSERT INTO destination_states (name, enabled, changed_at, reason)
+VALUES (%(name)s, %(enabled)s, %(now)s, %(reason)s::text)
+ON CONFLICT (name) DO UPDATE
+   SET enabled = excluded.enabled, changed_at = excluded.changed_at, reason = excluded.reason;
+
+-- destination_states --
+-- Every destination known from its state or its deliveries, with its backlog
+WITH names AS (
+    SELECT name FROM destination_states
+    UNION SELECT DISTINCT destination FROM deliveries)
+SELECT n.name, coalesce(s.enabled, true) AS enabled, s.changed_at, s.reason,
+       (SELECT count(*) FROM deliveries d
+         WHERE d.destination = n.name AND d.status = 'pending') AS pending,
+       (SELECT count(*) FROM deliveries d
+         WHERE d.destination = n.name AND d.status = 'dead') AS dead,
+       (SELECT d.last_error FROM deliveries d
+         WHERE d.destination = n.name AND d.last_error IS NOT NULL
+         ORDER BY d.updated_at DESC LIMIT 1) AS last_error
+  FROM names n LEFT JOIN destination_states s ON s.name = n.name
+ ORDER BY n.name;
+
+-- list_deliveries --
+-- Deliveries newest first with their events, optionally filtered, paged by id
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+  FROM deliveries d JOIN events e ON e.id = d.event_id
+ WHERE (%(status)s::text IS NULL OR d.status = %(status)s::text)
+   AND (%(destination)s::text IS NULL OR d.destination = %(destination)s::text)
+   AND (%(before)s::text IS NULL OR d.id < %(before)s::text)
+ ORDER BY d.id DESC
+ LIMIT %(limit)s;
+
+-- requeue_delivery --
+-- Send a delivered or dead delivery again (a pending one is already on its way)
+UPDATE deliveries SET status = 'pending', updated_at = %(now)s
+ WHERE id = %(id)s AND status IN ('delivered', 'dead');
+
+-- requeue_deliveries_since --
+-- Send a destination's delivered or dead deliveries updated since a time again
+UPDATE deliveries SET status = 'pending', updated_at = %(now)s
+ WHERE destination = %(destination)s AND updated_at >= %(since)s
+   AND status IN ('delivered', 'dead')
+   AND (%(status)s::text IS NULL OR status = %(status)s::text)
+RETURNING id;
+
+-- requeue_job --
+-- A job starts over: queued now, attempts reset
+UPDATE jobs
+   SET status = 'queued', run_after = %(now)s, attempts = 0, lease_owner = NULL,
+       lease_expires_at = NULL, last_error = NULL, updated_at = %(now)s
+ WHERE kind = %(kind)s AND ref = %(ref)s AND status IN ('done', 'dead');
+
+-- import_job_status --
+-- The status of a notification's import job
+SELECT status FROM jobs WHERE kind = 'import' AND ref = %(ref)s;
+
+-- reopen_notification --
+-- A failed notification (or one whose job died) goes back to pending
+UPDATE notifications
+   SET status = 'pending', reason_code = NULL, reason_message = NULL,
+       reason_http_status = NULL, finished_at = NULL, updated_at = %(now)s
+ WHERE id = %(id)s;
+
+-- erase_stale_tokens --
+-- Erase tokens no operator retry can use any more: final and not failed, past the deadline,
+-- or failed without a deadline for longer than the retention
+UPDATE notifications SET token_sealed = NULL, updated_at = %(now)s
+ WHERE token_sealed IS NOT NULL AND status <> 'pending'
+   AND (status <> 'failed'
+        OR deadline <= %(now)s
+        OR (deadline IS NULL AND finished_at <= %(now)s - %(retention_s)s));
+
+-- count_notifications --
+-- Notifications per status
+SELECT status, count(*) AS n FROM notifications GROUP BY status;
+
+-- count_jobs --
+-- Jobs per kind and status
+SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status;
+
+-- count_deliveries --
+-- Deliveries per status
+SELECT status, count(*) AS n FROM deliveries GROUP BY status;
+
+-- oldest_pending --
+-- When the oldest pending notification arrived
+SELECT min(received_at) AS received_at FROM notifications WHERE status = 'pending';

@@ -1,0 +1,96 @@
+"""Two ``bridge serve`` replicas on one PostgreSQL database behave as one bridge.
+
+60 notifications are sent each to one replica; every fifth is sent again with its message id to
+the *other* replica (a partner's retry landing elsewhere), and every seventh again under a new
+message id (a second message for the same share). The sandbox loses 10 % of the import answers,
+and one replica is SIGKILLed mid-run and restarted. Every share ends imported exactly once
+(the sandbox's ledger holds no source session twice), every repeat was answered 200 duplicate
+with the original id, and either replica's store lists all of them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from bridge.sandbox.control import SandboxControl
+from tests.store.backends import (
+    PG_DSN,
+    TOKEN_KEY,
+    check_pg_server,
+    drop_pg_schema,
+    new_pg_schema,
+)
+from tests.support.bridge_process import BridgeProcess, SandboxTarget
+
+pytestmark = pytest.mark.e2e
+
+NOTIFICATIONS = 60
+
+
+@pytest.fixture(name="pg_store")
+def _pg_store() -> Iterator[dict[str, object]]:
+    check_pg_server()
+    schema = new_pg_schema()
+    try:
+        yield {
+            "url": PG_DSN,
+            "schema": schema,
+            "token_keys": [base64.urlsafe_b64encode(TOKEN_KEY).decode()],
+        }
+    finally:
+        drop_pg_schema(schema)
+
+
+def test_two_replicas_dedupe_and_import_as_one_bridge(
+    control: SandboxControl,
+    target: SandboxTarget,
+    make_bridge: Callable[..., BridgeProcess],
+    pg_store: dict[str, object],
+) -> None:
+    acme = control.application("acme")
+    control.set_quota(write_limit=1_000_000, read_limit=1_000_000)
+    control.set_faults("import", latency_ms=20, ambiguous_rate=0.1, ambiguous_modes=["504", "drop"])
+    tokens = control.bulk_tokens(acme["application_id"], target.application_id, NOTIFICATIONS)
+    options = {"store": pg_store, "rate_limit_per_minute": 6000, "max_in_flight": 4}
+    replicas = [make_bridge(**options), make_bridge(**options)]
+
+    accepted: dict[str, int] = {}
+    repeats = 0
+    for index, token in enumerate(tokens):
+        here, there = replicas[index % 2], replicas[(index + 1) % 2]
+        body = {"share_token": token, "event_id": f"evt-{index}", "customer": f"c{index}"}
+        response = here.post_share("acme", body, message_id=f"m-{index}")
+        assert response.status_code == 202, response.text
+        notification_id = response.json()["id"]
+        accepted[notification_id] = index
+        if index % 5 == 0:
+            retry = there.post_share("acme", body, message_id=f"m-{index}")
+            assert (retry.status_code, retry.json()) == (
+                200, {"id": notification_id, "status": "duplicate"},
+            )  # fmt: skip
+            repeats += 1
+        if index % 7 == 0:
+            again = there.post_share("acme", body, message_id=f"m-{index}-again")
+            assert (again.status_code, again.json()["id"]) == (200, notification_id)
+            repeats += 1
+        if index == NOTIFICATIONS // 2:
+            replicas[1].kill()  # mid-run: its leases are taken over, nothing is lost
+            replicas[1].start()
+    assert len(accepted) == NOTIFICATIONS
+    assert repeats == 12 + 9
+
+    final = replicas[0].wait_for(accepted, timeout_s=60)
+    assert Counter(final.values()) == {"imported": NOTIFICATIONS}
+    assert control.double_redemptions() == []
+    redeemed = Counter(r["source_session_id"] for r in control.redemptions())
+    assert len(redeemed) == NOTIFICATIONS
+    assert set(redeemed.values()) == {1}
+    listed = {n.id for n in replicas[1].notifications()}
+    assert listed == set(accepted)
+    for replica in replicas:
+        output = replica.output()
+        assert not any(token in output for token in tokens[:20])
