@@ -41,11 +41,12 @@ from bridge.store.model import (
     Notification,
     Outcome,
     RetryResult,
+    StatusChange,
     StoreStats,
     Timeline,
     unresolved_ambiguity,
 )
-from bridge.types import NotificationStatus
+from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, didit_status_key
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -58,6 +59,7 @@ _ACCEPTED_COLUMNS = (
     "session_kind", "source_application_id", "source_session_id", "deadline", "rule",
     "workflow_id", "vendor_data", "trust_review", "destinations", "now", "now",
 )  # fmt: skip
+_FINAL_STATUSES = json.dumps(sorted(DIDIT_FINAL_STATUSES))
 # Rows go in chunks of these sizes only (64s, then the binary digits of the rest), so that the
 # connection's statement cache holds a few statements per table instead of one per run length.
 _CHUNK_ROWS = 64
@@ -469,16 +471,25 @@ class SqliteStore:
         return await self._read(op)
 
     async def record_status_update(
-        self, notification_id: str, *, didit_status: str, event: NewEvent
-    ) -> bool:
-        q, now = self._q, self._clock()
-        update = {"id": notification_id, "didit_status": didit_status, "now": now}
+        self, notification_id: str, *, didit_status: str, signed_at: float, event: NewEvent
+    ) -> StatusChange:
+        q, now, key = self._q, self._clock(), didit_status_key(didit_status)
+        status = {"id": notification_id, "signed_at": signed_at, "key": key}
+        update = {
+            **status,
+            "didit_status": didit_status,
+            "final": int(key in DIDIT_FINAL_STATUSES),
+            "final_statuses": _FINAL_STATUSES,
+            "now": now,
+        }
 
-        def op(connection: sqlite3.Connection) -> bool:
-            if connection.execute(q["update_didit_status"], update).rowcount != 1:
-                return False
-            self._insert_event(connection, notification_id, event, now)
-            return True
+        def op(connection: sqlite3.Connection) -> StatusChange:
+            if connection.execute(q["record_didit_status"], update).rowcount == 1:
+                self._insert_event(connection, notification_id, event, now)
+                return StatusChange.RECORDED
+            if connection.execute(q["witness_didit_status"], status).rowcount == 1:
+                return StatusChange.UNCHANGED
+            return StatusChange.STALE
 
         return await self._write(op)
 
