@@ -78,7 +78,7 @@ class NewNotification:
     partner: str
     partner_event_id: str | None
     message_id: str | None  # webhook-id / jti: a replay of it is a duplicate forever
-    business_key: str  # (from_application_id, session_id) or the token's SHA-256
+    business_key: str  # (from_application_id, session_id) or the token's SHA-256; live per partner
     token: str = field(repr=False)
     token_sha256: str
     session_kind: SessionKind

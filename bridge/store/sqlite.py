@@ -192,8 +192,9 @@ class SqliteStore:
         if pairs:
             found = connection.execute(q["message_id_owners"], {"pairs": json.dumps(pairs)})
             owners = {(partner, message): owner for partner, message, owner in found}
-        keys = json.dumps([row["business_key"] for row in rows])
-        live = dict(connection.execute(q["live_by_business_keys"], {"keys": keys}).fetchall())
+        keys = json.dumps([[row["partner"], row["business_key"]] for row in rows])
+        found = connection.execute(q["live_by_business_keys"], {"pairs": keys})
+        live = {(partner, key): owner for partner, key, owner in found}
         answers: list[Accepted] = []
         accepted: list[dict[str, Any]] = []
         messages: list[list[str]] = []  # (partner, message id, notification id) to record
@@ -203,11 +204,12 @@ class SqliteStore:
             if original is not None:
                 answers.append(Accepted(id=original, duplicate=True))
                 continue
-            original = live.get(row["business_key"])
+            business_key = (row["partner"], row["business_key"])
+            original = live.get(business_key)
             duplicate = original is not None
             if original is None:
                 original = new_id("ntf", row["now"])
-                live[row["business_key"]] = original
+                live[business_key] = original
                 accepted.append({**row, "id": original})
             if row["message_id"] is not None:
                 owners[message] = original
@@ -705,7 +707,7 @@ class SqliteStore:
             if row["token"] is None or (row["deadline"] is not None and row["deadline"] <= now):
                 return RetryResult.TOKEN_GONE
             if failed:
-                key = {"business_key": row["business_key"]}
+                key = {"partner": row["partner"], "business_key": row["business_key"]}
                 if connection.execute(q["live_by_business_key"], key).fetchone() is not None:
                     return RetryResult.SUPERSEDED
                 connection.execute(q["reopen_notification"], {"id": notification_id, "now": now})

@@ -98,6 +98,27 @@ class TestAccept:
         assert second.id == first.id
         assert len(await store.claim(JobKind.IMPORT, owner="w", lease_s=30, limit=10)) == 1
 
+    async def test_another_partners_notification_is_never_a_duplicate(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Claims are unverified: partner X's token carrying partner Y's claims, pending or
+        imported, never makes Y's share a duplicate, alone or in one group commit."""
+        imported = await finish(store, clock, NotificationStatus.IMPORTED, key="i")
+        other = await store.accept(notification("i", partner="y"))
+        assert not other.duplicate
+        assert other.id != imported
+        forged = await store.accept(notification("k", partner="x"))
+        real = await store.accept(notification("k", partner="y"))
+        assert not real.duplicate
+        assert real.id != forged.id
+        both = await asyncio.gather(
+            store.accept(notification("j", partner="x")),
+            store.accept(notification("j", partner="y")),
+            store.accept(notification("j", partner="y")),
+        )
+        assert [answer.duplicate for answer in both] == [False, False, True]
+        assert both[2].id == both[1].id
+
     async def test_imported_key_stays_a_duplicate(self, store: Store, clock: FakeClock) -> None:
         """After ``imported``, the same share is still a duplicate."""
         original = await finish(store, clock, NotificationStatus.IMPORTED)
@@ -719,6 +740,14 @@ class TestRetryNotification:
         old = await finish(store, clock, NotificationStatus.FAILED)
         assert not (await store.accept(notification("k"))).duplicate
         assert await store.retry_notification(old) is RetryResult.SUPERSEDED
+
+    async def test_retry_is_not_superseded_by_another_partners_notification(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Another partner's token with the same claims is not this share sent again."""
+        old = await finish(store, clock, NotificationStatus.FAILED)
+        assert not (await store.accept(notification("k", partner="another"))).duplicate
+        assert await store.retry_notification(old) is RetryResult.REQUEUED
 
     async def test_pending_notification_with_a_dead_job_is_revived(self, store: Store) -> None:
         """A buried import job can be revived; a pending one with a live job cannot."""

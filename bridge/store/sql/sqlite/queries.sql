@@ -13,15 +13,18 @@ SELECT partner, message_id, notification_id FROM message_ids
        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs));
 
 -- live_by_business_keys --
--- The pending or imported notifications holding some business keys (a JSON array)
-SELECT business_key, id FROM notifications INDEXED BY notifications_live_business_key
- WHERE business_key IN (SELECT value FROM json_each(:keys))
+-- The pending or imported notifications holding some (partner, business key) pairs (a JSON
+-- array of pairs): a key is live per partner
+SELECT partner, business_key, id FROM notifications INDEXED BY notifications_live_business_key
+ WHERE (partner, business_key) IN (
+       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs))
    AND status IN ('pending', 'imported');
 
 -- live_by_business_key --
--- The pending or imported notification holding a business key, if any
+-- The pending or imported notification of a partner holding a business key, if any
 SELECT id FROM notifications INDEXED BY notifications_live_business_key
- WHERE business_key = :business_key AND status IN ('pending', 'imported');
+ WHERE partner = :partner AND business_key = :business_key
+   AND status IN ('pending', 'imported');
 
 -- insert_notification --
 -- A new pending notification with its route
