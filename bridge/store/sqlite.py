@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from bridge.errors import StoreUnavailable
 from bridge.store import _rows, queries
 from bridge.store._owners import OwnerLocks
-from bridge.store._sqlite_connection import connect, migrate
+from bridge.store._sqlite_connection import connect, create_owner_only, migrate
 from bridge.store._writer import GroupCommitWriter, Rollback, translate
 from bridge.store.ids import new_id
 from bridge.store.model import (
@@ -103,7 +103,7 @@ class SqliteStore:
     def open(cls, path: Path, *, clock: Callable[[], float]) -> SqliteStore:
         """Create the parent directory, connect, migrate, and start the writer thread."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_owner_only(path)
             write_connection = connect(path)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the SQLite store at {path}: {exc}") from exc
@@ -422,6 +422,8 @@ class SqliteStore:
                 raise Rollback(False)  # another notification's session: never a second owner
             if connection.execute(q["finish_notification"], finish).rowcount != 1:
                 raise Rollback(False)
+            if outcome.status is not NotificationStatus.FAILED:  # the token was erased
+                self._writer.scrub_soon()
             if ending is not None:
                 end = {**_ending_params(ending), "notification_id": job.ref, "now": now}
                 if connection.execute(q["end_attempt"], end).rowcount != 1:
@@ -719,7 +721,14 @@ class SqliteStore:
     async def erase_stale_tokens(self) -> int:
         params = {"now": self._clock(), "retention_s": FAILED_TOKEN_RETENTION_S}
         query = self._q["erase_stale_tokens"]
-        return await self._write(lambda connection: connection.execute(query, params).rowcount)
+
+        def op(connection: sqlite3.Connection) -> int:
+            erased: int = connection.execute(query, params).rowcount
+            if erased:
+                self._writer.scrub_soon()
+            return erased
+
+        return await self._write(op)
 
     async def stats(self) -> StoreStats:
         q, now = self._q, self._clock()
