@@ -24,7 +24,8 @@ PostgreSQL later) and applies its migrations. The verbs are the same on every ba
   operator may ``retry_notification`` a failed one while its token lives, so that token is
   kept until its deadline passes (or, without a deadline, for ``FAILED_TOKEN_RETENTION_S``
   after it failed), and ``erase_stale_tokens`` (run periodically by ``serve``) erases it
-  then. The token's SHA-256 stays forever.
+  then. The token's SHA-256 stays forever. Erased means gone from the backend's files within
+  seconds (SQLite: ``secure_delete`` and a truncating WAL checkpoint after erasures).
 - **Shutdown.** ``release`` puts a held job back at once and refunds its attempt: it was
   stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
 - **Crash recovery.** ``recover_orphans`` lets a restarted worker take over at once the jobs
