@@ -60,6 +60,17 @@ class DiditSession:
     status: str | None = None  # Didit's status string, e.g. "In Review"
 
 
+#: Didit's decided session statuses, as ``didit_status_key`` spells them. Moving between them is a
+#: new decision (a reviewer's, or an approval's KYC expiry); moving from one back to a status that
+#: is not decided is a stale webhook.
+DIDIT_FINAL_STATUSES = frozenset({"APPROVED", "DECLINED", "KYC_EXPIRED", "EXPIRED", "ABANDONED"})
+
+
+def didit_status_key(status: str) -> str:
+    """``"In Review"``, ``"IN_REVIEW"`` and ``" in review"`` are one status: ``"IN_REVIEW"``."""
+    return status.strip().upper().replace(" ", "_")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitInfo:
     """Didit's quota headers on one answer; a field is None when absent or unreadable."""

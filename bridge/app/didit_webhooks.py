@@ -2,8 +2,13 @@
 
 A verified ``status.updated`` for a session this bridge imported records Didit's new status and
 emits ``share.status_updated`` (one transaction, the outbox). Everything else that verifies is
-answered 200 and ignored, so Didit does not retry it. A status never replaces a final one with
-a non-final one: webhooks may arrive out of order, and "In Review" after "Approved" is stale.
+answered 200 and ignored, so Didit does not retry it. Webhooks may arrive out of order, twice,
+or replayed: the store ranks a decided status above an undecided one, then the later signed
+time, and records only a different status that ranks at least as high as the one on record
+("In Review" after "Approved" is stale, so is an older decision replayed), checking it in the
+write itself so that racing webhooks cannot break it (``Store.record_status_update``). Anything
+else is answered 200 and emits nothing.
+
 When only ``X-Signature-Simple`` verified, only the fields it signs are read (see
 ``_signed_envelope_update``); a webhook they do not describe is refused 401.
 """
@@ -24,31 +29,13 @@ from bridge.config import Settings
 from bridge.errors import StoreUnavailable, VerificationError
 from bridge.events import ShareFacts, render_event
 from bridge.signing import DiditWebhookVerifier
-from bridge.store import NewEvent, Notification, Store
+from bridge.store import NewEvent, Notification, StatusChange, Store
 from bridge.store.ids import new_id
 from bridge.types import DiditSession, EventType
 
 log = structlog.get_logger()
 
 STATUS_UPDATED = "status.updated"
-#: Decided statuses (normalised: upper case, underscores). Moving between them is a new
-#: decision (a reviewer's, or an approval's KYC expiry); moving from one back to a status that
-#: is not decided is a stale webhook and is ignored.
-FINAL_STATUSES = frozenset({"APPROVED", "DECLINED", "KYC_EXPIRED", "EXPIRED", "ABANDONED"})
-
-
-def normalised(status: str) -> str:
-    """``"In Review"``, ``"IN_REVIEW"`` and ``"in review"`` are one status."""
-    return status.strip().upper().replace(" ", "_")
-
-
-def is_downgrade(current: str | None, new: str) -> bool:
-    """Would ``new`` replace a decided status with an undecided one?"""
-    return (
-        current is not None
-        and normalised(current) in FINAL_STATUSES
-        and normalised(new) not in FINAL_STATUSES
-    )
 
 
 class DiditWebhooks:
@@ -95,19 +82,16 @@ class DiditWebhooks:
             notification = await self._store.find_by_session(session_id)
             if notification is None:
                 return "ignored"
-            current = notification.session.status if notification.session else None
-            if is_downgrade(current, status):
-                log.info("didit_status_stale", notification_id=notification.id, status=status)
-                return "ignored"
-            if current is not None and normalised(current) == normalised(status):
-                return "unchanged"  # a redelivered webhook: its event was already emitted
             event = self._event(notification, status, settings)
-            recorded = await self._store.record_status_update(
-                notification.id, didit_status=status, event=event
+            change = await self._store.record_status_update(
+                notification.id, didit_status=status, signed_at=verified.signed_at, event=event
             )
         except StoreUnavailable:
             raise Refusal(503, "store_unavailable", "the store is unavailable; retry") from None
-        if not recorded:
+        if change is StatusChange.UNCHANGED:
+            return "unchanged"  # a redelivered webhook: its event was already emitted
+        if change is StatusChange.STALE:
+            log.info("didit_status_stale", notification_id=notification.id, status=status)
             return "ignored"
         self._on_recorded()
         log.info("didit_status_updated", notification_id=notification.id, status=status)

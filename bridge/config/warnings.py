@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from bridge.config.partners import HmacAuth, JwtAuth
 from bridge.config.problems import Problem
 from bridge.config.settings import Settings
+from bridge.config.vendor_data import vendor_data_warnings
 
 Check = Callable[[Settings], Iterable[Problem]]
 
@@ -35,7 +36,12 @@ def replay_warnings(settings: Settings) -> Iterator[Problem]:
             )
 
 
-CHECKS: tuple[Check, ...] = (replay_warnings,)
+def vendor_data_template_warnings(settings: Settings) -> Iterable[Problem]:
+    """Rules whose vendor_data two partners' shares could render alike."""
+    return vendor_data_warnings(settings.rules)
+
+
+CHECKS: tuple[Check, ...] = (replay_warnings, vendor_data_template_warnings)
 
 
 def settings_warnings(settings: Settings) -> list[Problem]:

@@ -67,8 +67,11 @@ def find_imported(
     """Find the session an ambiguous import created, among rows listed after it.
 
     A row matches when its vendor_data and workflow equal ours and it was created at or after
-    ``since - skew`` (``since``: when the first unanswered attempt started). A field missing
-    from a row does not exclude it, because the list call already filtered on it. Never a
+    ``since - skew`` (``since``: when the first unanswered attempt started). A row without
+    ``vendor_data`` never matches: vendor_data is what ties a session to the partner whose share
+    it is, and adopting a session on a guess could hand one partner's session to another. A
+    missing workflow or creation time does not exclude a row (the list call filtered on them and
+    the vendor_data already ties it to us). Never a
     match: a session in ``taken`` (already recorded as another share's import: two shares of
     one customer often share vendor_data), or a row whose ``shared_from_session`` names another
     source session than ``source_session_id`` (the token's ``session_id`` claim). When several
@@ -85,7 +88,7 @@ def find_imported(
     matches = [
         row
         for row in rows
-        if (row.vendor_data is None or row.vendor_data == vendor_data)
+        if row.vendor_data == vendor_data
         and (row.workflow_id is None or row.workflow_id == workflow_id)
         and (row.created_at is None or row.created_at >= floor)
         and row.session_id not in taken

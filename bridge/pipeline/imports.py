@@ -5,8 +5,9 @@ One run of :class:`ImportHandler` for a pending notification:
 1. If an earlier attempt may have redeemed the token (it ended without an answer, or with a 5xx),
    *reconcile* first: list our sessions for the notification's vendor_data and workflow since
    that attempt. Found: the share is imported, without calling import again. A session already
-   recorded on another notification, or listed as shared from another source session, is never
-   this one's (two shares of one customer often share vendor_data).
+   recorded on another notification, listed as shared from another source session, or listed
+   without our vendor_data, is never this one's (two shares of one customer often share
+   vendor_data; vendor_data starts with the partner, so it is never another partner's).
 2. Past the token's deadline: ``expired``, without a call.
 3. Wait for the pacer, record the attempt as started (committed), call import.
 4. Map Didit's answer: 201 imported; 401/400/404 rejected or failed; a 403 reconciles before it

@@ -45,6 +45,10 @@ class DiditVerified(Verified):
     """A Didit webhook that verified, with its parsed body and the signature that matched."""
 
     signature: SignatureKind
+    #: When Didit says the event happened, as signed (epoch seconds): the body's ``timestamp`` (or
+    #: ``created_at``) when the matching signature covers the body, else the signed
+    #: ``X-Timestamp``. Orders a session's statuses; a retry re-signed later keeps its time.
+    signed_at: float
     payload: Mapping[str, Any] = field(compare=False)
 
     @property
@@ -175,9 +179,11 @@ class DiditWebhookVerifier:
                 if signed_at is None:
                     raise fail(MISSING, f"{name} signs no timestamp: freshness cannot be shown")
                 check_fresh(signed_at, now=now, tolerance_s=self._tolerance_s)
+                happened_at = body_at if kind != "simple" and body_at is not None else signed_at
                 return DiditVerified(
                     message_id=message_id(payload.get("event_id")),
                     signature=kind,
+                    signed_at=float(happened_at),
                     payload=MappingProxyType(payload),
                 )
         raise fail(INVALID, "no Didit signature header matches a configured secret")

@@ -8,7 +8,8 @@ migrations. The verbs are the same on every backend:
   answers only after the commit. A (partner, message id) once accepted is a duplicate of its
   notification forever; a business key is a duplicate while a notification holding it is
   ``pending`` or ``imported`` (after ``rejected``, ``expired`` or ``failed`` a new one is
-  accepted). A duplicate answers the *original* id.
+  accepted). A duplicate answers the *original* id. Both keys are per partner: one partner's
+  notification is never a duplicate of another's (business keys come from unverified claims).
 - **Jobs and leases.** ``claim`` leases runnable jobs (queued and due, or running with an
   expired lease), counting an attempt at claim. Imports are claimed fairly between partners
   (each import job's lane is its partner): turns go round the partners with runnable imports,
@@ -27,7 +28,8 @@ migrations. The verbs are the same on every backend:
   operator may ``retry_notification`` a failed one while its token lives, so that token is
   kept until its deadline passes (or, without a deadline, for ``FAILED_TOKEN_RETENTION_S``
   after it failed), and ``erase_stale_tokens`` (run periodically by ``serve``) erases it
-  then. The token's SHA-256 stays forever.
+  then. The token's SHA-256 stays forever. Erased means gone from the backend's files within
+  seconds (SQLite: ``secure_delete`` and a truncating WAL checkpoint after erasures).
 - **Shutdown.** ``release`` puts a held job back at once and refunds its attempt: it was
   stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
 - **Crash recovery.** ``recover_orphans`` lets a restarted worker take over at once the jobs
@@ -66,6 +68,7 @@ from bridge.store.model import (
     Notification,
     Outcome,
     RetryResult,
+    StatusChange,
     StoreStats,
     Timeline,
     refused_after_unanswered,
@@ -99,6 +102,7 @@ __all__ = [
     "Notification",
     "Outcome",
     "RetryResult",
+    "StatusChange",
     "Store",
     "StoreStats",
     "Timeline",
@@ -260,12 +264,21 @@ class Store(Protocol):
         ...
 
     async def record_status_update(
-        self, notification_id: str, *, didit_status: str, event: NewEvent
-    ) -> bool:
-        """Store Didit's new status for an imported notification and its event (one transaction).
+        self, notification_id: str, *, didit_status: str, signed_at: float, event: NewEvent
+    ) -> StatusChange:
+        """Store Didit's status ``didit_status``, signed at ``signed_at`` (epoch seconds), for an
+        imported notification, and its event: one transaction.
 
-        False (nothing written) unless the notification is ``imported``. Whether a status may
-        replace another (never downgrade a final one) is the caller's decision.
+        ``RECORDED`` (status, its signed time and the event written) only when the notification
+        is ``imported``, the status differs from the one on record (compared by
+        ``didit_status_key``), and it ranks at least as high: a decided status
+        (``DIDIT_FINAL_STATUSES``) above an undecided one, then the later ``signed_at`` (a status
+        from the import's answer has no signed time and ranks lowest in its class). So a decided
+        status is never replaced by an undecided one, a replayed older status changes nothing,
+        and concurrent updates end on the same status whatever their order: the rules are
+        conditions of the write itself. ``UNCHANGED``: the status on record is this one (a
+        replay or a re-send); its signed time moves forward to ``signed_at`` if later, no event.
+        ``STALE``: nothing written.
         """
         ...
 

@@ -32,7 +32,7 @@ class OwnerLocks:
         if owner in self._held:
             return True
         try:
-            self._directory.mkdir(parents=True, exist_ok=True)
+            self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             descriptor = os.open(self._path(owner), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
             return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +12,27 @@ from bridge.store import queries
 
 BUSY_TIMEOUT_MS = 5_000
 _MIGRATIONS = queries.load_migrations("sqlite")
+
+
+def create_owner_only(path: Path) -> None:
+    """Create the database file (and its directory) readable by its owner only, whatever the
+    umask; tighten an existing file that is not. SQLite gives the ``-wal`` and ``-shm`` files it
+    creates the database file's permissions, so they are owner-only too: they hold live tokens.
+    """
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            companion = path.with_name(path.name + suffix)
+            if companion.stat().st_mode & 0o077:
+                companion.chmod(0o600)
 
 
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
@@ -25,6 +48,9 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
             raise StoreUnavailable(f"SQLite refused WAL mode (got {mode!r}); use a local disk")
         connection.execute("PRAGMA synchronous = FULL")  # a 202 survives a power cut
         connection.execute("PRAGMA foreign_keys = ON")
+        # An erased token is overwritten with zeros in the pages, not left in their free space
+        # (the WAL still holds it until a truncating checkpoint: see GroupCommitWriter.scrub).
+        connection.execute("PRAGMA secure_delete = ON")
         # Statement journals (a savepoint per operation, multi-row inserts) in memory, not in a
         # temporary file opened and unlinked per transaction: four system calls each.
         connection.execute("PRAGMA temp_store = MEMORY")

@@ -12,6 +12,14 @@ before the writer takes what they queued, instead of waking the writer for every
 request: on one core that made groups of 2-3 into groups of ~30 and intake 1.3x faster
 (``bench/bench_intake.py``). When the loop is idle, or on another core, the writer runs at
 once, so no latency is added.
+
+Erasing a token sets it to NULL, but its bytes stay in the WAL (and, without ``secure_delete``,
+in the pages' free space) until a checkpoint copies the new pages over the old and the WAL is
+truncated. An operation that erased something calls ``scrub_soon``: about ``SCRUB_DELAY_S``
+later (one checkpoint for every erasure of that second, not one per request), between two
+groups, the writer runs ``wal_checkpoint(TRUNCATE)``. A reader holding an older snapshot makes
+it fail fast (it waits ``SCRUB_BUSY_MS`` at most, so intake never stalls behind a slow reader):
+it is tried again after a growing pause, until it succeeds.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -39,6 +48,9 @@ log = structlog.get_logger()
 
 _MAX_BATCH = 1024  # bounds a batch's latency when the queue never empties
 WRITER_NICE = 10  # added to the writer thread's nice value (lower priority than the loop)
+SCRUB_DELAY_S = 1.0  # from an erasure to the truncating checkpoint that removes its bytes
+SCRUB_RETRY_MAX_S = 8.0  # the longest pause between tries while readers keep it busy
+SCRUB_BUSY_MS = 100  # how long one try waits for readers of an older snapshot
 
 
 class Rollback(Exception):
@@ -82,6 +94,9 @@ class GroupCommitWriter:
         self._closed = False
         self.commits = 0  # committed groups; operations / commits is the mean group size
         self.operations = 0
+        self.scrubs = 0  # truncating checkpoints that succeeded
+        self._scrub_at: float | None = None  # monotonic time of the next scrub; None: none due
+        self._scrub_tries = 0
         self._thread.start()
 
     async def run(self, op: Operation[T]) -> T:
@@ -108,6 +123,12 @@ class GroupCommitWriter:
         self._queue.put(pending)
         return await pending.future
 
+    def scrub_soon(self) -> None:
+        """Called by an operation (on the writer thread) that erased data: a truncating
+        checkpoint follows its commit within about ``SCRUB_DELAY_S``."""
+        if self._scrub_at is None:
+            self._scrub_at = time.monotonic() + SCRUB_DELAY_S
+
     @property
     def alive(self) -> bool:
         """Whether the thread still takes operations."""
@@ -124,7 +145,11 @@ class GroupCommitWriter:
         _lower_priority(WRITER_NICE)
         stopping = False
         while not stopping:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self._until_scrub())
+            except queue.Empty:
+                self._scrub()
+                continue
             batch: list[_Pending] = []
             while item is not None:
                 batch.append(item)
@@ -137,8 +162,34 @@ class GroupCommitWriter:
             stopping = item is None
             if batch:
                 self._commit(batch)
+            if self._scrub_at is not None and (stopping or time.monotonic() >= self._scrub_at):
+                self._scrub()
         self._connection.close()
         self._fail_leftovers()
+
+    def _until_scrub(self) -> float | None:
+        return None if self._scrub_at is None else max(0.0, self._scrub_at - time.monotonic())
+
+    def _scrub(self) -> None:
+        """One try at ``wal_checkpoint(TRUNCATE)``; scheduled again, later, if it did not finish."""
+        connection, error = self._connection, None
+        try:
+            waited = connection.execute("PRAGMA busy_timeout").fetchone()[0]
+            connection.execute(f"PRAGMA busy_timeout = {SCRUB_BUSY_MS}")
+            try:
+                busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {int(waited)}")
+        except sqlite3.Error as exc:
+            busy, error = 1, f"{type(exc).__name__}: {exc}"
+        if not busy:
+            self.scrubs += 1
+            self._scrub_at, self._scrub_tries = None, 0
+            return
+        self._scrub_tries += 1
+        pause = min(SCRUB_RETRY_MAX_S, SCRUB_DELAY_S * 2 ** min(self._scrub_tries, 4))
+        self._scrub_at = time.monotonic() + pause
+        log.info("store_scrub_deferred", tries=self._scrub_tries, retry_in_s=pause, error=error)
 
     def _fail_leftovers(self) -> None:
         """Answer operations queued after the stop (a race with ``close``): unavailable."""

@@ -47,6 +47,14 @@ class RetryResult(StrEnum):
     SUPERSEDED = "superseded"  # a newer notification for the same share is pending or imported
 
 
+class StatusChange(StrEnum):
+    """What ``Store.record_status_update`` did with a Didit status."""
+
+    RECORDED = "recorded"  # a new status: stored, with its event
+    UNCHANGED = "unchanged"  # the status on record already (a replay, a re-send): no event
+    STALE = "stale"  # signed before the status on record, a downgrade, or not imported
+
+
 #: How long a failed notification without a deadline keeps its token for an operator retry.
 FAILED_TOKEN_RETENTION_S = 86_400.0
 
@@ -70,7 +78,7 @@ class NewNotification:
     partner: str
     partner_event_id: str | None
     message_id: str | None  # webhook-id / jti: a replay of it is a duplicate forever
-    business_key: str  # (from_application_id, session_id) or the token's SHA-256
+    business_key: str  # (from_application_id, session_id) or the token's SHA-256; live per partner
     token: str = field(repr=False)
     token_sha256: str
     session_kind: SessionKind

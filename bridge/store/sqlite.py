@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from bridge.errors import StoreUnavailable
 from bridge.store import _rows, queries
 from bridge.store._owners import OwnerLocks
-from bridge.store._sqlite_connection import connect, migrate
+from bridge.store._sqlite_connection import connect, create_owner_only, migrate
 from bridge.store._writer import GroupCommitWriter, Rollback, translate
 from bridge.store.ids import new_id
 from bridge.store.model import (
@@ -42,11 +42,12 @@ from bridge.store.model import (
     Notification,
     Outcome,
     RetryResult,
+    StatusChange,
     StoreStats,
     Timeline,
     unresolved_ambiguity,
 )
-from bridge.types import NotificationStatus
+from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, didit_status_key
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -59,6 +60,7 @@ _ACCEPTED_COLUMNS = (
     "session_kind", "source_application_id", "source_session_id", "deadline", "rule",
     "workflow_id", "vendor_data", "trust_review", "destinations", "now", "now",
 )  # fmt: skip
+_FINAL_STATUSES = json.dumps(sorted(DIDIT_FINAL_STATUSES))
 # Rows go in chunks of these sizes only (64s, then the binary digits of the rest), so that the
 # connection's statement cache holds a few statements per table instead of one per run length.
 _CHUNK_ROWS = 64
@@ -102,7 +104,7 @@ class SqliteStore:
     def open(cls, path: Path, *, clock: Callable[[], float]) -> SqliteStore:
         """Create the parent directory, connect, migrate, and start the writer thread."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            create_owner_only(path)
             write_connection = connect(path)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnavailable(f"cannot open the SQLite store at {path}: {exc}") from exc
@@ -191,8 +193,9 @@ class SqliteStore:
         if pairs:
             found = connection.execute(q["message_id_owners"], {"pairs": json.dumps(pairs)})
             owners = {(partner, message): owner for partner, message, owner in found}
-        keys = json.dumps([row["business_key"] for row in rows])
-        live = dict(connection.execute(q["live_by_business_keys"], {"keys": keys}).fetchall())
+        keys = json.dumps([[row["partner"], row["business_key"]] for row in rows])
+        found = connection.execute(q["live_by_business_keys"], {"pairs": keys})
+        live = {(partner, key): owner for partner, key, owner in found}
         answers: list[Accepted] = []
         accepted: list[dict[str, Any]] = []
         messages: list[list[str]] = []  # (partner, message id, notification id) to record
@@ -202,11 +205,12 @@ class SqliteStore:
             if original is not None:
                 answers.append(Accepted(id=original, duplicate=True))
                 continue
-            original = live.get(row["business_key"])
+            business_key = (row["partner"], row["business_key"])
+            original = live.get(business_key)
             duplicate = original is not None
             if original is None:
                 original = new_id("ntf", row["now"])
-                live[row["business_key"]] = original
+                live[business_key] = original
                 accepted.append({**row, "id": original})
             if row["message_id"] is not None:
                 owners[message] = original
@@ -429,6 +433,8 @@ class SqliteStore:
                 raise Rollback(False)  # another notification's session: never a second owner
             if connection.execute(q["finish_notification"], finish).rowcount != 1:
                 raise Rollback(False)
+            if outcome.status is not NotificationStatus.FAILED:  # the token was erased
+                self._writer.scrub_soon()
             if ending is not None:
                 end = {**_ending_params(ending), "notification_id": job.ref, "now": now}
                 if connection.execute(q["end_attempt"], end).rowcount != 1:
@@ -480,16 +486,25 @@ class SqliteStore:
         return await self._read(op)
 
     async def record_status_update(
-        self, notification_id: str, *, didit_status: str, event: NewEvent
-    ) -> bool:
-        q, now = self._q, self._clock()
-        update = {"id": notification_id, "didit_status": didit_status, "now": now}
+        self, notification_id: str, *, didit_status: str, signed_at: float, event: NewEvent
+    ) -> StatusChange:
+        q, now, key = self._q, self._clock(), didit_status_key(didit_status)
+        status = {"id": notification_id, "signed_at": signed_at, "key": key}
+        update = {
+            **status,
+            "didit_status": didit_status,
+            "final": int(key in DIDIT_FINAL_STATUSES),
+            "final_statuses": _FINAL_STATUSES,
+            "now": now,
+        }
 
-        def op(connection: sqlite3.Connection) -> bool:
-            if connection.execute(q["update_didit_status"], update).rowcount != 1:
-                return False
-            self._insert_event(connection, notification_id, event, now)
-            return True
+        def op(connection: sqlite3.Connection) -> StatusChange:
+            if connection.execute(q["record_didit_status"], update).rowcount == 1:
+                self._insert_event(connection, notification_id, event, now)
+                return StatusChange.RECORDED
+            if connection.execute(q["witness_didit_status"], status).rowcount == 1:
+                return StatusChange.UNCHANGED
+            return StatusChange.STALE
 
         return await self._write(op)
 
@@ -705,7 +720,7 @@ class SqliteStore:
             if row["token"] is None or (row["deadline"] is not None and row["deadline"] <= now):
                 return RetryResult.TOKEN_GONE
             if failed:
-                key = {"business_key": row["business_key"]}
+                key = {"partner": row["partner"], "business_key": row["business_key"]}
                 if connection.execute(q["live_by_business_key"], key).fetchone() is not None:
                     return RetryResult.SUPERSEDED
                 connection.execute(q["reopen_notification"], {"id": notification_id, "now": now})
@@ -717,7 +732,14 @@ class SqliteStore:
     async def erase_stale_tokens(self) -> int:
         params = {"now": self._clock(), "retention_s": FAILED_TOKEN_RETENTION_S}
         query = self._q["erase_stale_tokens"]
-        return await self._write(lambda connection: connection.execute(query, params).rowcount)
+
+        def op(connection: sqlite3.Connection) -> int:
+            erased: int = connection.execute(query, params).rowcount
+            if erased:
+                self._writer.scrub_soon()
+            return erased
+
+        return await self._write(op)
 
     def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
         """One process owns an SQLite file: its own callers wake its workers directly."""

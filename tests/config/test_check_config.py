@@ -71,6 +71,47 @@ def test_the_example_passes(
     assert out == "ok: 4 partners, 4 rules, 2 destinations\n"
 
 
+@pytest.mark.parametrize(
+    ("template", "warned"),
+    [
+        ("{payload.customer.id}", True),
+        ("acme:{payload.customer.id}", True),
+        ("{partner}{payload.customer.id}", True),
+        ("{partner}-{payload.customer.id}", True),
+        ("{event_id}:{partner}", True),
+        ("{partner}:{payload.customer.id}", False),
+        ("{partner}", False),
+        ("{partner}/{claims.session_id}", False),
+    ],
+)
+def test_a_vendor_data_not_led_by_the_partner_is_a_warning(
+    template: str,
+    warned: bool,
+    example_environ: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Two partners' customers could render the same vendor_data: a warning at its line, and
+    check-config still exits 0."""
+    for name, value in example_environ.items():
+        monkeypatch.setenv(name, value)
+    lines = EXAMPLE.read_text().splitlines()
+    [number] = [n for n, line in enumerate(lines, 1) if 'vendor_data: "{partner}:{claims.' in line]
+    lines[number - 1] = f'      vendor_data: "{template}"'
+    config = tmp_path / "bridge.yaml"
+    config.write_text("\n".join(lines) + "\n")
+    code, out, err = run(["check-config", "--config", str(config)], capsys)
+    assert code == 0
+    assert out == "ok: 4 partners, 4 rules, 2 destinations\n"
+    if warned:
+        [warning] = err.splitlines()
+        assert warning.startswith(f"{config}:{number}: rules[3].then.vendor_data: warning: ")
+        assert "{partner}" in warning
+    else:
+        assert err == ""
+
+
 def test_the_config_defaults_to_bridge_config_variable(
     example_environ: dict[str, str],
     capsys: pytest.CaptureFixture[str],

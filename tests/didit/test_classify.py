@@ -475,10 +475,20 @@ class TestFindImported:
         assert isinstance(found, SessionRow)
         assert find([row("a", minutes=-0.25)], skew=timedelta(0)) is None
 
-    def test_missing_fields_do_not_exclude_a_row(self) -> None:
-        bare = SessionRow.from_json({"session_id": "a"})
+    def test_a_missing_workflow_or_time_does_not_exclude_a_row(self) -> None:
+        bare = SessionRow.from_json({"session_id": "a", "vendor_data": "acme:1"})
         assert bare is not None
         assert find([bare]) == bare
+
+    @pytest.mark.parametrize("vendor_data", [None, "", "globex:1", "ACME:1"])
+    def test_a_row_without_our_vendor_data_is_never_adopted(self, vendor_data: str | None) -> None:
+        """Listed without vendor_data (or with another): it may be another partner's session."""
+        listed = SessionRow.from_json(
+            {"session_id": "a", "workflow_id": "wf-1", "vendor_data": vendor_data}
+        )
+        assert listed is not None
+        assert find([listed]) is None
+        assert find([listed, row("b")]) == row("b")
 
     def test_several_rows_are_ambiguous(self) -> None:
         found = find([row("a"), row("b")])

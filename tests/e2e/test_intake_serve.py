@@ -68,8 +68,10 @@ def test_intake_rows_through_the_real_server(
         ).fetchone()
     assert row == ("acme", "acme:c")
 
-    again = bridge.post_share("hooli", {"share_token": token, "customer": "d"})
+    again = bridge.post_share("acme", {"share_token": token, "customer": "d"})
     assert again.json() == {"id": notification_id, "status": "duplicate"}
+    other_partner = bridge.post_share("hooli", {"share_token": token, "customer": "d"})
+    assert other_partner.status_code == 202  # claims are unverified: never another's duplicate
     replay = bridge.post_share("acme", {"share_token": token, "customer": "c"}, message_id="m-1")
     assert (replay.status_code, replay.json()["id"]) == (200, notification_id)
 

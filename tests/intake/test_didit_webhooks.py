@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from bridge import auth, config
 from bridge.app import DiditWebhooks, Health, Intake, LiveConfig, create_app
-from bridge.app.didit_webhooks import is_downgrade
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.signing import sign_didit_webhook
@@ -393,18 +392,3 @@ async def test_no_webhook_input_is_a_500(hooks: Hooks, raw: bytes, sign: bool) -
     except ValueError:  # sign_didit_webhook refuses a body that is not a JSON object
         response = await hooks.send(raw, headers={"X-Signature-V2": "ab"})
     assert response.status_code in (200, 401, 413)
-
-
-@pytest.mark.parametrize(
-    ("current", "new", "downgrade"),
-    [
-        ("Approved", "In Review", True),
-        ("APPROVED", "in review", True),
-        ("Declined", "Approved", False),
-        ("In Review", "Approved", False),
-        (None, "In Review", False),
-        ("In Review", "Not Started", False),
-    ],
-)
-def test_is_downgrade(current: str | None, new: str, downgrade: bool) -> None:
-    assert is_downgrade(current, new) is downgrade

@@ -50,7 +50,7 @@ async def test_one_line_per_answer_with_its_outcome(
 ) -> None:
     token = share_token()
     accepted = await counted.post("acme", {"share_token": token, "customer": "c-1"})
-    duplicate = await counted.post("hooli", {"share_token": token, "customer": "c-1"})
+    duplicate = await counted.post("acme", {"share_token": token, "customer": "c-1"})
     unknown = await counted.post("evil%20name", {"share_token": token}, signed=False)
     unsigned = await counted.post("acme", {"share_token": token}, signed=False)
     assert [r.status_code for r in (accepted, duplicate, unknown, unsigned)] == [202, 200, 404, 401]
@@ -61,7 +61,7 @@ async def test_one_line_per_answer_with_its_outcome(
     assert first["rule"] in {rule.name for rule in counted.settings.rules}
     assert (first["method"], first["path"]) == ("POST", "/v1/partners/acme/shares")
     assert (first["level"], isinstance(first["duration_ms"], float)) == ("info", True)
-    assert (second["partner"], second["outcome"]) == ("hooli", "duplicate")
+    assert (second["partner"], second["outcome"]) == ("acme", "duplicate")
     # A name that is not configured never reaches a log field or a label as sent.
     assert (third["partner"], third["outcome"], third["http_status"]) == (
         "_unknown",
@@ -78,7 +78,7 @@ async def test_one_line_per_answer_with_its_outcome(
 
     samples = parse_metrics(metrics.render()[0].decode())
     assert value(samples, RECEIVED, {"partner": "acme", "result": "accepted"}) == 1
-    assert value(samples, RECEIVED, {"partner": "hooli", "result": "duplicate"}) == 1
+    assert value(samples, RECEIVED, {"partner": "acme", "result": "duplicate"}) == 1
     assert value(samples, RECEIVED, {"partner": "_unknown", "result": "unknown_partner"}) == 1
     assert value(samples, RECEIVED, {"partner": "acme", "result": error_code(unsigned)}) == 1
     assert value(samples, "bridge_intake_latency_seconds_count") == 4

@@ -264,11 +264,21 @@ class TestDuplicates:
     async def test_same_share_while_pending_is_200_duplicate(self, harness: Harness) -> None:
         session = "sess-dup"
         first = await harness.post("acme", body(share_token(session_id=session)))
-        second = await harness.post("globex", body(share_token(session_id=session)))
+        second = await harness.post("acme", body(share_token(session_id=session)))
         assert first.status_code == 202
         assert second.status_code == 200
         assert second.json() == {"id": first.json()["id"], "status": "duplicate"}
         assert harness.accepted_signals == 1
+
+    async def test_another_partners_token_for_the_same_share_is_never_a_duplicate(
+        self, harness: Harness
+    ) -> None:
+        """Claims are unverified: globex's token naming acme's session is globex's own."""
+        session = "sess-dup"
+        first = await harness.post("acme", body(share_token(session_id=session)))
+        second = await harness.post("globex", body(share_token(session_id=session)))
+        assert (first.status_code, second.status_code) == (202, 202)
+        assert second.json()["id"] != first.json()["id"]
 
     async def test_same_token_without_claims_is_a_duplicate_by_its_hash(
         self, harness: Harness

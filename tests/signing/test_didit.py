@@ -276,10 +276,27 @@ class TestFreshness:
             "X-Timestamp": STAMP,
             "X-Signature-V2": reference_v2(CURRENT, body, prefix=STAMP),
         }
-        assert VERIFIER.verify(body, headers, now=NOW).signature == "v2"
+        verified = VERIFIER.verify(body, headers, now=NOW)
+        assert verified.signature == "v2"
+        assert verified.signed_at == NOW - 3_600  # when it happened, not when it was re-sent
         assert code_of(body, {**headers, "X-Signature-V2": reference_v2(CURRENT, body)}) == (
             "timestamp_out_of_tolerance"
         )
+
+    @pytest.mark.parametrize("kept", ["X-Signature-V2", "X-Signature", "X-Signature-Simple"])
+    def test_signed_at_is_the_signed_time_of_the_event(self, kept: str) -> None:
+        """The body's timestamp, whichever signature matched; X-Timestamp only when the
+        body has no time and the prefixed V2 variant signs it."""
+        body = json.dumps(event(timestamp=int(NOW) - 40, created_at=int(NOW) - 50)).encode()
+        headers = sign_didit_webhook(CURRENT, body, timestamp=int(NOW))
+        verified = VERIFIER.verify(body, {kept: headers[kept], "X-Timestamp": STAMP}, now=NOW)
+        assert verified.signed_at == NOW - 40
+        timeless = json.dumps({"session_id": "s1", "status": "Approved"}).encode()
+        prefixed = {
+            "X-Timestamp": STAMP,
+            "X-Signature-V2": reference_v2(CURRENT, timeless, prefix=STAMP),
+        }
+        assert VERIFIER.verify(timeless, prefixed, now=NOW).signed_at == int(NOW)
 
     def test_malformed_x_timestamp(self) -> None:
         """An X-Timestamp that is not Unix seconds is invalid."""

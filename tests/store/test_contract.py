@@ -21,6 +21,7 @@ from bridge.store import (
     NewEvent,
     Outcome,
     RetryResult,
+    StatusChange,
     Store,
 )
 from bridge.store.ids import new_id
@@ -96,6 +97,27 @@ class TestAccept:
         assert second.duplicate
         assert second.id == first.id
         assert len(await store.claim(JobKind.IMPORT, owner="w", lease_s=30, limit=10)) == 1
+
+    async def test_another_partners_notification_is_never_a_duplicate(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Claims are unverified: partner X's token carrying partner Y's claims, pending or
+        imported, never makes Y's share a duplicate, alone or in one group commit."""
+        imported = await finish(store, clock, NotificationStatus.IMPORTED, key="i")
+        other = await store.accept(notification("i", partner="y"))
+        assert not other.duplicate
+        assert other.id != imported
+        forged = await store.accept(notification("k", partner="x"))
+        real = await store.accept(notification("k", partner="y"))
+        assert not real.duplicate
+        assert real.id != forged.id
+        both = await asyncio.gather(
+            store.accept(notification("j", partner="x")),
+            store.accept(notification("j", partner="y")),
+            store.accept(notification("j", partner="y")),
+        )
+        assert [answer.duplicate for answer in both] == [False, False, True]
+        assert both[2].id == both[1].id
 
     async def test_imported_key_stays_a_duplicate(self, store: Store, clock: FakeClock) -> None:
         """After ``imported``, the same share is still a duplicate."""
@@ -575,7 +597,10 @@ class TestStatusUpdates:
         assert found.id == job.ref
         assert await store.find_by_session("sess-unknown") is None
         update = event(clock, "crm", type_=EventType.STATUS_UPDATED)
-        assert await store.record_status_update(found.id, didit_status="Approved", event=update)
+        recorded = await store.record_status_update(
+            found.id, didit_status="Approved", signed_at=START, event=update
+        )
+        assert recorded is StatusChange.RECORDED
         timeline = await store.timeline(found.id)
         assert timeline is not None
         assert timeline.notification.session is not None
@@ -589,12 +614,121 @@ class TestStatusUpdates:
         """A pending notification takes no status update and no event."""
         accepted = await store.accept(notification())
         update = event(clock, "crm", type_=EventType.STATUS_UPDATED)
-        assert not await store.record_status_update(
-            accepted.id, didit_status="Approved", event=update
+        change = await store.record_status_update(
+            accepted.id, didit_status="Approved", signed_at=START, event=update
         )
+        assert change is StatusChange.STALE
         timeline = await store.timeline(accepted.id)
         assert timeline is not None
         assert timeline.events == ()
+
+
+async def imported(store: Store, key: str, *, status: str | None = "Not Started") -> str:
+    """An imported notification of Didit session ``session-of-{key}``, with ``status``."""
+    await store.accept(notification(key))
+    job = await claim_one(store)
+    session = DiditSession(session_id=f"session-of-{key}", status=status)
+    assert await store.record_outcome(
+        job, Outcome(status=NotificationStatus.IMPORTED, session=session), []
+    )
+    return job.ref
+
+
+async def status_update(
+    store: Store, clock: FakeClock, notification_id: str, status: str, *, signed_at: float
+) -> StatusChange:
+    update = event(clock, "crm", type_=EventType.STATUS_UPDATED)
+    return await store.record_status_update(
+        notification_id, didit_status=status, signed_at=signed_at, event=update
+    )
+
+
+async def status_and_events(store: Store, notification_id: str) -> tuple[str | None, int]:
+    timeline = await store.timeline(notification_id)
+    assert timeline is not None
+    session = timeline.notification.session
+    assert session is not None
+    return session.status, len(timeline.events)
+
+
+class TestStatusOrdering:
+    async def test_a_replayed_older_decision_never_flips_a_newer_one(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Approved (signed 60 s ago), Declined (30 s ago), then Approved replayed."""
+        nid = await imported(store, "k")
+        now = clock()
+        assert await status_update(store, clock, nid, "Approved", signed_at=now - 60) is (
+            StatusChange.RECORDED
+        )
+        assert await status_update(store, clock, nid, "Declined", signed_at=now - 30) is (
+            StatusChange.RECORDED
+        )
+        for _ in range(3):
+            replay = await status_update(store, clock, nid, "Approved", signed_at=now - 60)
+            assert replay is StatusChange.STALE
+        assert await status_and_events(store, nid) == ("Declined", 2)
+
+    async def test_the_same_status_signed_later_is_unchanged_and_moves_the_time_on(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Didit said Approved at t+30: a Declined signed at t+20 came from before that."""
+        nid = await imported(store, "k")
+        t = clock()
+        assert await status_update(store, clock, nid, "Approved", signed_at=t + 10) is (
+            StatusChange.RECORDED
+        )
+        assert await status_update(store, clock, nid, "APPROVED", signed_at=t + 30) is (
+            StatusChange.UNCHANGED
+        )
+        assert await status_update(store, clock, nid, "Declined", signed_at=t + 20) is (
+            StatusChange.STALE
+        )
+        assert await status_and_events(store, nid) == ("Approved", 1)
+
+    @pytest.mark.parametrize(
+        ("current", "new", "change"),
+        [
+            ("Approved", "In Review", StatusChange.STALE),
+            ("APPROVED", "in review", StatusChange.STALE),
+            ("Declined", "Not Started", StatusChange.STALE),
+            ("Declined", "Approved", StatusChange.RECORDED),
+            ("Approved", "Kyc Expired", StatusChange.RECORDED),
+            ("In Review", "Approved", StatusChange.RECORDED),
+            ("In Review", "Not Started", StatusChange.RECORDED),
+            (None, "In Review", StatusChange.RECORDED),
+            ("In Review", "IN_REVIEW", StatusChange.UNCHANGED),
+        ],
+    )
+    async def test_a_decided_status_is_never_replaced_by_an_undecided_one(
+        self, store: Store, clock: FakeClock, current: str | None, new: str, change: StatusChange
+    ) -> None:
+        """Even signed later: "In Review" after "Approved" is a stale webhook."""
+        nid = await imported(store, "k", status=current)
+        assert await status_update(store, clock, nid, new, signed_at=clock() + 60) is change
+
+    async def test_racing_updates_end_on_the_decision_whatever_the_order(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A decision and an undecided status sent at the same moment, in either order (and
+        the undecided one even signed later): the decision always wins, with one event each."""
+        ids = [await imported(store, f"k{n}") for n in range(8)]
+        t = clock()
+        races = []
+        for n, nid in enumerate(ids):
+            pair = [
+                status_update(store, clock, nid, "Approved", signed_at=t),
+                status_update(store, clock, nid, "In Progress", signed_at=t + n % 2),
+            ]
+            races.append(asyncio.gather(*(pair if n % 4 < 2 else pair[::-1])))
+        await asyncio.gather(*races)
+        for nid in ids:
+            status, events = await status_and_events(store, nid)
+            assert status == "Approved"
+            timeline = await store.timeline(nid)
+            assert timeline is not None
+            bodies = [e.type for e in timeline.events]
+            assert bodies.count(EventType.STATUS_UPDATED) == events
 
 
 class TestRetryNotification:
@@ -629,6 +763,14 @@ class TestRetryNotification:
         old = await finish(store, clock, NotificationStatus.FAILED)
         assert not (await store.accept(notification("k"))).duplicate
         assert await store.retry_notification(old) is RetryResult.SUPERSEDED
+
+    async def test_retry_is_not_superseded_by_another_partners_notification(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Another partner's token with the same claims is not this share sent again."""
+        old = await finish(store, clock, NotificationStatus.FAILED)
+        assert not (await store.accept(notification("k", partner="another"))).duplicate
+        assert await store.retry_notification(old) is RetryResult.REQUEUED
 
     async def test_pending_notification_with_a_dead_job_is_revived(self, store: Store) -> None:
         """A buried import job can be revived; a pending one with a live job cannot."""

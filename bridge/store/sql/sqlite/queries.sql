@@ -13,15 +13,18 @@ SELECT partner, message_id, notification_id FROM message_ids
        SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs));
 
 -- live_by_business_keys --
--- The pending or imported notifications holding some business keys (a JSON array)
-SELECT business_key, id FROM notifications INDEXED BY notifications_live_business_key
- WHERE business_key IN (SELECT value FROM json_each(:keys))
+-- The pending or imported notifications holding some (partner, business key) pairs (a JSON
+-- array of pairs): a key is live per partner
+SELECT partner, business_key, id FROM notifications INDEXED BY notifications_live_business_key
+ WHERE (partner, business_key) IN (
+       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(:pairs))
    AND status IN ('pending', 'imported');
 
 -- live_by_business_key --
--- The pending or imported notification holding a business key, if any
+-- The pending or imported notification of a partner holding a business key, if any
 SELECT id FROM notifications INDEXED BY notifications_live_business_key
- WHERE business_key = :business_key AND status IN ('pending', 'imported');
+ WHERE partner = :partner AND business_key = :business_key
+   AND status IN ('pending', 'imported');
 
 -- insert_notification --
 -- A new pending notification with its route
@@ -243,10 +246,29 @@ SELECT * FROM notifications WHERE session_id = :session_id;
 SELECT DISTINCT session_id FROM notifications
  WHERE session_id IN (SELECT value FROM json_each(:session_ids)) AND id <> :id;
 
--- update_didit_status --
--- Record Didit's new status for an imported notification's session
-UPDATE notifications SET didit_status = :didit_status, updated_at = :now
- WHERE id = :id AND status = 'imported';
+-- record_didit_status --
+-- Didit's new status (:key, :final), signed at :signed_at, for an imported notification. Order:
+-- a decided status (in :final_statuses, a JSON array) ranks above an undecided one, then the
+-- later signed time; only a different status that ranks at least as high as the one on record
+-- is written. So "In Review" never replaces "Approved", a replayed older decision never
+-- replaces a newer one, and racing webhooks end on the same status in any commit order.
+-- Statuses compare by bridge.types.didit_status_key; NULL signed time: from the import.
+UPDATE notifications
+   SET didit_status = :didit_status, didit_status_at = :signed_at, updated_at = :now
+ WHERE id = :id AND status = 'imported'
+   AND (didit_status IS NULL
+        OR (upper(replace(trim(didit_status), ' ', '_')) <> :key
+            AND (upper(replace(trim(didit_status), ' ', '_'))
+                     IN (SELECT value FROM json_each(:final_statuses)),
+                 coalesce(didit_status_at, -1e300)) <= (:final, :signed_at)));
+
+-- witness_didit_status --
+-- The status on record was signed again at :signed_at: keep the later signed time (a status
+-- signed in between is stale); one row when the status on record is this one (:key)
+UPDATE notifications
+   SET didit_status_at = max(coalesce(didit_status_at, :signed_at), :signed_at)
+ WHERE id = :id AND status = 'imported' AND didit_status IS NOT NULL
+   AND upper(replace(trim(didit_status), ' ', '_')) = :key;
 
 -- begin_attempt --
 -- Record an attempt as started, numbered after the last one
