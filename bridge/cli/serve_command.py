@@ -15,6 +15,7 @@ from types import FrameType
 import uvicorn
 
 from bridge import config
+from bridge.app.edge import EdgeLimits, edge_protocol
 from bridge.cli._common import add_config_argument, env_default
 from bridge.cli.service import Service
 from bridge.errors import ConfigError, StoreUnavailable
@@ -101,23 +102,40 @@ def run(args: argparse.Namespace) -> int:
     except StoreUnavailable as exc:
         sys.stderr.write(f"bridge serve: {exc.message}\n")
         return 1
-    server = _Server(
-        uvicorn.Config(
-            service.app,
-            host=args.host or settings.server.host,
-            port=int(args.port) if args.port is not None else settings.server.port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=30,
+    server_settings = settings.server
+    port = int(args.port) if args.port is not None else server_settings.port
+    if port == server_settings.ops_port:
+        sys.stderr.write(f"bridge serve: port {port} is also server.ops_port\n")
+        return 1
+    limits = EdgeLimits(
+        max_header_bytes=server_settings.max_header_bytes,
+        header_timeout_s=server_settings.header_timeout_s,
+        body_timeout_s=server_settings.body_timeout_s,
+        max_connections=server_settings.max_connections,
+        uncapped_ports=frozenset(
+            () if server_settings.ops_port is None else (server_settings.ops_port,)
         ),
-        on_signal=service.begin_draining,
-        on_reload=service.request_reload,
     )
+    public = uvicorn.Config(
+        service.app,
+        host=args.host or server_settings.host,
+        port=port,
+        loop="uvloop",
+        http=edge_protocol(limits),
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    sockets = [public.bind_socket()]
+    if server_settings.ops_port is not None:
+        # One server, two listening sockets: the app tells them apart by the local port.
+        ops_host = server_settings.ops_host or args.host or server_settings.host
+        ops = uvicorn.Config(service.app, host=ops_host, port=server_settings.ops_port)
+        sockets.append(ops.bind_socket())
+    server = _Server(public, on_signal=service.begin_draining, on_reload=service.request_reload)
     settle_heap()
-    server.run()
+    server.run(sockets=sockets)
     return 0
 
 

@@ -159,12 +159,14 @@ def make_config(
     destinations: Mapping[str, Mapping[str, Any]] | None = None,
     didit_webhooks: bool = False,
     log_level: str = "info",
+    server: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The configuration document (a dict, dumped as YAML by :class:`BridgeProcess`).
 
     ``api_key`` and ``application_id`` replace the target's (to misconfigure on purpose);
     ``rules`` replaces :func:`default_rules`; ``destinations`` is the YAML ``destinations``
-    section as is; ``didit_webhooks`` verifies Didit webhooks with the app's webhook secret.
+    section as is; ``didit_webhooks`` verifies Didit webhooks with the app's webhook secret;
+    ``server`` adds keys to the ``server`` section (the edge's limits, ``ops_port``).
     """
     document: dict[str, Any] = {
         "didit": {
@@ -176,7 +178,12 @@ def make_config(
             "max_in_flight": max_in_flight,
         },
         "store": {"url": f"sqlite:///{db_path}"},
-        "server": {"host": "127.0.0.1", "port": port, "max_body_bytes": max_body_bytes},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "max_body_bytes": max_body_bytes,
+            **(server or {}),
+        },
         "partners": {name: {"auth": dict(block)} for name, block in PARTNERS.items()},
         "rules": [dict(rule) for rule in (rules if rules is not None else default_rules(target))],
         "logging": {"level": log_level, "format": "json"},
