@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from bridge import rules, tokens
 from bridge.app.inbound import Refusal, read_body
+from bridge.app.request_log import logged_path
 from bridge.config import Settings
 from bridge.errors import RoutingError, StoreUnavailable, TokenError, VerificationError
 from bridge.observability import UNKNOWN_PARTNER, Metrics, new_request_id
@@ -121,7 +122,7 @@ class Intake:
             "request",
             request_id=request_id,
             method=scope["method"],
-            path=scope["path"],
+            path=logged_path(scope["path"]),
             partner=label,
             outcome=answer.outcome,
             http_status=answer.status,
