@@ -60,6 +60,7 @@ from bridge.store.model import (
     NewNotification,
     Notification,
     Outcome,
+    QueueGauges,
     RetryResult,
     StoreStats,
     Timeline,
@@ -92,6 +93,7 @@ __all__ = [
     "NewNotification",
     "Notification",
     "Outcome",
+    "QueueGauges",
     "RetryResult",
     "Store",
     "StoreStats",
@@ -319,7 +321,11 @@ class Store(Protocol):
         ...
 
     async def stats(self) -> StoreStats:
-        """Counts for metrics."""
+        """Counts of every row by status (reads whole tables: for tools, not for scrapes)."""
+        ...
+
+    async def queue_gauges(self) -> QueueGauges:
+        """The gauges ``/metrics`` serves, read without counting the whole history."""
         ...
 
     async def ping(self) -> None:

@@ -40,6 +40,7 @@ from bridge.store.model import (
     NewNotification,
     Notification,
     Outcome,
+    QueueGauges,
     RetryResult,
     StoreStats,
     Timeline,
@@ -707,6 +708,26 @@ class SqliteStore:
         params = {"now": self._clock(), "retention_s": FAILED_TOKEN_RETENTION_S}
         query = self._q["erase_stale_tokens"]
         return await self._write(lambda connection: connection.execute(query, params).rowcount)
+
+    async def queue_gauges(self) -> QueueGauges:
+        q = self._q
+
+        def op(connection: sqlite3.Connection) -> QueueGauges:
+            connection.execute("BEGIN")
+            try:
+                pending = connection.execute(q["pending_gauge"]).fetchone()
+                dead = connection.execute(q["dead_deliveries_gauge"]).fetchone()["n"]
+                disabled = connection.execute(q["disabled_destinations_gauge"]).fetchone()["n"]
+            finally:
+                connection.execute("COMMIT")
+            return QueueGauges(
+                pending_notifications=pending["n"],
+                oldest_pending_received_at=pending["oldest"],
+                dead_deliveries=dead,
+                disabled_destinations=disabled,
+            )
+
+        return await self._read(op)
 
     async def stats(self) -> StoreStats:
         q, now = self._q, self._clock()
