@@ -94,6 +94,8 @@ class EdgeProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused already: nothing more is parsed
         counted = self._in_head  # a chunk that starts a head after a body is not counted whole
         self._unset_keepalive_if_required()
         try:
@@ -121,7 +123,8 @@ class EdgeProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_began = True
         self._head_bytes = self._head_size = 0
-        self._arm(self.limits.header_timeout_s)
+        if self._deadline is None:  # a connection's first request runs on the opening's clock
+            self._arm(self.limits.header_timeout_s)
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -134,11 +137,11 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = self._head_began = False
         self._arm(self.limits.body_timeout_s)
-        path = httptools.parse_url(self.url).path.decode("ascii", "replace")
         app = self.app
-        over = self in self.capped and len(self.capped) > self.limits.max_connections
-        if over and path not in PROBE_PATHS:
-            self.app = _over_capacity
+        if self in self.capped and len(self.capped) > self.limits.max_connections:
+            path = httptools.parse_url(self.url).path.decode("ascii", "replace")
+            if path not in PROBE_PATHS:
+                self.app = _over_capacity
         try:
             super().on_headers_complete()
         finally:
