@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import gc
 import signal
+import socket
 import sys
 import threading
 import time
@@ -36,12 +37,21 @@ class _Server(uvicorn.Server):
         on_signal: Callable[[], None],
         on_reload: Callable[[], None] = lambda: None,
         drain_grace_s: float = DRAIN_GRACE_S,
+        ops: uvicorn.Config | None = None,
     ) -> None:
         super().__init__(config)
+        self._ops = ops
         self._on_signal = on_signal
         self._on_reload = on_reload
         self._drain_grace_s = drain_grace_s
         self._exit_at: float | None = None
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve; with an ops listener, on two sockets: one server, one app, which tells the
+        listeners apart by the local port of each request."""
+        if self._ops is not None and sockets is None:
+            sockets = [self.config.bind_socket(), self._ops.bind_socket()]
+        super().run(sockets=sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_signal()
@@ -127,15 +137,15 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=30,
     )
-    sockets = [public.bind_socket()]
+    ops = None
     if server_settings.ops_port is not None:
-        # One server, two listening sockets: the app tells them apart by the local port.
         ops_host = server_settings.ops_host or args.host or server_settings.host
         ops = uvicorn.Config(service.app, host=ops_host, port=server_settings.ops_port)
-        sockets.append(ops.bind_socket())
-    server = _Server(public, on_signal=service.begin_draining, on_reload=service.request_reload)
+    server = _Server(
+        public, on_signal=service.begin_draining, on_reload=service.request_reload, ops=ops
+    )
     settle_heap()
-    server.run(sockets=sockets)
+    server.run()
     return 0
 
 
