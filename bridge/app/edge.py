@@ -39,6 +39,7 @@ __all__ = ["PROBE_PATHS", "EdgeLimits", "EdgeProtocol", "edge_protocol"]
 
 PROBE_PATHS: Final = frozenset({"/healthz", "/readyz"})
 RETRY_AFTER_S: Final = 1
+SWEEP_INTERVAL_S: Final = 0.25  # deadlines are enforced this late at most
 _HEADER_OVERHEAD: Final = 4  # ": " and CRLF around each header, as sent
 
 
@@ -70,33 +71,40 @@ class EdgeProtocol(HttpToolsProtocol):
 
     limits: ClassVar[EdgeLimits]
     capped: ClassVar[set[EdgeProtocol]]  # open connections on capped listeners, shared
+    every: ClassVar[set[EdgeProtocol]]  # every open connection, for the deadline sweep
+    sweeping: ClassVar[bool]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
-        self._in_head = True  # from a request's first byte (or the opening) to its head's end
+        self._deadline: float | None = None  # loop time
+        self._in_head = True  # from the end of a request (or the opening) to the next head's end
         self._head_began = False  # some byte of the current head arrived
         self._head_bytes = 0  # bytes of the unfinished head, counted as they arrive
-        self._head_size = 0  # the head's size as parsed: request target and headers
+        self._chunk_bytes = 0  # the chunk being parsed
+        self._counted = True  # the chunk being parsed started within a head (or an idle wait)
         self._refusal: tuple[int, str, str] | None = None
 
     # -- the connection ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.every.add(self)
         if self.server is None or self.server[1] not in self.limits.uncapped_ports:
             self.capped.add(self)
         self._arm(self.limits.header_timeout_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.capped.discard(self)
+        self.every.discard(self)
         self._disarm()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return  # refused already: nothing more is parsed
-        counted = self._in_head  # a chunk that starts a head after a body is not counted whole
+        # A chunk that starts with the end of a body is not counted whole as head.
+        counted = self._counted = self._in_head
+        self._chunk_bytes = len(data)
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -122,19 +130,19 @@ class EdgeProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_began = True
-        self._head_bytes = self._head_size = 0
+        self._head_bytes = 0
         if self._deadline is None:  # a connection's first request runs on the opening's clock
             self._arm(self.limits.header_timeout_s)
 
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._grow_head(len(url))
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._grow_head(len(name) + len(value) + _HEADER_OVERHEAD)
-
     def on_headers_complete(self) -> None:
+        # A head that arrived within max_header_bytes of input is small enough: only a larger
+        # one is measured (once, not per header: a callback per header was dear).
+        limit = self.limits.max_header_bytes
+        if (not self._counted or self._head_bytes + self._chunk_bytes > limit) and (
+            len(self.url) + sum(len(n) + len(v) + _HEADER_OVERHEAD for n, v in self.headers) > limit
+        ):
+            self._refusal = _HEAD_TOO_LARGE
+            raise _Refused  # the parser stops: the request never reaches the app
         self._in_head = self._head_began = False
         self._arm(self.limits.body_timeout_s)
         app = self.app
@@ -149,24 +157,31 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._in_head = True  # what arrives next starts the next head
         super().on_message_complete()
 
     # -- limits -----------------------------------------------------------------------------
 
-    def _grow_head(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self.limits.max_header_bytes:
-            self._refusal = _HEAD_TOO_LARGE
-            raise _Refused
+    # A deadline is a number checked by one sweep per server every SWEEP_INTERVAL_S: a timer
+    # armed and cancelled twice per request cost more than the rest of the edge together.
 
     def _arm(self, delay_s: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(delay_s, self._too_slow)
+        self._deadline = self.loop.time() + delay_s
+        if not self.sweeping:
+            type(self).sweeping = True
+            self.loop.call_later(SWEEP_INTERVAL_S, self._sweep)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = None
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for connection in [c for c in self.every if c._deadline is not None and c._deadline <= now]:
+            connection._too_slow()
+        if self.every:
+            self.loop.call_later(SWEEP_INTERVAL_S, self._sweep)
+        else:
+            type(self).sweeping = False
 
     def _too_slow(self) -> None:
         self._deadline = None
@@ -224,4 +239,6 @@ def edge_protocol(limits: EdgeLimits) -> type[EdgeProtocol]:
 
     Protocol.limits = limits
     Protocol.capped = set()
+    Protocol.every = set()
+    Protocol.sweeping = False
     return Protocol

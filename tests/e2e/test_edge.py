@@ -117,6 +117,11 @@ def test_an_oversized_request_head_is_refused_431(make_bridge: MakeBridge) -> No
         }
     long_path = b"GET /" + b"a" * 50_000 + b" HTTP/1.1\r\nHost: bridge\r\n\r\n"
     assert exchange(bridge.port, long_path).status == 431
+    garbage = exchange(bridge.port, b"\x16\x03\x01 not http at all\r\n\r\n")
+    assert (garbage.status, garbage.json()) == (
+        400,
+        {"error": {"code": "invalid_http", "message": "the request is not valid HTTP/1.1"}},
+    )
     fine = httpx.get(f"{bridge.base_url}/healthz", headers={"X-Padding": "x" * 8000})
     assert fine.status_code == 200
     assert healthz_latency(bridge) < HEALTHZ_FAST_S
