@@ -2,7 +2,9 @@
 
 uvicorn with httptools accepts a request head of any size (httptools buffers a header until it
 ends), waits forever for a head or a body that trickles in, and has one connection limit
-(``limit_concurrency``) shared by every listener and answered in plain text. ``edge_protocol``
+(``limit_concurrency``) shared by every listener, probes included, and answered in plain text.
+(uvicorn's h11 protocol bounds a head with ``h11_max_incomplete_event_size``, but answers 400,
+and parses slower than httptools, which intake's hot path relies on.) ``edge_protocol``
 returns uvicorn's httptools protocol with, per connection:
 
 - a request line and headers larger than ``max_header_bytes`` answered 431 and closed, as soon
@@ -15,7 +17,9 @@ returns uvicorn's httptools protocol with, per connection:
   listener), requests answered 503 with ``Retry-After``, except the probes, so that a flood
   does not make an orchestrator restart a working process.
 
-Everything else (parsing, pipelining, flow control, the ASGI cycle) stays uvicorn's.
+A request that is not HTTP/1.1 is answered 400 ``invalid_http``; every refusal has the error
+shape of the rest of the API. Everything else (parsing, pipelining, flow control, the ASGI
+cycle) stays uvicorn's.
 """
 
 from __future__ import annotations
