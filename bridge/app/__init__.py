@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bridge.app.admin import Admin
 from bridge.app.application import BridgeApp
@@ -48,31 +48,47 @@ def create_app(
     metrics: MetricsEndpoint | None = None,
     openapi: OpenApi | None = None,
     middleware: Sequence[Middleware] = (),
+    ops_port: int | None = None,
 ) -> BridgeApp:
     """The application; ``lifespan`` starts and stops the workers (see ``cli``).
 
-    ``middleware`` wraps every route but intake, which logs and counts its own requests.
+    ``middleware`` wraps every route but intake, which logs and counts its own requests. With
+    ``ops_port``, metrics, OpenAPI and the admin API are served only to requests that arrived
+    on that port (with the probes); the other port has intake, Didit's webhooks and the probes.
     """
-    routes = [
-        Route(INTAKE_PATH, intake, methods=["POST"]),
+    probes = [
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
     ]
+    public = [Route(INTAKE_PATH, intake, methods=["POST"]), *probes]
     if didit_webhooks is not None:
-        routes.append(Route("/v1/didit/webhooks", didit_webhooks.receive, methods=["POST"]))
+        public.append(Route("/v1/didit/webhooks", didit_webhooks.receive, methods=["POST"]))
+    ops: list[BaseRoute] = []
     if metrics is not None:
-        routes.append(Route("/metrics", metrics.scrape, methods=["GET"]))
+        ops.append(Route("/metrics", metrics.scrape, methods=["GET"]))
     if openapi is not None:
-        routes.append(Route("/openapi.json", openapi.document, methods=["GET"]))
+        ops.append(Route("/openapi.json", openapi.document, methods=["GET"]))
     if admin is not None:
-        routes += admin.routes()
-    rest = Starlette(
-        routes=routes,
+        ops += admin.routes()
+    if ops_port is None:
+        return BridgeApp(intake=intake, rest=_starlette([*public, *ops], middleware, lifespan))
+    return BridgeApp(
+        intake=intake,
+        rest=_starlette(public, middleware, lifespan),
+        ops=_starlette([*probes, *ops], middleware),
+        ops_port=ops_port,
+    )
+
+
+def _starlette(
+    routes: Sequence[BaseRoute], middleware: Sequence[Middleware], lifespan: Lifespan | None = None
+) -> Starlette:
+    return Starlette(
+        routes=list(routes),
         lifespan=lifespan,
         middleware=list(middleware),
         exception_handlers={HTTPException: _http_error},
     )
-    return BridgeApp(intake=intake, rest=rest)
 
 
 # Starlette's own refusals (no route, a method a route does not take), in the error shape

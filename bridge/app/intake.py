@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from bridge.app.inbound import Refusal, read_body
 from bridge.app.intake_checks import Screening, screen
+from bridge.app.request_log import logged_path
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.observability import UNKNOWN_PARTNER, Metrics, new_request_id
@@ -122,7 +123,7 @@ class Intake:
             "request",
             request_id=request_id,
             method=scope["method"],
-            path=scope["path"],
+            path=logged_path(scope["path"]),
             partner=label,
             outcome=answer.outcome,
             http_status=answer.status,

@@ -1,14 +1,17 @@
 """``GET /metrics``: the Prometheus text exposition of a ``Metrics`` registry.
 
 The store's gauges (queue depth, age of the oldest pending notification, dead deliveries,
-disabled destinations) come from ``Store.stats()``, which is async while prometheus-client
-collects synchronously: each scrape first refreshes a cached snapshot, then renders. A store
+disabled destinations) come from ``Store.queue_gauges()`` (index lookups, not whole-table
+counts: a scrape costs the same on a store with a long history), which is async while
+prometheus-client collects synchronously: each scrape first refreshes a cached snapshot, then
+renders. A store
 that does not answer keeps the last snapshot (and logs it) rather than failing the scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
@@ -31,15 +34,15 @@ SNAPSHOT_TIMEOUT_S: Final = 2.0
 SnapshotReader = Callable[[], Awaitable[Mapping[str, float]]]
 
 
-async def store_snapshot(store: Store) -> dict[str, float]:
+async def store_snapshot(store: Store, now: Callable[[], float] = time.time) -> dict[str, float]:
     """The store-derived gauges of ``observability.SNAPSHOT_GAUGES``, read now."""
-    stats = await store.stats()
-    states = await store.destination_states()
+    gauges = await store.queue_gauges()
+    oldest = gauges.oldest_pending_received_at
     return {
-        "queue_depth": float(stats.notifications.get("pending", 0)),
-        "oldest_pending_age_seconds": stats.oldest_pending_age_s or 0.0,
-        "dead_deliveries": float(stats.deliveries.get("dead", 0)),
-        "disabled_destinations": float(sum(not state.enabled for state in states)),
+        "queue_depth": float(gauges.pending_notifications),
+        "oldest_pending_age_seconds": 0.0 if oldest is None else max(0.0, now() - oldest),
+        "dead_deliveries": float(gauges.dead_deliveries),
+        "disabled_destinations": float(gauges.disabled_destinations),
     }
 
 

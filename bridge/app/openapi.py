@@ -1,13 +1,14 @@
 """``GET /openapi.json``: an OpenAPI 3.1 description of every route the server answers.
 
 Hand-written, so that it says what the server does rather than what a framework infers: the
-partner intake (with the configured partner names), Didit's webhooks, the admin API, health
-and metrics. The document is built from the live configuration on each request.
+partner intake, Didit's webhooks, the admin API, health and metrics. It names no partner (the
+intake's path parameter is any valid name): whoever can read it learns nothing of who the
+partners are. With ``server.ops_port`` set it is served on the ops listener only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -15,8 +16,8 @@ from starlette.responses import Response
 
 from bridge import __version__
 from bridge.app.admin import MAX_PAGE, PREFIX
-from bridge.app.intake import LiveConfig
 from bridge.app.responses import json_response
+from bridge.config.fields import NAME_PATTERN
 from bridge.store import DeliveryStatus
 from bridge.types import EventType, NotificationStatus, SessionKind
 
@@ -279,7 +280,7 @@ _PAGING: Final = [
 ]
 
 
-def _intake(partners: list[str]) -> dict[str, Any]:
+def _intake() -> dict[str, Any]:
     return {
         "post": {
             "operationId": "receiveShare",
@@ -297,10 +298,8 @@ def _intake(partners: list[str]) -> dict[str, Any]:
                     "name": "partner",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "enum": partners}
-                    if partners
-                    else {"type": "string"},
-                    "description": "A configured partner name.",
+                    "schema": {"type": "string", "pattern": NAME_PATTERN},
+                    "description": "The partner's name, as configured.",
                 }
             ],
             "requestBody": {
@@ -631,8 +630,8 @@ def _admin() -> dict[str, Any]:
     }
 
 
-def openapi_document(partners: Iterable[str]) -> dict[str, Any]:
-    """The OpenAPI 3.1 document, with ``partners`` as the intake's partner names."""
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -644,7 +643,7 @@ def openapi_document(partners: Iterable[str]) -> dict[str, Any]:
             ),
         },
         "paths": {
-            "/v1/partners/{partner}/shares": _intake(sorted(partners)),
+            "/v1/partners/{partner}/shares": _intake(),
             "/v1/didit/webhooks": _didit_webhooks(),
             **_health(),
             **_admin(),
@@ -665,8 +664,8 @@ def openapi_document(partners: Iterable[str]) -> dict[str, Any]:
 class OpenApi:
     """``GET /openapi.json``."""
 
-    def __init__(self, *, live: Callable[[], LiveConfig]) -> None:
-        self._live = live
+    def __init__(self) -> None:
+        self._document = json_response(200, openapi_document()).body
 
     async def document(self, request: Request) -> Response:
-        return json_response(200, openapi_document(self._live().settings.partners))
+        return Response(self._document, 200, media_type=JSON)

@@ -15,12 +15,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.observability import new_request_id, start_log_context
 
-__all__ = ["RequestLog"]
+__all__ = ["MAX_LOGGED_PATH", "RequestLog", "logged_path"]
 
 log = structlog.get_logger()
 
+# A stranger chooses the path: a line keeps its head only (the edge bounds the whole request
+# head, but that bound is for memory, not for log lines).
+MAX_LOGGED_PATH: Final = 256
+
 # Probes and scrapes arrive every few seconds: their lines are kept for debugging only.
 _QUIET_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def logged_path(path: str) -> str:
+    """``path`` cut to ``MAX_LOGGED_PATH`` characters, with ``...`` when it was cut."""
+    return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "..."
 
 
 class RequestLog:
@@ -35,7 +44,9 @@ class RequestLog:
             return
         started = time.perf_counter()
         path = scope["path"]
-        start_log_context(request_id=new_request_id(), method=scope["method"], path=path)
+        start_log_context(
+            request_id=new_request_id(), method=scope["method"], path=logged_path(path)
+        )
         answer: dict[str, Any] = {"status": 500}
 
         async def watch(message: Message) -> None:

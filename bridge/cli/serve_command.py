@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import gc
 import signal
+import socket
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from types import FrameType
 import structlog
 import uvicorn
 
+from bridge.app.edge import EdgeLimits, edge_protocol
 from bridge.cli._common import add_config_argument, env_default, load_with_warnings
 from bridge.cli.service import Service
 from bridge.errors import StoreUnavailable
@@ -37,12 +39,21 @@ class _Server(uvicorn.Server):
         on_signal: Callable[[], None],
         on_reload: Callable[[], None] = lambda: None,
         drain_grace_s: float = DRAIN_GRACE_S,
+        ops: uvicorn.Config | None = None,
     ) -> None:
         super().__init__(config)
+        self._ops = ops
         self._on_signal = on_signal
         self._on_reload = on_reload
         self._drain_grace_s = drain_grace_s
         self._exit_at: float | None = None
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve; with an ops listener, on two sockets: one server, one app, which tells the
+        listeners apart by the local port of each request."""
+        if self._ops is not None and sockets is None:
+            sockets = [self.config.bind_socket(), self._ops.bind_socket()]
+        super().run(sockets=sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._on_signal()
@@ -104,20 +115,37 @@ def run(args: argparse.Namespace) -> int:
     except StoreUnavailable as exc:
         sys.stderr.write(f"bridge serve: {exc.message}\n")
         return 1
-    server = _Server(
-        uvicorn.Config(
-            service.app,
-            host=args.host or settings.server.host,
-            port=int(args.port) if args.port is not None else settings.server.port,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=30,
+    server_settings = settings.server
+    port = int(args.port) if args.port is not None else server_settings.port
+    if port == server_settings.ops_port:
+        sys.stderr.write(f"bridge serve: port {port} is also server.ops_port\n")
+        return 1
+    limits = EdgeLimits(
+        max_header_bytes=server_settings.max_header_bytes,
+        header_timeout_s=server_settings.header_timeout_s,
+        body_timeout_s=server_settings.body_timeout_s,
+        max_connections=server_settings.max_connections,
+        uncapped_ports=frozenset(
+            () if server_settings.ops_port is None else (server_settings.ops_port,)
         ),
-        on_signal=service.begin_draining,
-        on_reload=service.request_reload,
+    )
+    public = uvicorn.Config(
+        service.app,
+        host=args.host or server_settings.host,
+        port=port,
+        loop="uvloop",
+        http=edge_protocol(limits),
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    ops = None
+    if server_settings.ops_port is not None:
+        ops_host = server_settings.ops_host or args.host or server_settings.host
+        ops = uvicorn.Config(service.app, host=ops_host, port=server_settings.ops_port)
+    server = _Server(
+        public, on_signal=service.begin_draining, on_reload=service.request_reload, ops=ops
     )
     settle_heap()
     server.run()

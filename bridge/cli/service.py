@@ -64,6 +64,12 @@ RESTART_ONLY = (
     ("store", "url"),
     ("server", "host"),
     ("server", "port"),
+    ("server", "ops_host"),
+    ("server", "ops_port"),
+    ("server", "max_header_bytes"),
+    ("server", "header_timeout_s"),
+    ("server", "body_timeout_s"),
+    ("server", "max_connections"),
     ("logging", "level"),
     ("logging", "format"),
 )
@@ -211,8 +217,9 @@ class Service:
                 on_redeliver=self.delivery_worker.notify,
             ),
             metrics=self.metrics_endpoint,
-            openapi=OpenApi(live=lambda: self._live),
+            openapi=OpenApi(),
             middleware=[Middleware(RequestLog)],
+            ops_port=settings.server.ops_port,
         )
 
     def begin_draining(self) -> None:

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+NAME_PATTERN = r"^[a-z0-9_-]{1,64}$"  # partner, rule and destination names: URL segments
+_NAME = re.compile(NAME_PATTERN)
 _HEADER = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
 
 

@@ -90,13 +90,30 @@ class ServerSettings(ConfigModel):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=65536, gt=0)
+    # The edge's limits (``bridge.app.edge``): a request line and headers larger than this are
+    # answered 431; a client gets header_timeout_s to send them and body_timeout_s more for the
+    # body (408, then closed); open connections beyond max_connections are answered 503.
+    max_header_bytes: int = Field(default=16384, ge=1024)
+    header_timeout_s: float = Field(default=5.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=512, gt=0)
+    # A second listener for /metrics, /openapi.json and the admin API; the port above then
+    # serves only intake, Didit's webhooks and the probes.
+    ops_port: int | None = Field(default=None, ge=1, le=65535)
+    ops_host: str | None = None  # the ops listener's address; default: host
 
-    @field_validator("host")
+    @field_validator("host", "ops_host")
     @classmethod
-    def _host_set(cls, host: str) -> str:
-        if not host.strip():
+    def _host_set(cls, host: str | None) -> str | None:
+        if host is not None and not host.strip():
             raise ValueError("must not be empty")
         return host
+
+    @model_validator(mode="after")
+    def _ops_port_apart(self) -> ServerSettings:
+        if self.ops_port is not None and self.ops_port == self.port:
+            raise ValueError("ops_port must differ from port")
+        return self
 
 
 class DiditWebhooks(ConfigModel):

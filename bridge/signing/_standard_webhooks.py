@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import re
 from collections.abc import Mapping, Sequence
 
 from bridge.signing._base import (
@@ -24,6 +26,11 @@ from bridge.signing._base import (
 )
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 -- the scheme's prefix, not a secret
+# A sender lists one entry per secret it holds (two while rotating). Entries past these are
+# ignored: a header of a million entries would otherwise cost each unauthenticated request a
+# million decodes and comparisons.
+MAX_SIGNATURE_ENTRIES = 8
+_ENTRY = re.compile(r"\S+")  # found one at a time: the rest of the header is never copied
 
 
 def decode_whsec(secret: str) -> bytes:
@@ -52,7 +59,8 @@ def _signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:
 
 def _offered_signatures(header_value: str) -> list[bytes]:
     offered = []
-    for entry in header_value.split():
+    for match in itertools.islice(_ENTRY.finditer(header_value), MAX_SIGNATURE_ENTRIES):
+        entry = match.group()
         version, _, encoded = entry.partition(",")
         if version != "v1" or not encoded.isascii():
             continue  # other versions (v1a: asymmetric) are not ours to check

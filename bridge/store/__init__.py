@@ -67,6 +67,7 @@ from bridge.store.model import (
     NewNotification,
     Notification,
     Outcome,
+    QueueGauges,
     RetryResult,
     StatusChange,
     StoreStats,
@@ -101,6 +102,7 @@ __all__ = [
     "NewNotification",
     "Notification",
     "Outcome",
+    "QueueGauges",
     "RetryResult",
     "StatusChange",
     "Store",
@@ -361,7 +363,11 @@ class Store(Protocol):
         ...
 
     async def stats(self) -> StoreStats:
-        """Counts for metrics."""
+        """Counts of every row by status (reads whole tables: for tools, not for scrapes)."""
+        ...
+
+    async def queue_gauges(self) -> QueueGauges:
+        """The gauges ``/metrics`` serves, read without counting the whole history."""
         ...
 
     async def ping(self) -> None:

@@ -282,6 +282,17 @@ class StoreStats:
     oldest_pending_age_s: float | None  # the oldest pending notification; None when none
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueGauges:
+    """What ``/metrics`` shows of the store on every scrape, read through indexes only: the cost
+    follows the pending and dead rows and the destinations, not the size of the history."""
+
+    pending_notifications: int
+    oldest_pending_received_at: float | None  # None when nothing is pending
+    dead_deliveries: int
+    disabled_destinations: int
+
+
 def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     """Whether the next attempt must reconcile before it may import.
 

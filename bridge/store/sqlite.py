@@ -41,6 +41,7 @@ from bridge.store.model import (
     NewNotification,
     Notification,
     Outcome,
+    QueueGauges,
     RetryResult,
     StatusChange,
     StoreStats,
@@ -743,6 +744,26 @@ class SqliteStore:
 
     def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
         """One process owns an SQLite file: its own callers wake its workers directly."""
+
+    async def queue_gauges(self) -> QueueGauges:
+        q = self._q
+
+        def op(connection: sqlite3.Connection) -> QueueGauges:
+            connection.execute("BEGIN")
+            try:
+                pending = connection.execute(q["pending_gauge"]).fetchone()
+                dead = connection.execute(q["dead_deliveries_gauge"]).fetchone()["n"]
+                disabled = connection.execute(q["disabled_destinations_gauge"]).fetchone()["n"]
+            finally:
+                connection.execute("COMMIT")
+            return QueueGauges(
+                pending_notifications=pending["n"],
+                oldest_pending_received_at=pending["oldest"],
+                dead_deliveries=dead,
+                disabled_destinations=disabled,
+            )
+
+        return await self._read(op)
 
     async def stats(self) -> StoreStats:
         q, now = self._q, self._clock()

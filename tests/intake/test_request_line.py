@@ -84,6 +84,15 @@ async def test_one_line_per_answer_with_its_outcome(
     assert value(samples, "bridge_intake_latency_seconds_count") == 4
 
 
+async def test_a_long_partner_segment_is_logged_cut(counted: Harness, stream: io.StringIO) -> None:
+    """A stranger's 10 000-character path costs the log a bounded prefix, not the whole."""
+    name = "x" * 10_000
+    assert (await counted.post(name, {"share_token": "t"}, signed=False)).status_code == 404
+    (line,) = request_lines(stream)
+    assert line["path"].startswith("/v1/partners/xxx")
+    assert len(line["path"]) <= 260
+
+
 async def test_a_bug_is_answered_500_with_a_code_and_logged(
     counted: Harness, stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -42,6 +42,10 @@ def test_compose_runs_the_bridge_beside_the_app() -> None:
     assert settings.store.url == "sqlite:////data/bridge.db"
     assert settings.destinations["app"].url.startswith("http://app:")
     assert settings.admin is not None
+    # Partners reach the public port from anywhere; the ops port only from the host itself.
+    published = {mapping.rsplit(":", 1)[1]: mapping for mapping in bridge["ports"]}
+    assert published[str(settings.server.port)] == f"{settings.server.port}:{settings.server.port}"
+    assert published[str(settings.server.ops_port)].startswith("127.0.0.1:")
 
 
 def test_kubernetes_pod_runs_the_bridge_as_a_sidecar() -> None:
@@ -72,3 +76,11 @@ def test_kubernetes_pod_runs_the_bridge_as_a_sidecar() -> None:
     settings = config.load_text(config_map["data"][config_path.name], environ=secret["stringData"])
     assert settings.destinations["app"].url.startswith("http://127.0.0.1:")
     assert settings.admin is not None
+    ports = {port["name"]: port["containerPort"] for port in bridge["ports"]}
+    assert (ports["http"], ports["ops"]) == (settings.server.port, settings.server.ops_port)
+    assert bridge["livenessProbe"]["httpGet"]["port"] == "http"
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(ports["ops"])
+    # The Service partners reach exposes the public port only.
+    service = by_kind["Service"]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert [port["targetPort"] for port in service["spec"]["ports"]] == ["http"]

@@ -78,8 +78,8 @@ async def test_document_matches_the_routes(service: Service) -> None:
         for method in set(route.methods or ()) - {"HEAD"}
     }
     assert described == served
-    partner = document["paths"]["/v1/partners/{partner}/shares"]["post"]["parameters"][0]
-    assert partner["schema"]["enum"] == sorted(service.current().partners)
+    text = answer.text
+    assert not [name for name in service.current().partners if name in text]  # no partner named
     for ref in refs(document):
         name = ref.removeprefix("#/components/schemas/")
         assert name in document["components"]["schemas"], ref

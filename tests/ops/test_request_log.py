@@ -75,6 +75,13 @@ async def test_probes_are_debug_and_failures_are_logged(
     assert (by_path["/broken"]["level"], by_path["/broken"]["http_status"]) == ("info", 500)
 
 
+async def test_a_long_path_is_logged_cut(client: httpx.AsyncClient, stream: io.StringIO) -> None:
+    """What a stranger puts in the path reaches the line as a bounded prefix."""
+    assert (await client.get("/" + "a" * 10_000)).status_code == 404
+    (line,) = [line for line in json_lines(stream) if line["event"] == "request"]
+    assert line["path"] == "/" + "a" * 255 + "..."
+
+
 class FakePacer(Pacer):
     def __init__(self) -> None:
         super().__init__(60)

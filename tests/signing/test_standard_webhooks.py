@@ -118,6 +118,21 @@ class TestHeaders:
         )
         assert VERIFIER.verify(b"{}", headers, now=NOW).message_id == "msg_1"
 
+    def test_only_the_first_few_entries_are_tried(self) -> None:
+        """A sender holds a few secrets, not thousands: the matching entry counts among the
+        first eight, and a header of a million foreign entries costs no more than eight."""
+        headers = signed(CURRENT, b"{}")
+        genuine = headers["webhook-signature"]
+        foreign = signed(OLD, b"{}")["webhook-signature"]
+        headers["webhook-signature"] = " ".join([foreign] * 7 + [genuine])
+        assert VERIFIER.verify(b"{}", headers, now=NOW).message_id == "msg_1"
+        headers["webhook-signature"] = " ".join([foreign] * 8 + [genuine])
+        assert code_of(b"{}", headers) == "invalid_signature"
+        headers["webhook-signature"] = " ".join([foreign] * 1_000_000 + [genuine])
+        started = time.perf_counter()
+        assert code_of(b"{}", headers) == "invalid_signature"
+        assert time.perf_counter() - started < 0.1
+
     @pytest.mark.parametrize(
         ("name", "value"),
         [

@@ -20,6 +20,7 @@ from bridge.store import (
     JobKind,
     NewEvent,
     Outcome,
+    QueueGauges,
     RetryResult,
     StatusChange,
     Store,
@@ -886,6 +887,42 @@ class TestDeliveries:
         delivery = await store.load_delivery(job.ref)
         assert delivery is not None
         assert delivery.status is DeliveryStatus.DEAD
+
+    async def test_queue_gauges_agree_with_the_full_counts(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """The cheap gauges /metrics serves equal what counting every row gives: pending
+        notifications and the oldest one's arrival, dead deliveries over every destination,
+        disabled destinations (with deliveries or without)."""
+        assert await store.queue_gauges() == QueueGauges(
+            pending_notifications=0,
+            oldest_pending_received_at=None,
+            dead_deliveries=0,
+            disabled_destinations=0,
+        )
+        for key in ("x1", "x2", "x3"):
+            await store.accept(notification(key))
+            job = await claim_one(store)
+            imported = Outcome(status=NotificationStatus.IMPORTED)
+            assert await store.record_outcome(job, imported, [event(clock, "a", "b", "c")])
+        for job in await store.claim(JobKind.DELIVER, owner="d", lease_s=30, limit=20):
+            if job.lane != "c":
+                assert await store.bury(job, error="gone")
+        await store.set_destination_enabled("b", enabled=False, reason="410 Gone")
+        await store.set_destination_enabled("z", enabled=False, reason="unused")
+        await store.accept(notification("p1"))
+        first_at = clock.now
+        clock.advance(30)
+        await store.accept(notification("p2"))
+        stats = await store.stats()
+        states = await store.destination_states()
+        assert await store.queue_gauges() == QueueGauges(
+            pending_notifications=stats.notifications["pending"],
+            oldest_pending_received_at=first_at,
+            dead_deliveries=stats.deliveries["dead"],
+            disabled_destinations=sum(not state.enabled for state in states),
+        )
+        assert (stats.notifications["pending"], stats.deliveries["dead"]) == (2, 6)
 
     async def test_a_disabled_destination_waits_and_resumes(
         self, store: Store, clock: FakeClock

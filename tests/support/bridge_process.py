@@ -164,6 +164,7 @@ def make_config(
     log_level: str = "info",
     partner_options: Mapping[str, Mapping[str, Any]] | None = None,
     store: Mapping[str, Any] | None = None,
+    server: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The configuration document (a dict, dumped as YAML by :class:`BridgeProcess`).
 
@@ -171,7 +172,8 @@ def make_config(
     ``rules`` replaces :func:`default_rules`; ``destinations`` is the YAML ``destinations``
     section as is; ``didit_webhooks`` verifies Didit webhooks with the app's webhook secret;
     ``partner_options`` adds keys to partners' entries (``{"hooli": {"max_imports_per_minute":
-    5}}``); ``store`` replaces the store section (default: SQLite at ``db_path``).
+    5}}``); ``store`` replaces the store section (default: SQLite at ``db_path``); ``server``
+    adds keys to the ``server`` section (the edge's limits, ``ops_port``).
     """
     document: dict[str, Any] = {
         "didit": {
@@ -183,7 +185,12 @@ def make_config(
             "max_in_flight": max_in_flight,
         },
         "store": dict(store) if store is not None else {"url": f"sqlite:///{db_path}"},
-        "server": {"host": "127.0.0.1", "port": port, "max_body_bytes": max_body_bytes},
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "max_body_bytes": max_body_bytes,
+            **(server or {}),
+        },
         "partners": {
             name: {"auth": dict(block), **(partner_options or {}).get(name, {})}
             for name, block in PARTNERS.items()

@@ -440,3 +440,23 @@ SELECT status, count(*) AS n FROM deliveries GROUP BY status;
 -- oldest_pending --
 -- When the oldest pending notification arrived
 SELECT min(received_at) AS received_at FROM notifications WHERE status = 'pending';
+
+-- pending_gauge --
+-- How many notifications are pending and when the oldest arrived (the status index's range)
+SELECT count(*) AS n, min(received_at) AS oldest FROM notifications WHERE status = 'pending';
+
+-- dead_deliveries_gauge --
+-- Dead deliveries: the destinations found by skipping along their index (one lookup each, not
+-- a scan), then one index range of dead rows per destination
+WITH RECURSIVE names (name) AS (
+    SELECT min(destination) FROM deliveries
+    UNION ALL
+    SELECT (SELECT min(destination) FROM deliveries WHERE destination > names.name)
+      FROM names WHERE names.name IS NOT NULL)
+SELECT coalesce(sum((SELECT count(*) FROM deliveries d
+                      WHERE d.destination = names.name AND d.status = 'dead')), 0) AS n
+  FROM names WHERE names.name IS NOT NULL;
+
+-- disabled_destinations_gauge --
+-- Destinations an operator disabled
+SELECT count(*) AS n FROM destination_states WHERE enabled = 0;
