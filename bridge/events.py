@@ -113,3 +113,13 @@ def render_event(
     }
     event = {"type": event_type.value, "id": event_id, "created_at": iso_utc(created_at)}
     return orjson.dumps({**event, "data": data})
+
+
+PING = "share.ping"
+
+
+def render_ping(*, event_id: str, created_at: float, destination: str) -> bytes:
+    """The body of ``share.ping``: a test event ``check-config --online`` sends each destination.
+    It stands for no notification; a consumer answers 2xx and does nothing else."""
+    event = {"type": PING, "id": event_id, "created_at": iso_utc(created_at)}
+    return orjson.dumps({**event, "data": {"destination": destination}})

@@ -16,7 +16,7 @@ class NotificationStatus(StrEnum):
     IMPORTED = "imported"
     REJECTED = "rejected"  # Didit refused the token; retrying cannot help
     EXPIRED = "expired"  # the token's deadline passed before it could be redeemed
-    FAILED = "failed"  # gave up, or needs an operator; `bridge retry` while the token lives
+    FAILED = "failed"  # gave up, or needs an operator; `share-bridge retry` while the token lives
 
     @property
     def is_final(self) -> bool:

@@ -117,6 +117,15 @@ def _schemas() -> dict[str, Any]:
         "Duplicate": _obj(
             {"id": {"type": "string"}, "status": {"type": "string", "enum": ["duplicate"]}}
         ),
+        "Route": _obj(
+            {
+                "rule": {"type": "string"},
+                "workflow_id": {"type": "string"},
+                "vendor_data": {"type": "string"},
+                "trust_review": {"type": "boolean"},
+                "destinations": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
         "Notification": _obj(
             {
                 "id": {"type": "string"},
@@ -128,15 +137,7 @@ def _schemas() -> dict[str, Any]:
                     {"application_id": _NULLABLE_STRING, "session_id": _NULLABLE_STRING}
                 ),
                 "token_sha256": {"type": "string"},
-                "route": _obj(
-                    {
-                        "rule": {"type": "string"},
-                        "workflow_id": {"type": "string"},
-                        "vendor_data": {"type": "string"},
-                        "trust_review": {"type": "boolean"},
-                        "destinations": {"type": "array", "items": {"type": "string"}},
-                    }
-                ),
+                "route": {"$ref": "#/components/schemas/Route"},
                 "reason": reason,
                 "session": session,
                 "deadline": _NULLABLE_TIME,
@@ -189,6 +190,17 @@ def _schemas() -> dict[str, Any]:
                             "id": {"type": "string"},
                             "type": {"type": "string", "enum": [t.value for t in EventType]},
                             "created_at": {"type": "string", "format": "date-time"},
+                        }
+                    ),
+                },
+                "route_changes": {
+                    "type": "array",
+                    "description": "Re-routes by retries with the running configuration",
+                    "items": _obj(
+                        {
+                            "at": {"type": "string", "format": "date-time"},
+                            "old": {"$ref": "#/components/schemas/Route"},
+                            "new": {"$ref": "#/components/schemas/Route"},
                         }
                     ),
                 },
@@ -461,9 +473,19 @@ def _admin() -> dict[str, Any]:
                 "operationId": "retryNotification",
                 "tags": ["admin"],
                 "summary": "Re-run a failed notification while its token lives",
-                "description": "409 codes: `not_retryable`, `token_gone`, `superseded`.",
+                "description": "The notification's rule as the running configuration has it "
+                "gives the new workflow, trust_review and destinations (kept in the timeline's "
+                "route_changes); keep_route=true retries with the stored route. 409 codes: "
+                "`not_retryable`, `token_gone`, `superseded`, `rule_gone`.",
                 "security": security,
-                "parameters": [notification_id],
+                "parameters": [
+                    notification_id,
+                    _query(
+                        "keep_route",
+                        {"type": "string", "enum": ["true", "false"]},
+                        "true: retry with the route stored at intake (default false)",
+                    ),
+                ],
                 "responses": {"202": _json(requeued, "Queued again"), **_admin_errors(409)},
             }
         },

@@ -1,9 +1,10 @@
-"""Arguments shared by several commands; every flag has an environment twin."""
+"""What several commands share: the --config argument and the hint when its file is missing."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 
 def env_default(variable: str, fallback: str | None = None) -> str | None:
@@ -16,3 +17,10 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
         default=env_default("BRIDGE_CONFIG", "config/bridge.yaml"),
         help="the YAML configuration (default: $BRIDGE_CONFIG, then config/bridge.yaml)",
     )
+
+
+def missing_config_hint(path: str) -> str:
+    """A line pointing at --config when the configuration file does not exist, else ''."""
+    if Path(path).exists():
+        return ""
+    return "hint: pass --config PATH or set BRIDGE_CONFIG (start from config/bridge.example.yaml)\n"

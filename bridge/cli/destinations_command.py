@@ -1,4 +1,4 @@
-"""``bridge destinations list|enable|disable`` and ``bridge redeliver``: downstream operations."""
+"""``share-bridge destinations list|enable|disable`` and ``redeliver``: downstream operations."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def _fresh(name: str) -> DestinationState:
 def _set_enabled(args: argparse.Namespace, *, enabled: bool, reason: str | None) -> int:
     configured = _configured(args)
     if configured is not None and args.name not in configured:
-        sys.stderr.write(f"bridge: no destination {args.name!r} in the configuration\n")
+        sys.stderr.write(f"share-bridge: no destination {args.name!r} in the configuration\n")
         return 1
 
     async def action(store: Store) -> int:
@@ -164,7 +164,7 @@ def _redeliver(args: argparse.Namespace) -> int:
         usable = args.destination is not None and args.since is not None
     if not usable:
         sys.stderr.write(
-            "bridge redeliver: give DELIVERY_ID alone, or --destination NAME --since TIME"
+            "share-bridge redeliver: give DELIVERY_ID alone, or --destination NAME --since TIME"
             " [--status dead|delivered]\n"
         )
         return 2
@@ -175,9 +175,9 @@ def _redeliver(args: argparse.Namespace) -> int:
             return 0
         delivery = await store.load_delivery(args.delivery_id)
         if delivery is None:
-            sys.stderr.write(f"bridge: no delivery {args.delivery_id}\n")
+            sys.stderr.write(f"share-bridge: no delivery {args.delivery_id}\n")
         else:
-            sys.stderr.write(f"bridge: {args.delivery_id} is already pending\n")
+            sys.stderr.write(f"share-bridge: {args.delivery_id} is already pending\n")
         return 1
 
     async def since(store: Store) -> int:

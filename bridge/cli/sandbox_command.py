@@ -1,4 +1,4 @@
-"""``bridge sandbox``: the Didit sandbox alone, with a ready world, for integrators."""
+"""``share-bridge sandbox``: the Didit sandbox alone, with a ready world, for integrators."""
 
 from __future__ import annotations
 

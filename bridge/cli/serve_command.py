@@ -1,4 +1,4 @@
-"""``bridge serve``: the receiver and the workers in one process."""
+"""``share-bridge serve``: the receiver and the workers in one process."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from types import FrameType
 import uvicorn
 
 from bridge import config
-from bridge.cli._common import add_config_argument, env_default
+from bridge.cli._common import add_config_argument, env_default, missing_config_hint
 from bridge.cli.service import Service
 from bridge.errors import ConfigError, StoreUnavailable
 from bridge.observability import Redactor, configure_logging
@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = config.load(args.config)
     except ConfigError as exc:
-        sys.stderr.write(f"bridge serve: invalid configuration:\n{exc}\n")
+        sys.stderr.write(f"share-bridge serve: invalid configuration:\n{exc}\n")
+        sys.stderr.write(missing_config_hint(args.config))
         return 1
     redactor = Redactor()
     configure_logging(
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = Service(settings, redactor=redactor, config_path=args.config)
     except StoreUnavailable as exc:
-        sys.stderr.write(f"bridge serve: {exc.message}\n")
+        sys.stderr.write(f"share-bridge serve: {exc.message}\n")
         return 1
     server = _Server(
         uvicorn.Config(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bridge.config.destinations import Destination, parse_duration
 from bridge.config.loading import load, load_text
+from bridge.config.operations import OperationsConfig, load_for_operations
 from bridge.config.partners import (
     AUTH_SCHEMES,
     ApiKeyAuth,
@@ -55,6 +56,7 @@ __all__ = [
     "Loc",
     "LoggingSettings",
     "Matcher",
+    "OperationsConfig",
     "Partner",
     "PartnerAuth",
     "PartnerFields",
@@ -70,6 +72,7 @@ __all__ = [
     "StoreSettings",
     "format_path",
     "load",
+    "load_for_operations",
     "load_text",
     "parse_duration",
 ]

@@ -69,8 +69,14 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
     an unreadable file and YAML syntax errors; never another exception for bad input.
     """
     source = os.fspath(path)
+    text = read_text(source)
+    return load_text(text, source_name=source, environ=environ, base_dir=Path(source).parent)
+
+
+def read_text(source: str) -> str:
+    """The configuration file's text; ``ConfigError`` when it cannot be read as UTF-8."""
     try:
-        text = Path(source).read_bytes().decode("utf-8-sig")
+        return Path(source).read_bytes().decode("utf-8-sig")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(
@@ -78,4 +84,3 @@ def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None)
         ) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(source, None, "", "the file is not UTF-8 text")]) from None
-    return load_text(text, source_name=source, environ=environ, base_dir=Path(source).parent)

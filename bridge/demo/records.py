@@ -1,5 +1,5 @@
 """What the running bridge has recorded, read from its store (SQLite in WAL mode lets this
-process read while ``bridge serve`` writes)."""
+process read while ``share-bridge serve`` writes)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ready world ``bridge sandbox`` starts with (see :meth:`World.demo`)."""
+"""The ready world ``share-bridge sandbox`` starts with (see :meth:`World.demo`)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class World:
 
     @classmethod
     def demo(cls, seed: int = 0) -> World:
-        """The ready world of ``bridge sandbox``: our application ("ours") with KYC and KYB
+        """The ready world of ``share-bridge sandbox``: our application ("ours") with KYC and KYB
         workflows, and partners "acme", "globex" and "initech" with finished sessions of both
         kinds in several statuses. Deterministic from ``seed``."""
         from bridge.sandbox.demo import build_demo_world

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from collections.abc import Mapping, Sequence
 
 from bridge.signing._base import (
@@ -24,6 +25,11 @@ from bridge.signing._base import (
 )
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 -- the scheme's prefix, not a secret
+
+
+def new_whsec(size: int = 32) -> str:
+    """A fresh random Standard Webhooks secret: ``whsec_`` and ``size`` random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(size)).decode()
 
 
 def decode_whsec(secret: str) -> bytes:

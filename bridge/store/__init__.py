@@ -61,12 +61,13 @@ from bridge.store.model import (
     Notification,
     Outcome,
     RetryResult,
+    RouteChange,
     StoreStats,
     Timeline,
     refused_after_unanswered,
     unresolved_ambiguity,
 )
-from bridge.types import NotificationStatus
+from bridge.types import NotificationStatus, Route
 
 __all__ = [
     "ALREADY_IMPORTED",
@@ -93,11 +94,13 @@ __all__ = [
     "Notification",
     "Outcome",
     "RetryResult",
+    "RouteChange",
     "Store",
     "StoreStats",
     "Timeline",
     "open_store",
     "refused_after_unanswered",
+    "sqlite_path",
     "unresolved_ambiguity",
 ]
 
@@ -310,8 +313,14 @@ class Store(Protocol):
         """A notification with its attempts, events, deliveries and delivery attempts."""
         ...
 
-    async def retry_notification(self, notification_id: str) -> RetryResult:
-        """Re-run a failed notification (or a pending one whose job died) while its token lives."""
+    async def retry_notification(
+        self, notification_id: str, *, route: Route | None = None
+    ) -> RetryResult:
+        """Re-run a failed notification (or a pending one whose job died) while its token lives.
+
+        ``route``: the route to run it with from now on (the running configuration's); when it
+        differs from the stored one, the change is kept for the timeline. None keeps the route.
+        """
         ...
 
     async def erase_stale_tokens(self) -> int:
@@ -331,16 +340,28 @@ class Store(Protocol):
         ...
 
 
-def open_store(url: str, *, clock: Clock) -> Store:
-    """Open (creating and migrating if needed) the store at ``url``.
+_SQLITE = "sqlite:///"
 
-    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; the parent directory is
-    created. Raises ``StoreUnavailable`` if it cannot be opened, ``ValueError`` for a URL of
-    no supported backend.
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite store URL, absolute; None for another backend.
+
+    SQLAlchemy's rule: ``sqlite:///relative/path.db`` (three slashes) is relative to the working
+    directory, ``sqlite:////absolute/path.db`` (four) is absolute.
     """
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and len(url) > len(prefix):
+    if url.startswith(_SQLITE) and len(url) > len(_SQLITE):
+        return Path(url.removeprefix(_SQLITE)).absolute()
+    return None
+
+
+def open_store(url: str, *, clock: Clock) -> Store:
+    """Open (creating and migrating if needed) the store at ``url`` (see :func:`sqlite_path`);
+    the parent directory is created. Raises ``StoreUnavailable`` if it cannot be opened,
+    ``ValueError`` for a URL of no supported backend.
+    """
+    path = sqlite_path(url)
+    if path is not None:
         from bridge.store.sqlite import SqliteStore
 
-        return SqliteStore.open(Path(url.removeprefix(prefix)), clock=clock)
+        return SqliteStore.open(path, clock=clock)
     raise ValueError(f"unsupported store url scheme: {url.split(':', 1)[0]!r}")

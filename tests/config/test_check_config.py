@@ -84,17 +84,19 @@ def test_the_config_defaults_to_bridge_config_variable(
     assert out.startswith("ok: ")
 
 
-def test_a_missing_file_is_exit_1_with_a_clear_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_missing_file_is_exit_1_with_a_clear_message_and_the_same_hint(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nope.yaml"
-    code, out, err = run(["check-config", "--config", str(missing)], capsys)
+    code, out, err = run([command, "--config", str(missing)], capsys)
     assert code == 1
     assert out == ""
-    assert err.splitlines() == [
-        f"{missing}: cannot read the file: No such file or directory",
-        "hint: pass --config PATH or set BRIDGE_CONFIG",
-    ]
+    lines = err.splitlines()
+    assert f"{missing}: cannot read the file: No such file or directory" in lines
+    assert lines[-1] == (
+        "hint: pass --config PATH or set BRIDGE_CONFIG (start from config/bridge.example.yaml)"
+    )
 
 
 def test_secrets_never_reach_the_output(
@@ -117,8 +119,8 @@ def test_secrets_never_reach_the_output(
 def test_the_console_script_runs_check_config(
     example_environ: dict[str, str], tmp_path: Path
 ) -> None:
-    """The installed ``bridge`` entry point, in a real process."""
-    bridge = Path(sys.executable).with_name("bridge")
+    """The installed ``share-bridge`` entry point, in a real process."""
+    bridge = Path(sys.executable).with_name("share-bridge")
     ok = subprocess.run(
         [bridge, "check-config", "--config", str(EXAMPLE)],
         env={"PATH": os.environ.get("PATH", ""), **example_environ},
