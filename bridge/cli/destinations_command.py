@@ -76,15 +76,16 @@ def since_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _configured(args: argparse.Namespace) -> dict[str, Any] | None:
+def _configured(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The configured destinations' names (no secret needed); None when the file is invalid."""
     try:
-        return dict(config.load(args.config).destinations)
+        return config.load_for_operations(args.config).destinations
     except ConfigError:
         return None  # with_store reports it
 
 
 def _list(args: argparse.Namespace) -> int:
-    configured = _configured(args) or {}
+    configured = _configured(args) or ()
 
     async def action(store: Store) -> int:
         known = {state.name: state for state in await store.destination_states()}

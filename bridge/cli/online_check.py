@@ -87,15 +87,16 @@ def _unchecked(settings: Settings) -> list[Finding]:
         Finding(
             Result.UNCHECKED,
             "didit.application_id",
-            "Didit has no read for it; a token for another application is refused at intake",
+            "Didit has no read for it; a wrong one refuses every token at intake",
         )
     ]
-    for rule in settings.rules:
+    for index, rule in enumerate(settings.rules):
         found.append(
             Finding(
                 Result.UNCHECKED,
-                f"rules[{rule.name!r}].then.workflow_id",
-                "only an import proves a workflow exists (else the workflow_not_found alert)",
+                f"rules[{index}].then.workflow_id",
+                f"(rule {rule.name!r}) only an import proves a workflow exists; a wrong one "
+                "raises the workflow_not_found alert",
             )
         )
     for name in settings.partners:
