@@ -36,7 +36,8 @@ def load_text(
     """
     document = parse(text, source_name)
     unset: list[Problem] = []
-    data = interpolate(document.data, os.environ if environ is None else environ, (), unset)
+    empty: list[Problem] = []
+    data = interpolate(document.data, os.environ if environ is None else environ, (), unset, empty)
     if not isinstance(data, dict):
         message = "the top level must be a mapping of sections: didit, partners, rules, ..."
         raise ConfigError([ConfigIssue(source_name, document.line(()), "", message)])
@@ -51,6 +52,7 @@ def load_text(
             problems += reference_problems(data["rules"], partners, destinations)
     # a value whose variable is unset was reported as such: what else it breaks is noise
     problems = unset + [p for p in problems if not any(p[0][: len(u)] == u for u, _ in unset)]
+    problems = [_explained(problem, empty) for problem in problems]
     issues = [
         ConfigIssue(source_name, line, format_path(loc), m) for loc, line, m in document.issues
     ]
@@ -60,6 +62,15 @@ def load_text(
     if issues or settings is None:
         raise ConfigError(sorted(dict.fromkeys(issues), key=lambda i: (i.line or 0, i.path)))
     return settings
+
+
+def _explained(problem: Problem, empty: list[Problem]) -> Problem:
+    """A problem with a value an empty variable made: say which variable."""
+    loc, message = problem
+    for where, note in empty:
+        if loc[: len(where)] == where:
+            return loc, f"{message} ({note})"
+    return problem
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:

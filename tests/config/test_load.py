@@ -538,3 +538,31 @@ class TestMessages:
             ConfigError, match="is not a usable JWKS: the document is not an object"
         ):
             load(config, {})
+
+
+def test_a_variable_set_but_empty_is_named() -> None:
+    """``export DIDIT_API_KEY=`` (a forgotten value) is named, not only "must not be empty"."""
+    text = MINIMAL.replace("api_key: test-api-key", "api_key: ${DIDIT_API_KEY}")
+    assert issues(text, {"DIDIT_API_KEY": ""}) == [
+        "b.yaml:2: didit.api_key: must not be empty "
+        "(environment variable DIDIT_API_KEY is set but empty)"
+    ]
+    # a default covers empty, as in the shell: nothing to report
+    assert load_text(
+        text.replace("${DIDIT_API_KEY}", "${DIDIT_API_KEY:-k}"), environ={"DIDIT_API_KEY": ""}
+    )
+
+
+def test_a_rule_refers_to_another_by_its_name_too() -> None:
+    text = MINIMAL + (
+        "  - name: kyc\n"
+        "    then: {workflow_id: 3c5b9a2e-0000-4000-8000-000000000002, vendor_data: x}\n"
+        "  - name: kyc\n"
+        "    when: {session_kind: business}\n"
+        "    then: {workflow_id: 3c5b9a2e-0000-4000-8000-000000000002, vendor_data: x}\n"
+    )
+    assert issues(text) == [
+        "b.yaml:12: rules[1]: unreachable: rules[0] ('acme-users') before it matches everything",
+        "b.yaml:14: rules[2]: unreachable: rules[0] ('acme-users') before it matches everything",
+        "b.yaml:14: rules[2].name: duplicate rule name 'kyc' (also rules[1])",
+    ]
