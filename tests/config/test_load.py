@@ -269,6 +269,27 @@ class TestFiles:
         config.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
         assert load(config, {}).partners["acme"].auth.scheme == "standard-webhooks"
 
+    def test_a_pem_key_may_be_a_file_relative_to_the_config_file(
+        self, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+    ) -> None:
+        (tmp_path / "keys").mkdir()
+        (tmp_path / "keys" / "initech.pem").write_text(public_pem(rsa_key))
+        config = tmp_path / "b.yaml"
+        config.write_text(
+            with_partner("{scheme: jwt, algorithms: [RS256], keys: [keys/initech.pem]}")
+        )
+        auth = load(config, {}).partners["p"].auth
+        [key] = auth.verification_keys  # type: ignore[union-attr]
+        assert key.get_secret_value() == public_pem(rsa_key)
+
+        config.write_text(with_partner("{scheme: jwt, algorithms: [ES256], key: absent.pem}"))
+        with pytest.raises(ConfigError) as error:
+            load(config, {})
+        (issue,) = error.value.issues
+        assert (issue.line, issue.path) == (8, "partners.p.auth.key")
+        assert "neither a PEM public key nor a readable PEM file" in issue.message
+        assert "absent.pem: No such file or directory" in issue.message
+
     def test_jwks_file_is_relative_to_the_config_file(
         self, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
     ) -> None:
