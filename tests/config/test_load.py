@@ -569,9 +569,9 @@ def test_a_variable_set_but_empty_is_named() -> None:
         "(environment variable DIDIT_API_KEY is set but empty)"
     ]
     # a default covers empty, as in the shell: nothing to report
-    assert load_text(
-        text.replace("${DIDIT_API_KEY}", "${DIDIT_API_KEY:-k}"), environ={"DIDIT_API_KEY": ""}
-    )
+    defaulted = text.replace("${DIDIT_API_KEY}", "${DIDIT_API_KEY:-k}")
+    settings = load_text(defaulted, environ={"DIDIT_API_KEY": ""})
+    assert settings.didit.api_key.get_secret_value() == "k"
 
 
 def test_a_rule_refers_to_another_by_its_name_too() -> None:
