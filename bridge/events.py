@@ -1,4 +1,4 @@
-"""The downstream events of DESIGN.md section 5: their exact bytes are fixed when created.
+"""The downstream events of docs/events.md: their exact bytes are fixed when created.
 
 Every retry and replay of a delivery sends these same bytes with the same ``webhook-id`` (the
 event id), so an event is rendered once, stored in the outbox, and never rendered again.

@@ -1,6 +1,6 @@
 """Pure routing: a notification's partner, payload and token claims -> a :class:`Route`.
 
-Rules are tried in order and the first whose ``when`` holds wins (DESIGN.md section 3). Every
+Rules are tried in order and the first whose ``when`` holds wins (docs/architecture.md). Every
 matcher in ``when`` must hold; an absent matcher holds for anything. Payload and claim matchers
 address values by dot path (``customer.id``, ``items.0.sku``) and compare with JSON types kept
 apart: ``1`` matches ``1`` and ``1.0`` but never ``true`` or ``"1"``.

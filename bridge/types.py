@@ -44,7 +44,7 @@ class Route:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reason:
-    """Why a notification ended as it did (DESIGN §5 ``reason``); never holds the token."""
+    """Why a notification ended as it did (``reason`` in docs/events.md); never holds the token."""
 
     code: str  # stable, e.g. token_invalid_or_expired, insufficient_balance
     message: str

@@ -1,4 +1,4 @@
-"""The admin API under ``/admin/v1/`` (DESIGN.md section 4, Operations).
+"""The admin API under ``/admin/v1/`` (README, Operations).
 
 Every route needs ``Authorization: Bearer <admin.token>``, compared in constant time: 401
 without it. Without an ``admin`` section in the configuration the API does not exist (404).

@@ -1,4 +1,4 @@
-"""YAML -> validated, frozen Settings (DESIGN.md section 3).
+"""YAML -> validated, frozen Settings (docs/architecture.md).
 
 The models are the whole configuration language (``settings``, ``partners``, ``rules``,
 ``destinations``); their validators check everything that can be checked before the first

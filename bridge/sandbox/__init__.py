@@ -1,4 +1,4 @@
-"""A faithful emulator of the Didit endpoints the bridge uses (DESIGN §8), with a redemption
+"""A faithful emulator of the Didit endpoints the bridge uses (docs/didit.md), with a redemption
 ledger, per-key quotas and fault injection. It shares no code with the rest of ``bridge``.
 
 ``World`` holds the state, ``create_app`` serves it, ``share-bridge sandbox`` runs it with a ready

@@ -182,7 +182,7 @@ class SqliteStore:
         message id first, then the business key. A message id is recorded for its original
         whether the message was accepted or was a duplicate by business key (of a stored
         notification or of an earlier row of the run), so that the partner retrying that message
-        gets the same answer after the token has expired (DESIGN §3).
+        gets the same answer after the token has expired (docs/architecture.md, Intake).
         """
         q = self._q
         pairs = [[row["partner"], row["message_id"]] for row in rows if row["message_id"]]
