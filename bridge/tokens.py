@@ -1,4 +1,4 @@
-"""Share tokens: read a Didit share token's claims without verifying it (docs/architecture.md, Intake).
+"""Share tokens: read a Didit share token's claims without verifying it (docs/architecture.md).
 
 Didit signs share tokens with its own secret, so the bridge can only *read* them
 (reference/didit-api.md section 2.3). The claims are advisory: a missing or mistyped claim is

@@ -1,4 +1,4 @@
-"""The store: every durable fact of share-bridge, behind domain verbs (docs/architecture.md, Imports and outcomes).
+"""The store: every durable fact of share-bridge, behind domain verbs (docs/architecture.md).
 
 ``open_store(url, clock=...)`` picks the backend from the URL (``sqlite:///path`` now;
 PostgreSQL later) and applies its migrations. The verbs are the same on every backend:
