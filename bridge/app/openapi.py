@@ -17,6 +17,7 @@ from bridge import __version__
 from bridge.app.admin import MAX_PAGE, PREFIX
 from bridge.app.intake import LiveConfig
 from bridge.app.responses import json_response
+from bridge.events import PING
 from bridge.store import DeliveryStatus
 from bridge.types import EventType, NotificationStatus, SessionKind
 
@@ -88,6 +89,7 @@ def _schemas() -> dict[str, Any]:
     )
     session["type"] = ["object", "null"]
     return {
+        **_event_schemas(reason, session),
         "Error": _obj(
             {
                 "error": _obj(
@@ -653,6 +655,89 @@ def _admin() -> dict[str, Any]:
     }
 
 
+_EVENT_WHEN: Final = {
+    EventType.IMPORTED: "Didit imported the share (`session` is our new session).",
+    EventType.REJECTED: "Didit refused the token for good (`reason` says why).",
+    EventType.EXPIRED: "The token expired before it could be redeemed.",
+    EventType.FAILED: "The bridge gave up or needs an operator; retry while the token lives.",
+    EventType.STATUS_UPDATED: "Didit changed an imported session's status (`session.status`).",
+}
+
+
+def _event_schemas(reason: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """The bodies the bridge POSTs to destinations (docs/events.md)."""
+    when = {"type": "string", "format": "date-time"}
+    return {
+        "Event": _obj(
+            {
+                "type": {"type": "string", "enum": [t.value for t in EventType]},
+                "id": {"type": "string", "description": "Also the webhook-id header"},
+                "created_at": when,
+                "data": _obj(
+                    {
+                        "notification_id": {"type": "string"},
+                        "partner": {"type": "string"},
+                        "partner_event_id": _NULLABLE_STRING,
+                        "rule": {"type": "string"},
+                        "session_kind": {"type": "string", "enum": [k.value for k in SessionKind]},
+                        "source": _obj(
+                            {"application_id": _NULLABLE_STRING, "session_id": _NULLABLE_STRING}
+                        ),
+                        "workflow_id": {"type": "string"},
+                        "vendor_data": {"type": "string"},
+                        "trust_review": {"type": "boolean"},
+                        "session": session,
+                        "reason": reason,
+                    }
+                ),
+            }
+        ),
+        "PingEvent": _obj(
+            {
+                "type": {"const": PING},
+                "id": {"type": "string"},
+                "created_at": when,
+                "data": _obj({"destination": {"type": "string"}}),
+            }
+        ),
+    }
+
+
+def _webhooks() -> dict[str, Any]:
+    """OpenAPI 3.1 ``webhooks``: what our own systems receive."""
+    headers = [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"},
+         "description": description}
+        for name, description in (
+            ("webhook-id", "The event's id: the same on every retry and redelivery"),
+            ("webhook-timestamp", "Unix seconds when this attempt was signed"),
+            ("webhook-signature", "v1,<base64 HMAC-SHA256>, one per configured secret"),
+        )
+    ]  # fmt: skip
+
+    def hook(name: str, summary: str, schema: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "operationId": name,
+                "summary": summary,
+                "description": "Signed with Standard Webhooks; at least once; dedupe by "
+                "webhook-id. A 2xx within the destination's timeout_s is success.",
+                "parameters": headers,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+                    },
+                },
+                "responses": {"2XX": {"description": "Received; anything else is retried"}},
+            }
+        }
+
+    found = {t.value: hook(t.value, _EVENT_WHEN[t], "Event") for t in EventType}
+    found[PING] = hook(PING, "A test from check-config --online: answer 2xx", "PingEvent")
+    return found
+
+
 def openapi_document(partners: Iterable[str]) -> dict[str, Any]:
     """The OpenAPI 3.1 document, with ``partners`` as the intake's partner names."""
     return {
@@ -671,6 +756,7 @@ def openapi_document(partners: Iterable[str]) -> dict[str, Any]:
             **_health(),
             **_admin(),
         },
+        "webhooks": _webhooks(),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {
