@@ -27,12 +27,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_config_argument(listing)
     listing.set_defaults(run=_list)
     enable = actions.add_parser("enable", help="resume a destination (e.g. after a 410)")
-    enable.add_argument("name")
+    enable.add_argument("name", help="the destination's name under destinations:")
     add_config_argument(enable)
     enable.set_defaults(run=_enable)
     disable = actions.add_parser("disable", help="hold a destination's deliveries")
-    disable.add_argument("name")
-    disable.add_argument("--reason", default="disabled by an operator")
+    disable.add_argument("name", help="the destination's name under destinations:")
+    disable.add_argument(
+        "--reason",
+        default="disabled by an operator",
+        help="why, shown by destinations list (default: disabled by an operator)",
+    )
     add_config_argument(disable)
     disable.set_defaults(run=_disable)
 
@@ -41,8 +45,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="send dead or delivered deliveries again",
         description="Either one DELIVERY_ID, or --destination NAME --since TIME.",
     )
-    redeliver.add_argument("delivery_id", nargs="?", metavar="DELIVERY_ID")
-    redeliver.add_argument("--destination", metavar="NAME")
+    redeliver.add_argument(
+        "delivery_id", nargs="?", metavar="DELIVERY_ID", help="one delivery (dlv_...) to send again"
+    )
+    redeliver.add_argument(
+        "--destination", metavar="NAME", help="with --since: what this destination got or missed"
+    )
     redeliver.add_argument(
         "--since",
         metavar="TIME",
