@@ -35,6 +35,7 @@ async def with_timelines(store: Store, ids: Collection[str]) -> dict[str, Record
             event_ids=tuple(event.id for event in timeline.events),
             deliveries=deliveries,
             reconciles=sum(a.kind is AttemptKind.RECONCILE for a in timeline.attempts),
+            event_times={event.id: event.created_at for event in timeline.events},
         )
     return found
 
@@ -45,6 +46,7 @@ def _recorded(
     event_ids: tuple[str, ...] = (),
     deliveries: dict[tuple[str, str], DeliveryRecord] | None = None,
     reconciles: int = 0,
+    event_times: dict[str, float] | None = None,
 ) -> Recorded:
     return Recorded(
         partner=row.partner,
@@ -54,4 +56,5 @@ def _recorded(
         event_ids=event_ids,
         deliveries=deliveries,
         reconciles=reconciles,
+        event_times=event_times or {},
     )
