@@ -4,6 +4,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
+# bridge/config/example.yaml links to the example: the schema's descriptions come from it.
+COPY config ./config
 RUN pip install --no-cache-dir build && python -m build --wheel --outdir /wheels
 
 # Runtime stage: slim base, non-root user, /data volume for the SQLite store.

@@ -9,6 +9,7 @@ import sys
 from bridge.cli._common import add_config_argument, missing_config_hint
 from bridge.cli.online_check import Result, check_online
 from bridge.config import Settings, load
+from bridge.config.descriptions import describe, example_text
 from bridge.errors import ConfigError
 
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -59,7 +60,8 @@ def check_config(args: argparse.Namespace) -> int:
 
 def config_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of ``Settings``."""
-    schema = {"$schema": _SCHEMA_DIALECT, **Settings.model_json_schema()}
+    described = describe(Settings.model_json_schema(), example_text())
+    schema = {"$schema": _SCHEMA_DIALECT, **described}
     schema["title"] = "share-bridge configuration"
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")
     return 0

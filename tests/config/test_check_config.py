@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
+from bridge.config.descriptions import example_text
 from tests.config.conftest import EXAMPLE
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
@@ -166,3 +167,26 @@ def test_config_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]
         if "scheme" in definition.get("properties", {})
     }
     assert schemes == {"standard-webhooks", "hmac", "jwt", "api-key"}
+
+
+def test_every_key_in_the_schema_is_described_by_the_examples_comment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["config-schema"], capsys)
+    assert code == 0
+    schema = json.loads(out)
+    models = [schema, *schema["$defs"].values()]
+    undescribed = [
+        f"{model.get('title')}.{key}"
+        for model in models
+        for key, prop in model.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert undescribed == []
+    example = EXAMPLE.read_text()
+    assert example_text() == example  # the package's copy is the example itself
+    line = next(ln for ln in example.splitlines() if ln.strip().startswith("trust_review: false"))
+    trust_review = schema["$defs"]["RuleThen"]["properties"]["trust_review"]
+    assert trust_review["description"] == line.split("# ", 1)[1].strip()
+    keys = schema["$defs"]["JwtAuth"]["properties"]["keys"]  # a key the example comments out
+    assert keys["description"] == "more keys, while rotating (same forms as key)"

@@ -165,6 +165,11 @@ def test_the_dockerfile_is_a_runnable_image_recipe(venv: Path, tmp_path: Path) -
     )
     assert missing.returncode == 1
     assert "HOOLI_KEY" in missing.stdout + missing.stderr
+    # the wheel carries the example the schema's descriptions come from
+    schema = run([str(bin_dir / "share-bridge"), "config-schema"], environ, tmp_path)
+    assert schema.returncode == 0, schema.stderr
+    trust_review = json.loads(schema.stdout)["$defs"]["RuleThen"]["properties"]["trust_review"]
+    assert trust_review["description"].startswith("false: lands In Review")
 
     # The image's environment, with its paths moved under tmp_path and the port on 127.0.0.1.
     config = tmp_path / "etc" / "bridge.yaml"
