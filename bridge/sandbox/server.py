@@ -212,7 +212,8 @@ def banner(world: World, base_url: str, seed: int) -> str:
     extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"share_token\"])'"
     lines += [
         "",
-        'For config/bridge.sandbox.yaml (or run: eval "$(share-bridge sandbox --env)"):',
+        'For config/bridge.sandbox.yaml (in a shell: eval "$(share-bridge sandbox --port '
+        f'{base_url.rsplit(":", 1)[1]} --env)"):',
         *(f"  {line}" for line in environment_lines(world, base_url, seed).splitlines()),
         "",
         f"Mint a share token ({partner.name} shares a session with us), then redeem it directly."
