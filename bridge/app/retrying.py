@@ -11,6 +11,10 @@ from collections.abc import Sequence
 
 from bridge import config, rules
 from bridge.store import RetryResult, Store
+from bridge.types import NotificationStatus
+
+# failed, or pending with a dead job (the store tells): the others are final
+_MAY_RETRY = frozenset({NotificationStatus.FAILED, NotificationStatus.PENDING})
 
 MESSAGES: dict[RetryResult, str] = {
     RetryResult.REQUEUED: "queued again; the running bridge picks it up",
@@ -32,6 +36,8 @@ async def retry(
     notification = await store.load_notification(notification_id)
     if notification is None:
         return RetryResult.NOT_FOUND
+    if notification.status not in _MAY_RETRY:  # the store says why; no rule to look up
+        return await store.retry_notification(notification_id)
     route = rules.rerouted(notification.route, running_rules)
     if route is None:
         return RetryResult.RULE_GONE
