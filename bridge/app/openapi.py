@@ -488,7 +488,7 @@ def _admin() -> dict[str, Any]:
                         "true: retry with the route stored at intake (default false)",
                     ),
                 ],
-                "responses": {"202": _json(requeued, "Queued again"), **_admin_errors(409)},
+                "responses": {"202": _json(requeued, "Queued again"), **_admin_errors(400, 409)},
             }
         },
         f"{PREFIX}/destinations": {
