@@ -4,6 +4,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
+# bridge/config/example.yaml links to the example: the schema's descriptions come from it.
+COPY config ./config
 RUN pip install --no-cache-dir build && python -m build --wheel --outdir /wheels
 
 # Runtime stage: slim base, non-root user, /data volume for the SQLite store.
@@ -23,10 +25,10 @@ USER bridge
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["bridge", "healthcheck"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["share-bridge", "healthcheck"]
 # SIGTERM drains: intake answers 503, in-flight work finishes within 20 s. Stop with a grace
 # period above that (`docker stop -t 30`, compose `stop_grace_period: 30s`).
 STOPSIGNAL SIGTERM
 # Exec form, so SIGTERM reaches the Python process (PID 1) and graceful shutdown runs.
-ENTRYPOINT ["bridge"]
+ENTRYPOINT ["share-bridge"]
 CMD ["serve"]

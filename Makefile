@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bridge demo
+	$(BIN)/share-bridge demo
 
 test: lint types imports unit
 

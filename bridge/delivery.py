@@ -1,4 +1,4 @@
-"""POST one signed event to one destination and classify the answer (DESIGN §5).
+"""POST one signed event to one destination and classify the answer (docs/events.md).
 
 Every attempt sends the event's fixed bytes under its fixed ``webhook-id``; only
 ``webhook-timestamp`` and the signature (one ``v1,`` entry per configured secret, for rotation)
@@ -142,8 +142,8 @@ class Sender:
     ever uses its own connections. Use as ``async with`` or call :meth:`aclose`.
 
     httpx's API over aiohttp's transport by default: httpx's own transport is CPU-bound at a
-    few hundred requests per second on one core, aiohttp's about ten times faster (DESIGN §9,
-    bench/RESULTS.md). ``transport`` builds another one per destination (tests: MockTransport).
+    few hundred requests per second on one core, aiohttp's about ten times faster
+    (bench/RESULTS.md). ``transport`` builds another one per destination (tests: MockTransport).
     """
 
     def __init__(

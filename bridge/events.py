@@ -1,4 +1,4 @@
-"""The downstream events of DESIGN.md section 5: their exact bytes are fixed when created.
+"""The downstream events of docs/events.md: their exact bytes are fixed when created.
 
 Every retry and replay of a delivery sends these same bytes with the same ``webhook-id`` (the
 event id), so an event is rendered once, stored in the outbox, and never rendered again.
@@ -108,3 +108,13 @@ def render_event(
     }
     event = {"type": event_type.value, "id": event_id, "created_at": iso_utc(created_at)}
     return orjson.dumps({**event, "data": data})
+
+
+PING = "share.ping"
+
+
+def render_ping(*, event_id: str, created_at: float, destination: str) -> bytes:
+    """The body of ``share.ping``: a test event ``check-config --online`` sends each destination.
+    It stands for no notification; a consumer answers 2xx and does nothing else."""
+    event = {"type": PING, "id": event_id, "created_at": iso_utc(created_at)}
+    return orjson.dumps({**event, "data": {"destination": destination}})

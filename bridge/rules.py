@@ -1,6 +1,6 @@
 """Pure routing: a notification's partner, payload and token claims -> a :class:`Route`.
 
-Rules are tried in order and the first whose ``when`` holds wins (DESIGN.md section 3). Every
+Rules are tried in order and the first whose ``when`` holds wins (docs/architecture.md). Every
 matcher in ``when`` must hold; an absent matcher holds for anything. Payload and claim matchers
 address values by dot path (``customer.id``, ``items.0.sku``) and compare with JSON types kept
 apart: ``1`` matches ``1`` and ``1.0`` but never ``true`` or ``"1"``. A ``{regex}`` matches a
@@ -56,16 +56,28 @@ def route(
             vendor_data = _render(
                 rule, partner=partner, payload=payload, token=token, event_id=event_id
             )
-            return Route(
-                rule=rule.name,
-                workflow_id=str(rule.then.workflow_id),
-                vendor_data=vendor_data,
-                trust_review=rule.then.trust_review,
-                destinations=tuple(rule.then.destinations),
-            )
+            return _route_of(rule, vendor_data)
     raise RoutingError(
         f"no rule matches this {token.session_kind.value} share from partner {partner!r}",
         code="no_matching_rule",
+    )
+
+
+def rerouted(stored: Route, rules: Sequence[config.Rule]) -> Route | None:
+    """What ``stored``'s rule says now (a retry runs with the running configuration): its
+    workflow, ``trust_review`` and destinations. ``vendor_data`` stays as rendered at intake (the
+    body it came from is not kept). None when no rule has that name any more."""
+    rule = next((rule for rule in rules if rule.name == stored.rule), None)
+    return None if rule is None else _route_of(rule, stored.vendor_data)
+
+
+def _route_of(rule: config.Rule, vendor_data: str) -> Route:
+    return Route(
+        rule=rule.name,
+        workflow_id=str(rule.then.workflow_id),
+        vendor_data=vendor_data,
+        trust_review=rule.then.trust_review,
+        destinations=tuple(rule.then.destinations),
     )
 
 

@@ -1,4 +1,4 @@
-"""Share tokens: read a Didit share token's claims without verifying it (DESIGN.md section 4).
+"""Share tokens: read a Didit share token's claims without verifying it (docs/architecture.md).
 
 Didit signs share tokens with its own secret, so the bridge can only *read* them
 (reference/didit-api.md section 2.3). The claims are advisory: a missing or mistyped claim is
@@ -32,7 +32,7 @@ MAX_TOKEN_CHARS: Final = 8192
 """Longer strings are refused unread: Didit's tokens are a few hundred characters."""
 
 DEFAULT_LEEWAY_S: Final = 30.0
-"""Clock skew allowed on ``exp`` at intake (DESIGN.md section 4)."""
+"""Clock skew allowed on ``exp`` at intake (docs/architecture.md, Intake)."""
 
 # Three base64url segments (padding tolerated, as pyjwt does); the signature must be present:
 # Didit always signs, and an unsigned ("alg": "none") token is not a share token.
@@ -110,7 +110,7 @@ class ShareToken:
 
     @property
     def business_key(self) -> str:
-        """The dedupe key of DESIGN.md section 4.
+        """The dedupe key (docs/architecture.md, Intake).
 
         ``"{from_application_id}:{session_id}"`` when both claims are present, else
         ``"sha256:{sha256}"``.

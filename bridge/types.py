@@ -16,7 +16,7 @@ class NotificationStatus(StrEnum):
     IMPORTED = "imported"
     REJECTED = "rejected"  # Didit refused the token; retrying cannot help
     EXPIRED = "expired"  # the token's deadline passed before it could be redeemed
-    FAILED = "failed"  # gave up, or needs an operator; `bridge retry` while the token lives
+    FAILED = "failed"  # gave up, or needs an operator; `share-bridge retry` while the token lives
 
     @property
     def is_final(self) -> bool:
@@ -44,7 +44,7 @@ class Route:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Reason:
-    """Why a notification ended as it did (DESIGN §5 ``reason``); never holds the token."""
+    """Why a notification ended as it did (``reason`` in docs/events.md); never holds the token."""
 
     code: str  # stable, e.g. token_invalid_or_expired, insufficient_balance
     message: str

@@ -1,4 +1,4 @@
-"""The HTTP face of share-bridge (DESIGN.md section 4): one module per group of routes."""
+"""The HTTP face of share-bridge (docs/architecture.md, Intake): one module per group of routes."""
 
 from __future__ import annotations
 

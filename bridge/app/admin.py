@@ -1,4 +1,4 @@
-"""The admin API under ``/admin/v1/`` (DESIGN.md section 4, Operations).
+"""The admin API under ``/admin/v1/`` (README, Operations).
 
 Every route needs ``Authorization: Bearer <admin.token>``, compared in constant time: 401
 without it. Without an ``admin`` section in the configuration the API does not exist (404).
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bridge.app import retrying
 from bridge.app.admin_views import (
     delivery_json,
     destinations_json,
@@ -149,21 +150,17 @@ class Admin:
 
     async def retry_notification(self, request: Request) -> Response:
         notification_id = request.path_params["id"]
-        result = await self._store.retry_notification(notification_id)
+        keep_route = _flag(request.query_params.get("keep_route"), "keep_route")
+        result = await retrying.retry(
+            self._store, notification_id, self._live().settings.rules, keep_route=keep_route
+        )
         log.info("admin_retry", notification_id=notification_id, result=result.value)
         if result is RetryResult.REQUEUED:
             self._on_retry()
             return json_response(202, {"id": notification_id, "result": result.value})
         if result is RetryResult.NOT_FOUND:
             return error_response(404, "not_found", "no notification with that id")
-        messages = {
-            RetryResult.NOT_RETRYABLE: "only a failed notification can be retried",
-            RetryResult.TOKEN_GONE: "its token expired or was erased; the partner must send a "
-            "new one",
-            RetryResult.SUPERSEDED: "a newer notification for the same share is pending or "
-            "imported",
-        }
-        return error_response(409, result.value, messages[result])
+        return error_response(409, result.value, retrying.MESSAGES[result])
 
     # -- destinations and deliveries ------------------------------------------------------
 
@@ -267,6 +264,14 @@ def _text(raw: str | None, name: str) -> str | None:
     if not 1 <= len(raw) <= _MAX_TEXT:
         raise _BadRequest("invalid_parameter", f"{name} must be 1 to {_MAX_TEXT} characters")
     return raw
+
+
+def _flag(raw: str | None, name: str) -> bool:
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise _BadRequest("invalid_parameter", f"{name} must be true or false")
+    return raw == "true"
 
 
 def _enum(raw: str | None, kind: type[_E], name: str) -> _E | None:

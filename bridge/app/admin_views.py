@@ -10,7 +10,7 @@ from typing import Any
 
 from bridge.store import Delivery, DestinationState, Notification, Timeline
 from bridge.times import iso_utc_or_none
-from bridge.types import DiditSession, Reason
+from bridge.types import DiditSession, Reason, Route
 
 __all__ = ["delivery_json", "destinations_json", "iso", "notification_json", "timeline_json"]
 
@@ -51,13 +51,7 @@ def notification_json(row: Notification) -> dict[str, Any]:
             "session_id": row.source_session_id,
         },
         "token_sha256": row.token_sha256,
-        "route": {
-            "rule": row.route.rule,
-            "workflow_id": row.route.workflow_id,
-            "vendor_data": row.route.vendor_data,
-            "trust_review": row.route.trust_review,
-            "destinations": list(row.route.destinations),
-        },
+        "route": route_json(row.route),
         "reason": _reason(row.reason),
         "session": _session(row.session),
         "deadline": iso(row.deadline),
@@ -86,6 +80,16 @@ def delivery_json(row: Delivery) -> dict[str, Any]:
     }
 
 
+def route_json(route: Route) -> dict[str, Any]:
+    return {
+        "rule": route.rule,
+        "workflow_id": route.workflow_id,
+        "vendor_data": route.vendor_data,
+        "trust_review": route.trust_review,
+        "destinations": list(route.destinations),
+    }
+
+
 def timeline_json(timeline: Timeline) -> dict[str, Any]:
     """Everything that happened to one notification, oldest first within each list."""
     return {
@@ -106,6 +110,10 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
         "events": [
             {"id": e.id, "type": e.type.value, "created_at": iso(e.created_at)}
             for e in timeline.events
+        ],
+        "route_changes": [
+            {"at": iso(c.at), "old": route_json(c.old), "new": route_json(c.new)}
+            for c in timeline.route_changes
         ],
         "deliveries": [delivery_json(d) for d in timeline.deliveries],
         "delivery_attempts": [

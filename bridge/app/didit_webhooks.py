@@ -1,4 +1,4 @@
-"""Didit's status webhooks: ``POST /v1/didit/webhooks`` (DESIGN.md section 4).
+"""Didit's status webhooks: ``POST /v1/didit/webhooks`` (docs/events.md).
 
 A verified ``status.updated`` for a session this bridge imported records Didit's new status and
 emits ``share.status_updated`` (one transaction, the outbox). Everything else that verifies is

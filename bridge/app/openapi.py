@@ -18,6 +18,7 @@ from bridge import __version__
 from bridge.app.admin import MAX_PAGE, PREFIX
 from bridge.app.responses import json_response
 from bridge.config.fields import NAME_PATTERN
+from bridge.events import PING
 from bridge.store import DeliveryStatus
 from bridge.types import EventType, NotificationStatus, SessionKind
 
@@ -89,6 +90,7 @@ def _schemas() -> dict[str, Any]:
     )
     session["type"] = ["object", "null"]
     return {
+        **_event_schemas(reason, session),
         "Error": _obj(
             {
                 "error": _obj(
@@ -118,6 +120,15 @@ def _schemas() -> dict[str, Any]:
         "Duplicate": _obj(
             {"id": {"type": "string"}, "status": {"type": "string", "enum": ["duplicate"]}}
         ),
+        "Route": _obj(
+            {
+                "rule": {"type": "string"},
+                "workflow_id": {"type": "string"},
+                "vendor_data": {"type": "string"},
+                "trust_review": {"type": "boolean"},
+                "destinations": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
         "Notification": _obj(
             {
                 "id": {"type": "string"},
@@ -129,15 +140,7 @@ def _schemas() -> dict[str, Any]:
                     {"application_id": _NULLABLE_STRING, "session_id": _NULLABLE_STRING}
                 ),
                 "token_sha256": {"type": "string"},
-                "route": _obj(
-                    {
-                        "rule": {"type": "string"},
-                        "workflow_id": {"type": "string"},
-                        "vendor_data": {"type": "string"},
-                        "trust_review": {"type": "boolean"},
-                        "destinations": {"type": "array", "items": {"type": "string"}},
-                    }
-                ),
+                "route": {"$ref": "#/components/schemas/Route"},
                 "reason": reason,
                 "session": session,
                 "deadline": _NULLABLE_TIME,
@@ -190,6 +193,17 @@ def _schemas() -> dict[str, Any]:
                             "id": {"type": "string"},
                             "type": {"type": "string", "enum": [t.value for t in EventType]},
                             "created_at": {"type": "string", "format": "date-time"},
+                        }
+                    ),
+                },
+                "route_changes": {
+                    "type": "array",
+                    "description": "Re-routes by retries with the running configuration",
+                    "items": _obj(
+                        {
+                            "at": {"type": "string", "format": "date-time"},
+                            "old": {"$ref": "#/components/schemas/Route"},
+                            "new": {"$ref": "#/components/schemas/Route"},
                         }
                     ),
                 },
@@ -460,10 +474,20 @@ def _admin() -> dict[str, Any]:
                 "operationId": "retryNotification",
                 "tags": ["admin"],
                 "summary": "Re-run a failed notification while its token lives",
-                "description": "409 codes: `not_retryable`, `token_gone`, `superseded`.",
+                "description": "The notification's rule as the running configuration has it "
+                "gives the new workflow, trust_review and destinations (kept in the timeline's "
+                "route_changes); keep_route=true retries with the stored route. 409 codes: "
+                "`not_retryable`, `token_gone`, `superseded`, `rule_gone`.",
                 "security": security,
-                "parameters": [notification_id],
-                "responses": {"202": _json(requeued, "Queued again"), **_admin_errors(409)},
+                "parameters": [
+                    notification_id,
+                    _query(
+                        "keep_route",
+                        {"type": "string", "enum": ["true", "false"]},
+                        "true: retry with the route stored at intake (default false)",
+                    ),
+                ],
+                "responses": {"202": _json(requeued, "Queued again"), **_admin_errors(400, 409)},
             }
         },
         f"{PREFIX}/destinations": {
@@ -630,6 +654,89 @@ def _admin() -> dict[str, Any]:
     }
 
 
+_EVENT_WHEN: Final = {
+    EventType.IMPORTED: "Didit imported the share (`session` is our new session).",
+    EventType.REJECTED: "Didit refused the token for good (`reason` says why).",
+    EventType.EXPIRED: "The token expired before it could be redeemed.",
+    EventType.FAILED: "The bridge gave up or needs an operator; retry while the token lives.",
+    EventType.STATUS_UPDATED: "Didit changed an imported session's status (`session.status`).",
+}
+
+
+def _event_schemas(reason: dict[str, Any], session: dict[str, Any]) -> dict[str, Any]:
+    """The bodies the bridge POSTs to destinations (docs/events.md)."""
+    when = {"type": "string", "format": "date-time"}
+    return {
+        "Event": _obj(
+            {
+                "type": {"type": "string", "enum": [t.value for t in EventType]},
+                "id": {"type": "string", "description": "Also the webhook-id header"},
+                "created_at": when,
+                "data": _obj(
+                    {
+                        "notification_id": {"type": "string"},
+                        "partner": {"type": "string"},
+                        "partner_event_id": _NULLABLE_STRING,
+                        "rule": {"type": "string"},
+                        "session_kind": {"type": "string", "enum": [k.value for k in SessionKind]},
+                        "source": _obj(
+                            {"application_id": _NULLABLE_STRING, "session_id": _NULLABLE_STRING}
+                        ),
+                        "workflow_id": {"type": "string"},
+                        "vendor_data": {"type": "string"},
+                        "trust_review": {"type": "boolean"},
+                        "session": session,
+                        "reason": reason,
+                    }
+                ),
+            }
+        ),
+        "PingEvent": _obj(
+            {
+                "type": {"const": PING},
+                "id": {"type": "string"},
+                "created_at": when,
+                "data": _obj({"destination": {"type": "string"}}),
+            }
+        ),
+    }
+
+
+def _webhooks() -> dict[str, Any]:
+    """OpenAPI 3.1 ``webhooks``: what our own systems receive."""
+    headers = [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"},
+         "description": description}
+        for name, description in (
+            ("webhook-id", "The event's id: the same on every retry and redelivery"),
+            ("webhook-timestamp", "Unix seconds when this attempt was signed"),
+            ("webhook-signature", "v1,<base64 HMAC-SHA256>, one per configured secret"),
+        )
+    ]  # fmt: skip
+
+    def hook(name: str, summary: str, schema: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "operationId": name,
+                "summary": summary,
+                "description": "Signed with Standard Webhooks; at least once; dedupe by "
+                "webhook-id. A 2xx within the destination's timeout_s is success.",
+                "parameters": headers,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}
+                    },
+                },
+                "responses": {"2XX": {"description": "Received; anything else is retried"}},
+            }
+        }
+
+    found = {t.value: hook(t.value, _EVENT_WHEN[t], "Event") for t in EventType}
+    found[PING] = hook(PING, "A test from check-config --online: answer 2xx", "PingEvent")
+    return found
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     return {
@@ -648,6 +755,7 @@ def openapi_document() -> dict[str, Any]:
             **_health(),
             **_admin(),
         },
+        "webhooks": _webhooks(),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {

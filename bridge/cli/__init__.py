@@ -1,6 +1,7 @@
-"""The composition root: ``bridge <command>``. Each command lives in its own module here.
+"""The composition root: ``share-bridge <command>`` (``bridge`` is an alias). Each command lives
+in its own module here.
 
-Exit codes (DESIGN.md section 2): 0 ok, 1 invalid input or config, 2 usage.
+Exit codes: 0 ok, 1 invalid input or config, 2 usage (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bridge.cli.sign_command",
     "bridge.cli.route_command",
     "bridge.cli.sandbox_command",
+    "bridge.cli.sink_command",
+    "bridge.cli.secret_command",
     "bridge.cli.serve_command",
     "bridge.cli.notifications_command",
     "bridge.cli.destinations_command",
@@ -30,7 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bridge",
+        prog="share-bridge",
         description="share-bridge: redeem partners' Didit share tokens and deliver the outcomes.",
     )
     parser.add_argument("--version", action="version", version=f"share-bridge {__version__}")

@@ -1,10 +1,11 @@
-"""Arguments shared by several commands; every flag has an environment twin."""
+"""What several commands share: the --config argument and the hint when its file is missing."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from bridge import config
 from bridge.config import StoreSettings
@@ -36,6 +37,7 @@ def load_with_warnings(path: str, *, prog: str) -> config.Loaded | None:
         return config.load_with_warnings(path)
     except ConfigError as exc:  # also an unreadable file: loading raises nothing else
         sys.stderr.write(f"{prog}: invalid configuration:\n{exc}\n")
+        sys.stderr.write(missing_config_hint(path))
         return None
 
 
@@ -48,3 +50,10 @@ def open_configured_store(settings: StoreSettings, *, clock: Clock) -> Store:
         schema=settings.schema_,
         pool_size=settings.pool_size,
     )
+
+
+def missing_config_hint(path: str) -> str:
+    """A line pointing at --config when the configuration file does not exist, else ''."""
+    if Path(path).exists():
+        return ""
+    return "hint: pass --config PATH or set BRIDGE_CONFIG (start from config/bridge.example.yaml)\n"

@@ -1,14 +1,15 @@
-"""``bridge check-config`` and ``bridge config-schema``: the configuration, seen from a shell."""
+"""``share-bridge check-config`` and ``config-schema``: the configuration, seen from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from bridge.cli._common import add_config_argument
+from bridge.cli._common import add_config_argument, missing_config_hint
+from bridge.cli.online_check import Result, check_online
 from bridge.config import Settings, load_with_warnings
+from bridge.config.descriptions import describe, example_text
 from bridge.errors import ConfigError
 
 _SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -26,6 +27,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument(
         "--strict", action="store_true", help="treat warnings as errors (exit 1 if any)"
     )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also check, without side effects, what the file cannot show: the API key (one "
+        "authenticated read) and each destination (a signed share.ping, 2xx expected); list "
+        "what could not be checked",
+    )
     check.set_defaults(run=check_config)
     schema = subparsers.add_parser(
         "config-schema",
@@ -42,8 +50,7 @@ def check_config(args: argparse.Namespace) -> int:
         loaded = load_with_warnings(args.config)
     except ConfigError as exc:
         sys.stderr.write("".join(f"{issue}\n" for issue in exc.issues))
-        if not Path(args.config).exists():
-            sys.stderr.write("hint: pass --config PATH or set BRIDGE_CONFIG\n")
+        sys.stderr.write(missing_config_hint(args.config))
         return 1
     settings = loaded.settings
     sys.stderr.write("".join(f"{warning}\n" for warning in loaded.warnings))
@@ -54,12 +61,17 @@ def check_config(args: argparse.Namespace) -> int:
         f"ok: {len(settings.partners)} partners, {len(settings.rules)} rules, "
         f"{len(settings.destinations)} destinations\n"
     )
-    return 0
+    if not args.online:
+        return 0
+    findings = check_online(settings)
+    sys.stdout.write("online:\n" + "".join(f"{finding}\n" for finding in findings))
+    return 1 if any(finding.result is Result.FAILED for finding in findings) else 0
 
 
 def config_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of ``Settings``."""
-    schema = {"$schema": _SCHEMA_DIALECT, **Settings.model_json_schema()}
+    described = describe(Settings.model_json_schema(), example_text())
+    schema = {"$schema": _SCHEMA_DIALECT, **described}
     schema["title"] = "share-bridge configuration"
     sys.stdout.write(json.dumps(schema, indent=2) + "\n")
     return 0

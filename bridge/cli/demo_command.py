@@ -1,4 +1,4 @@
-"""``bridge demo``: the whole pipeline on this machine (see ``bridge.demo``)."""
+"""``share-bridge demo``: the whole pipeline on this machine (see ``bridge.demo``)."""
 
 from __future__ import annotations
 

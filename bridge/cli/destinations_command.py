@@ -1,4 +1,4 @@
-"""``bridge destinations list|enable|disable`` and ``bridge redeliver``: downstream operations."""
+"""``share-bridge destinations list|enable|disable`` and ``redeliver``: downstream operations."""
 
 from __future__ import annotations
 
@@ -28,12 +28,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_config_argument(listing)
     listing.set_defaults(run=_list)
     enable = actions.add_parser("enable", help="resume a destination (e.g. after a 410)")
-    enable.add_argument("name")
+    enable.add_argument("name", help="the destination's name under destinations:")
     add_config_argument(enable)
     enable.set_defaults(run=_enable)
     disable = actions.add_parser("disable", help="hold a destination's deliveries")
-    disable.add_argument("name")
-    disable.add_argument("--reason", default="disabled by an operator")
+    disable.add_argument("name", help="the destination's name under destinations:")
+    disable.add_argument(
+        "--reason",
+        default="disabled by an operator",
+        help="why, shown by destinations list (default: disabled by an operator)",
+    )
     add_config_argument(disable)
     disable.set_defaults(run=_disable)
 
@@ -42,8 +46,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="send dead or delivered deliveries again",
         description="Either one DELIVERY_ID, or --destination NAME --since TIME.",
     )
-    redeliver.add_argument("delivery_id", nargs="?", metavar="DELIVERY_ID")
-    redeliver.add_argument("--destination", metavar="NAME")
+    redeliver.add_argument(
+        "delivery_id", nargs="?", metavar="DELIVERY_ID", help="one delivery (dlv_...) to send again"
+    )
+    redeliver.add_argument(
+        "--destination", metavar="NAME", help="with --since: what this destination got or missed"
+    )
     redeliver.add_argument(
         "--since",
         metavar="TIME",
@@ -77,15 +85,16 @@ def since_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _configured(args: argparse.Namespace) -> dict[str, Any] | None:
+def _configured(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The configured destinations' names (no secret needed); None when the file is invalid."""
     try:
-        return dict(config.load(args.config).destinations)
+        return config.load_for_operations(args.config).destinations
     except ConfigError:
         return None  # with_store reports it
 
 
 def _list(args: argparse.Namespace) -> int:
-    configured = _configured(args) or {}
+    configured = _configured(args) or ()
 
     async def action(store: Store) -> int:
         known = {state.name: state for state in await store.destination_states()}
@@ -137,7 +146,7 @@ def _fresh(name: str) -> DestinationState:
 def _set_enabled(args: argparse.Namespace, *, enabled: bool, reason: str | None) -> int:
     configured = _configured(args)
     if configured is not None and args.name not in configured:
-        sys.stderr.write(f"bridge: no destination {args.name!r} in the configuration\n")
+        sys.stderr.write(f"share-bridge: no destination {args.name!r} in the configuration\n")
         return 1
 
     async def action(store: Store) -> int:
@@ -165,7 +174,7 @@ def _redeliver(args: argparse.Namespace) -> int:
         usable = args.destination is not None and args.since is not None
     if not usable:
         sys.stderr.write(
-            "bridge redeliver: give DELIVERY_ID alone, or --destination NAME --since TIME"
+            "share-bridge redeliver: give DELIVERY_ID alone, or --destination NAME --since TIME"
             " [--status dead|delivered]\n"
         )
         return 2
@@ -176,9 +185,9 @@ def _redeliver(args: argparse.Namespace) -> int:
             return 0
         delivery = await store.load_delivery(args.delivery_id)
         if delivery is None:
-            sys.stderr.write(f"bridge: no delivery {args.delivery_id}\n")
+            sys.stderr.write(f"share-bridge: no delivery {args.delivery_id}\n")
         else:
-            sys.stderr.write(f"bridge: {args.delivery_id} is already pending\n")
+            sys.stderr.write(f"share-bridge: {args.delivery_id} is already pending\n")
         return 1
 
     async def since(store: Store) -> int:

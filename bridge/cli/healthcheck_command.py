@@ -1,4 +1,4 @@
-"""``bridge healthcheck``: exit 0 if the local ``/healthz`` answers 200, else 1 (for Docker).
+"""``share-bridge healthcheck``: exit 0 if the local ``/healthz`` answers 200, else 1 (for Docker).
 
 The port is ``--port``, else ``$BRIDGE_PORT``, else the configuration's ``server.port`` (the
 default port when the configuration cannot be read: a healthcheck must not need secrets).
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         port = _port(args)
     except ValueError:
-        sys.stderr.write("bridge healthcheck: the port must be a number\n")
+        sys.stderr.write("share-bridge healthcheck: the port must be a number\n")
         return 2
     url = f"http://{args.host}:{port}/healthz"
     try:
@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     except urllib.error.HTTPError as exc:
         status = exc.code
     except (OSError, ValueError) as exc:
-        sys.stderr.write(f"bridge healthcheck: {url}: {exc}\n")
+        sys.stderr.write(f"share-bridge healthcheck: {url}: {exc}\n")
         return 1
     if status != 200:
-        sys.stderr.write(f"bridge healthcheck: {url} answered {status}\n")
+        sys.stderr.write(f"share-bridge healthcheck: {url} answered {status}\n")
         return 1
     return 0

@@ -1,4 +1,4 @@
-"""``bridge migrate``: apply the store's schema migrations and exit (a deploy step).
+"""``share-bridge migrate``: apply the store's schema migrations and exit (a deploy step).
 
 ``serve`` applies them too when it starts, under a lock so that replicas starting together
 migrate once; running this first keeps a new version's schema change out of the start-up.
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
         await migrate_store(store)
-        sys.stdout.write("bridge: the store's schema is up to date\n")
+        sys.stdout.write("share-bridge: the store's schema is up to date\n")
         return 0
 
     return with_store(args, action)

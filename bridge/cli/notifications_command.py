@@ -1,4 +1,4 @@
-"""``bridge notifications list|show`` and ``bridge retry``: operations on the store."""
+"""``share-bridge notifications list|show`` and ``share-bridge retry``: operations on the store."""
 
 from __future__ import annotations
 
@@ -10,45 +10,83 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
+from bridge import config
+from bridge.app import retrying
 from bridge.app.admin_views import notification_json, timeline_json
-from bridge.cli._common import add_config_argument, load_settings, open_configured_store
-from bridge.errors import StoreUnavailable
-from bridge.store import RetryResult, Store, Timeline
+from bridge.cli._common import add_config_argument, open_configured_store
+from bridge.errors import ConfigError, StoreUnavailable
+from bridge.store import DeliveryStatus, RetryResult, Store, Timeline, sqlite_path
 from bridge.times import iso_utc_or_none
-from bridge.types import NotificationStatus
+from bridge.types import NotificationStatus, Route
+
+_WAIT_POLL_S = 0.2
+_LIST_ROW = "{:<30}  {:<29}  {:<12} {:<9} {:<20} {}\n"
+_LIST_HEADER = _LIST_ROW.format("ID", "RECEIVED", "PARTNER", "STATUS", "RULE", "REASON")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     notifications = subparsers.add_parser("notifications", help="list or show notifications")
     actions = notifications.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="newest first")
-    listing.add_argument("--status", choices=[s.value for s in NotificationStatus])
-    listing.add_argument("--partner")
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument(
+        "--status", choices=[s.value for s in NotificationStatus], help="only this status"
+    )
+    listing.add_argument("--partner", help="only this partner's notifications")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     add_config_argument(listing)
     listing.set_defaults(run=_list)
     show = actions.add_parser("show", help="one notification with its timeline")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("id", help="the notification id (ntf_...), as intake answered it")
+    show.add_argument("--json", action="store_true", help="the timeline as one JSON object")
+    show.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for its outcome and its deliveries to settle (default 0)",
+    )
     add_config_argument(show)
     show.set_defaults(run=_show)
     retry = subparsers.add_parser(
-        "retry", help="re-run a failed notification while its token lives"
+        "retry",
+        help="re-run a failed notification while its token lives",
+        description="Re-run a failed notification with the configuration's current route for "
+        "its rule (fix the rule, reload, retry); the timeline shows the old and the new route.",
     )
-    retry.add_argument("id")
+    retry.add_argument("id", help="the notification id (ntf_...)")
+    retry.add_argument(
+        "--keep-route",
+        action="store_true",
+        help="retry with the route it was accepted with, not the configuration's current one",
+    )
     add_config_argument(retry)
     retry.set_defaults(run=_retry)
 
 
 def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
-    """Open the configured store, run ``action``, close it; config and store errors exit 1."""
-    settings = load_settings(args.config, prog="bridge")
-    if settings is None:
+    """Open the configured store, run ``action``, close it; config and store errors exit 1.
+
+    Only the ``store`` section is read (no secret is needed), and a SQLite store that does not
+    exist is refused rather than created empty: the config is likely not the one serve runs.
+    """
+    try:
+        store_settings = config.load_for_operations(args.config).store
+    except ConfigError as exc:
+        sys.stderr.write(f"share-bridge: invalid configuration:\n{exc}\n")
+        return 1
+    url = store_settings.url
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        sys.stderr.write(
+            f"share-bridge: no store at {path} (store.url {url!r} in {args.config}); is this "
+            "the configuration share-bridge serve runs with? sqlite:/// (three slashes) is "
+            "relative to the working directory, sqlite://// (four) absolute\n"
+        )
         return 1
 
     async def main() -> int:
-        store = open_configured_store(settings.store, clock=time.time)
+        store = open_configured_store(store_settings, clock=time.time)
         try:
             return await action(store)
         finally:
@@ -57,7 +95,7 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
     try:
         return asyncio.run(main())
     except StoreUnavailable as exc:
-        sys.stderr.write(f"bridge: {exc.message}\n")
+        sys.stderr.write(f"share-bridge: {exc.message}\n")
         return 1
 
 
@@ -68,15 +106,19 @@ def _list(args: argparse.Namespace) -> int:
             partner=args.partner,
             limit=args.limit,
         )
+        if not args.json:
+            sys.stdout.write(_LIST_HEADER)
         for row in rows:
             if args.json:
                 sys.stdout.write(orjson.dumps(notification_json(row)).decode() + "\n")
             else:
                 reason = row.reason.code if row.reason else ""
                 sys.stdout.write(
-                    f"{row.id}  {_iso(row.received_at)}  {row.partner:<12} "
-                    f"{row.status.value:<9} {row.route.rule:<20} {reason}\n"
-                )
+                    _LIST_ROW.format(
+                        row.id, _iso(row.received_at), row.partner, row.status.value,
+                        row.route.rule, reason,
+                    )
+                )  # fmt: skip
         return 0
 
     return with_store(args, action)
@@ -84,9 +126,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     async def action(store: Store) -> int:
-        timeline = await store.timeline(args.id)
+        timeline = await settled(store, args.id, wait_s=args.wait)
         if timeline is None:
-            sys.stderr.write(f"bridge: no notification {args.id}\n")
+            sys.stderr.write(f"share-bridge: no notification {args.id}\n")
             return 1
         if args.json:
             sys.stdout.write(orjson.dumps(timeline_json(timeline)).decode() + "\n")
@@ -98,22 +140,33 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
+    try:
+        rules = config.load(args.config).rules
+    except ConfigError as exc:
+        sys.stderr.write(f"share-bridge: invalid configuration:\n{exc}\n")
+        return 1
+
     async def action(store: Store) -> int:
-        result = await store.retry_notification(args.id)
-        messages = {
-            RetryResult.REQUEUED: "queued again; the running bridge picks it up",
-            RetryResult.NOT_FOUND: "no such notification",
-            RetryResult.NOT_RETRYABLE: "only a failed notification can be retried",
-            RetryResult.TOKEN_GONE: "its token has expired or was erased; the partner must "
-            "send a new one",
-            RetryResult.SUPERSEDED: "a newer notification for the same share is pending or "
-            "imported",
-        }
+        result = await retrying.retry(store, args.id, rules, keep_route=args.keep_route)
         stream = sys.stdout if result is RetryResult.REQUEUED else sys.stderr
-        stream.write(f"{args.id}: {messages[result]}\n")
+        stream.write(f"{args.id}: {retrying.MESSAGES[result]}\n")
         return 0 if result is RetryResult.REQUEUED else 1
 
     return with_store(args, action)
+
+
+async def settled(store: Store, notification_id: str, *, wait_s: float) -> Timeline | None:
+    """The timeline, once the notification is final and no delivery of it is pending, or as it
+    is when ``wait_s`` has passed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        timeline = await store.timeline(notification_id)
+        if timeline is None or time.monotonic() >= deadline:
+            return timeline
+        final = timeline.notification.status is not NotificationStatus.PENDING
+        if final and all(d.status is not DeliveryStatus.PENDING for d in timeline.deliveries):
+            return timeline
+        await asyncio.sleep(_WAIT_POLL_S)
 
 
 def _iso(epoch_s: float | None) -> str:
@@ -127,6 +180,7 @@ def _iso(epoch_s: float | None) -> str:
 def render_timeline(timeline: Timeline) -> str:
     """The human view: one line per thing that happened, oldest first."""
     n = timeline.notification
+    first = timeline.route_changes[0].old if timeline.route_changes else n.route
     lines = [
         f"{n.id}  {n.status.value}  partner={n.partner} rule={n.route.rule}",
         f"  workflow {n.route.workflow_id}  vendor_data {n.route.vendor_data!r}  "
@@ -134,9 +188,14 @@ def render_timeline(timeline: Timeline) -> str:
         f"  source {n.source_application_id}/{n.source_session_id}  kind {n.session_kind.value}"
         f"  deadline {_iso(n.deadline)}",
         f"{_iso(n.received_at)}  received",
-        # The route was decided at intake and stored with the notification (DESIGN §4).
-        f"{_iso(n.received_at)}  routed by rule {n.route.rule} to workflow {n.route.workflow_id}",
+        # The route decided at intake; a retry may have changed it since (below).
+        f"{_iso(n.received_at)}  routed by rule {first.rule} to workflow {first.workflow_id}",
     ]
+    for change in timeline.route_changes:
+        lines.append(
+            f"{_iso(change.at)}  re-routed by a retry: {_route_text(change.old)} -> "
+            f"{_route_text(change.new)}"
+        )
     for a in timeline.attempts:
         status = a.http_status if a.http_status is not None else "no answer"
         result = a.result or "unfinished"
@@ -164,3 +223,11 @@ def render_timeline(timeline: Timeline) -> str:
                     f"{tried.http_status or tried.error} ({tried.latency_ms} ms)"
                 )
     return "\n".join(lines) + "\n"
+
+
+def _route_text(route: Route) -> str:
+    return (
+        f"rule {route.rule} workflow {route.workflow_id} "
+        f"trust_review={str(route.trust_review).lower()} "
+        f"destinations [{', '.join(route.destinations)}]"
+    )

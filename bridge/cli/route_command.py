@@ -66,13 +66,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, prog="bridge route")
+    settings = load_settings(args.config, prog="share-bridge route")
     if settings is None:
         return 1
     try:
         body = sys.stdin.buffer.read() if args.body == "-" else Path(args.body).read_bytes()
     except OSError as exc:
-        sys.stderr.write(f"bridge route: cannot read {args.body}: {exc.strerror}\n")
+        sys.stderr.write(f"share-bridge route: cannot read {args.body}: {exc.strerror}\n")
         return 1
     now = time.time() if args.now is None else args.now
     dry_run = evaluate(settings, partner=args.partner, body=body, now=now)

@@ -1,4 +1,4 @@
-"""``bridge sandbox``: the Didit sandbox alone, with a ready world, for integrators."""
+"""``share-bridge sandbox``: the Didit sandbox alone, with a ready world, for integrators."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "sandbox",
         help="run the Didit sandbox with a ready world",
         description=(
-            "Runs the Didit emulator (DESIGN.md section 8) with our application, its KYC and KYB "
+            "Runs the Didit emulator (docs/didit.md) with our application, its KYC and KYB "
             "workflows, and three partner applications with finished sessions; prints their ids "
             "and keys and how to mint a share token."
         ),

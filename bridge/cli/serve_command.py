@@ -1,4 +1,4 @@
-"""``bridge serve``: the receiver and the workers in one process."""
+"""``share-bridge serve``: the receiver and the workers in one process."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    loaded = load_with_warnings(args.config, prog="bridge serve")
+    loaded = load_with_warnings(args.config, prog="share-bridge serve")
     if loaded is None:
         return 1
     settings = loaded.settings
@@ -113,12 +113,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = Service(settings, redactor=redactor, config_path=args.config)
     except StoreUnavailable as exc:
-        sys.stderr.write(f"bridge serve: {exc.message}\n")
+        sys.stderr.write(f"share-bridge serve: {exc.message}\n")
         return 1
     server_settings = settings.server
     port = int(args.port) if args.port is not None else server_settings.port
     if port == server_settings.ops_port:
-        sys.stderr.write(f"bridge serve: port {port} is also server.ops_port\n")
+        sys.stderr.write(f"share-bridge serve: port {port} is also server.ops_port\n")
         return 1
     limits = EdgeLimits(
         max_header_bytes=server_settings.max_header_bytes,

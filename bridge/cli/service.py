@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import socket
 import time
 import uuid
@@ -46,7 +47,7 @@ from bridge.pipeline import (
     delivery_concurrency,
     fair_share,
 )
-from bridge.store import Job, JobKind, Store
+from bridge.store import Job, JobKind, Store, sqlite_path
 from bridge.types import JobResult
 from bridge.worker import Worker, backoff_s
 
@@ -98,7 +99,7 @@ def secrets_of(settings: Settings) -> list[str]:
 
 
 class Service:
-    """One ``bridge serve`` process: the receiver and the workers, started by the app lifespan."""
+    """One ``share-bridge serve`` process: the receiver and the workers, started by the lifespan."""
 
     def __init__(
         self,
@@ -294,7 +295,7 @@ class Service:
             asyncio.create_task(self.delivery_worker.run(), name="delivery-worker"),
             asyncio.create_task(self._sweep_tokens(), name="token-sweeper"),
         ]
-        log.info("bridge_started", version=__version__)
+        log.info("bridge_started", version=__version__, store=store_location(self.settings))
         try:
             yield
         finally:
@@ -340,6 +341,15 @@ class Service:
             if erased:
                 self.metrics.token_erasures.inc(erased)
                 log.info("tokens_erased", count=erased)
+
+
+def store_location(settings: Settings) -> str:
+    """Where the store is, for people: a SQLite file's absolute path (a relative URL is relative
+    to the working directory), or the URL without its password."""
+    path = sqlite_path(settings.store.url)
+    if path is not None:
+        return str(path)
+    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", settings.store.url)
 
 
 def _in_job_context(

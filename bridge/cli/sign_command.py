@@ -1,4 +1,5 @@
-"""``bridge sign``: the headers (and a curl line) a partner sends, to test a partner's setup."""
+"""``share-bridge sign``: the headers (and a curl line) a partner sends, or the request itself,
+to test a partner's setup."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
+
 from bridge import auth, config
 from bridge.cli._common import add_config_argument, env_default
 from bridge.errors import ConfigError
+
+SEND_TIMEOUT_S = 10.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=env_default("BRIDGE_URL"),
         help="the bridge's base URL (default: $BRIDGE_URL, then http://<server.host>:<server.port>)",
     )
+    parser.add_argument(
+        "--send",
+        action="store_true",
+        help="POST it to the bridge as well: print the notification id (exit 0 on 200/202), "
+        "or the answer (exit 1)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -40,17 +51,37 @@ def base_url(server: config.ServerSettings) -> str:
     return f"http://{host}:{server.port}"
 
 
+def shares_url(url: str, partner: str) -> str:
+    return f"{url.rstrip('/')}/v1/partners/{quote(partner, safe='')}/shares"
+
+
 def curl_line(url: str, partner: str, headers: dict[str, str], body_file: str) -> str:
-    target = f"{url.rstrip('/')}/v1/partners/{quote(partner, safe='')}/shares"
-    words = ["curl", "-X", "POST", shlex.quote(target)]
+    words = ["curl", "-X", "POST", shlex.quote(shares_url(url, partner))]
     for name, value in headers.items():
         words += ["-H", shlex.quote(f"{name}: {value}")]
     words += ["--data-binary", shlex.quote(f"@{body_file}")]
     return " ".join(words)
 
 
+def send(target: str, headers: dict[str, str], body: bytes) -> int:
+    """POST the signed body; the notification id on stdout when the bridge took it."""
+    try:
+        answer = httpx.post(
+            target,
+            content=body,
+            headers={"content-type": "application/json", **headers},
+            timeout=SEND_TIMEOUT_S,
+        )
+    except httpx.HTTPError as exc:
+        return _error(f"cannot reach {target}: {exc}")
+    if answer.status_code in (200, 202):
+        sys.stdout.write(f"{answer.json()['id']}\n")
+        return 0
+    return _error(f"{target} answered {answer.status_code}: {answer.text}")
+
+
 def _error(message: str) -> int:
-    sys.stderr.write(f"bridge sign: {message}\n")
+    sys.stderr.write(f"share-bridge sign: {message}\n")
     return 1
 
 
@@ -74,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _error(f"cannot sign for partner {args.partner!r}: {exc}")
     url = args.url or base_url(settings.server)
+    if args.send:
+        return send(shares_url(url, args.partner), headers, body)
     lines = [f"{name}: {value}" for name, value in headers.items()]
     sys.stdout.write("\n".join([*lines, "", curl_line(url, args.partner, headers, args.body)]))
     sys.stdout.write("\n")

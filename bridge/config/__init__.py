@@ -1,4 +1,4 @@
-"""YAML -> validated, frozen Settings (DESIGN.md section 3).
+"""YAML -> validated, frozen Settings (docs/architecture.md).
 
 The models are the whole configuration language (``settings``, ``partners``, ``rules``,
 ``destinations``); their validators check everything that can be checked before the first
@@ -18,6 +18,7 @@ from bridge.config.loading import (
     load_text_with_warnings,
     load_with_warnings,
 )
+from bridge.config.operations import OperationsConfig, load_for_operations
 from bridge.config.partners import (
     AUTH_SCHEMES,
     ApiKeyAuth,
@@ -65,6 +66,7 @@ __all__ = [
     "Loc",
     "LoggingSettings",
     "Matcher",
+    "OperationsConfig",
     "Partner",
     "PartnerAuth",
     "PartnerFields",
@@ -80,6 +82,7 @@ __all__ = [
     "StoreSettings",
     "format_path",
     "load",
+    "load_for_operations",
     "load_text",
     "load_text_with_warnings",
     "load_with_warnings",

@@ -27,12 +27,20 @@ def reference_problems(
         name, when, then = rule.get("name"), rule.get("when") or {}, rule.get("then")
         if isinstance(name, str) and name in first_use:
             problems.append(
-                (("rules", i, "name"), f"duplicate rule name (rules[{first_use[name]}])")
+                (
+                    ("rules", i, "name"),
+                    f"duplicate rule name {name!r} (also rules[{first_use[name]}])",
+                )
             )
         elif isinstance(name, str):
             first_use[name] = i
         if catch_all is not None:
-            problems.append((("rules", i), f"unreachable: rules[{catch_all}] matches everything"))
+            problems.append(
+                (
+                    ("rules", i),
+                    f"unreachable: {_rule_label(rules, catch_all)} before it matches everything",
+                )
+            )
         if isinstance(when, Mapping):
             if catch_all is None and not any(when.values()):
                 catch_all = i
@@ -108,3 +116,10 @@ def _unknown_names(value: object, known: Collection[str], loc: Loc, kind: str) -
         for where, name in names
         if isinstance(name, str) and name not in known
     ]
+
+
+def _rule_label(rules: Sequence[object], i: int) -> str:
+    """``rules[2] ('kyc')``: the index finds it in the file, the name in the logs and events."""
+    rule = rules[i]
+    name = rule.get("name") if isinstance(rule, Mapping) else None
+    return f"rules[{i}] ({name!r})" if isinstance(name, str) else f"rules[{i}]"

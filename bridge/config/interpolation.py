@@ -12,12 +12,21 @@ _REFERENCE = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)\}|\$\{")
 _VARIABLE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
 
 
-def interpolate(value: Any, environ: Mapping[str, str], loc: Loc, problems: list[Problem]) -> Any:
-    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$${`` is a literal ``${``."""
+def interpolate(
+    value: Any,
+    environ: Mapping[str, str],
+    loc: Loc,
+    problems: list[Problem],
+    empty: list[Problem] | None = None,
+) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string; ``$${`` is a literal ``${``.
+
+    An unset variable is a problem; one set but empty (no default) is noted in ``empty``, so a
+    value it leaves invalid can be explained by the variable's name."""
     if isinstance(value, dict):
-        return {k: interpolate(v, environ, (*loc, k), problems) for k, v in value.items()}
+        return {k: interpolate(v, environ, (*loc, k), problems, empty) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, environ, (*loc, i), problems) for i, v in enumerate(value)]
+        return [interpolate(v, environ, (*loc, i), problems, empty) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -35,6 +44,8 @@ def interpolate(value: Any, environ: Mapping[str, str], loc: Loc, problems: list
         if found is None:
             problems.append((loc, f"environment variable {reference['name']} is not set"))
             return match.group(0)
+        if not found and empty is not None:
+            empty.append((loc, f"environment variable {reference['name']} is set but empty"))
         return found
 
     return _REFERENCE.sub(substitute, value)

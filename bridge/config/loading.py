@@ -62,7 +62,8 @@ def load_text_with_warnings(
     """``load_text``, and the warnings about the settings, each at its line."""
     document = parse(text, source_name)
     unset: list[Problem] = []
-    data = interpolate(document.data, os.environ if environ is None else environ, (), unset)
+    empty: list[Problem] = []
+    data = interpolate(document.data, os.environ if environ is None else environ, (), unset, empty)
     if not isinstance(data, dict):
         message = "the top level must be a mapping of sections: didit, partners, rules, ..."
         raise ConfigError([ConfigIssue(source_name, document.line(()), "", message)])
@@ -77,6 +78,7 @@ def load_text_with_warnings(
             problems += reference_problems(data["rules"], partners, destinations)
     # a value whose variable is unset was reported as such: what else it breaks is noise
     problems = unset + [p for p in problems if not any(p[0][: len(u)] == u for u, _ in unset)]
+    problems = [_explained(problem, empty) for problem in problems]
     issues = [
         ConfigIssue(source_name, line, format_path(loc), m) for loc, line, m in document.issues
     ]
@@ -90,6 +92,15 @@ def load_text_with_warnings(
         for loc, message in settings_warnings(settings)
     ]
     return Loaded(settings, tuple(sorted(warnings, key=lambda i: (i.line or 0, i.path))))
+
+
+def _explained(problem: Problem, empty: list[Problem]) -> Problem:
+    """A problem with a value an empty variable made: say which variable."""
+    loc, message = problem
+    for where, note in empty:
+        if loc[: len(where)] == where:
+            return loc, f"{message} ({note})"
+    return problem
 
 
 def load(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,8 +117,16 @@ def load_with_warnings(
 ) -> Loaded:
     """``load``, and the warnings about the settings, each at its line."""
     source = os.fspath(path)
+    text = read_text(source)
+    return load_text_with_warnings(
+        text, source_name=source, environ=environ, base_dir=Path(source).parent
+    )
+
+
+def read_text(source: str) -> str:
+    """The configuration file's text; ``ConfigError`` when it cannot be read as UTF-8."""
     try:
-        text = Path(source).read_bytes().decode("utf-8-sig")
+        return Path(source).read_bytes().decode("utf-8-sig")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(
@@ -115,6 +134,3 @@ def load_with_warnings(
         ) from None
     except UnicodeDecodeError:
         raise ConfigError([ConfigIssue(source, None, "", "the file is not UTF-8 text")]) from None
-    return load_text_with_warnings(
-        text, source_name=source, environ=environ, base_dir=Path(source).parent
-    )

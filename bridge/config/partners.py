@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -79,6 +80,21 @@ class JwtAuth(ConfigModel):
         """``key`` then ``keys``: every secret or PEM a token may be signed with."""
         return ((self.key,) if self.key is not None else ()) + self.keys
 
+    @field_validator("key", "keys")
+    @classmethod
+    def _read_pem_files(
+        cls, value: SecretStr | tuple[SecretStr, ...] | None, info: ValidationInfo
+    ) -> SecretStr | tuple[SecretStr, ...] | None:
+        """An RS256/ES256 key may be given as the path of a PEM file, relative to the config
+        file; HS256 keys are secrets, never paths."""
+        algorithms = set(info.data.get("algorithms", ()))
+        if value is None or not algorithms or "HS256" in algorithms:
+            return value
+        base_dir = (info.context or {}).get("base_dir")
+        if isinstance(value, tuple):
+            return tuple(_pem_or_file(key, base_dir) for key in value)
+        return _pem_or_file(value, base_dir)
+
     @field_validator("jwks_file")
     @classmethod
     def _resolve_jwks_file(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -118,6 +134,20 @@ class JwtAuth(ConfigModel):
         if self.jwks_file is not None:
             found.append((("jwks_file",), jwks_problem(self.jwks_file)))
         return [(loc, message) for loc, message in found if message]
+
+
+def _pem_or_file(key: SecretStr, base_dir: str | os.PathLike[str] | None) -> SecretStr:
+    text = key.get_secret_value()
+    if "-----BEGIN" in text or not text.strip():
+        return key
+    path = Path(base_dir, text) if base_dir is not None else Path(text)
+    try:
+        return SecretStr(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ValueError(
+            f"neither a PEM public key nor a readable PEM file ({path}: {why})"
+        ) from None
 
 
 class ApiKeyAuth(ConfigModel):

@@ -1,6 +1,6 @@
-"""``bridge demo``: the whole pipeline on this machine, checked end to end.
+"""``share-bridge demo``: the whole pipeline on this machine, checked end to end.
 
-It starts the Didit sandbox (a process), a downstream sink (a thread) and ``bridge serve`` (a
+It starts the Didit sandbox (a process), a downstream sink (a thread) and ``share-bridge serve`` (a
 process) with a generated config, sends a mixed stream of partner notifications whose expected
 end states are decided when they are generated, shows live progress, prints a summary, and
 succeeds only if every notification ended as expected, every event reached every destination

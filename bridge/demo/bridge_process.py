@@ -1,4 +1,4 @@
-"""``bridge serve`` as a child process of the demo, on 127.0.0.1, stopped with SIGTERM."""
+"""``share-bridge serve`` as a child process of the demo, on 127.0.0.1, stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ STOP_TIMEOUT_S = 25.0
 
 
 class BridgeStartError(RuntimeError):
-    """``bridge serve`` exited or did not get ready; the message ends with its log."""
+    """``share-bridge serve`` exited or did not get ready; the message ends with its log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def run_bridge(
     log_path: Path,
     startup_timeout_s: float = 20.0,
 ) -> Iterator[BridgeProcess]:
-    """Start ``bridge serve --config config_path``; yield once ``/readyz`` answers 200."""
+    """Start ``share-bridge serve --config config_path``; yield once ``/readyz`` answers 200."""
     command = [sys.executable, "-m", "bridge", "serve", "--config", str(config_path)]
     with log_path.open("wb") as log:
         # Our own interpreter and module, with arguments we built: nothing untrusted runs.
@@ -84,7 +84,7 @@ def _wait_ready(bridge: BridgeProcess, deadline: float) -> None:
                 pass
             time.sleep(0.05)
     state = "exited" if not bridge.alive() else "did not get ready"
-    raise BridgeStartError(f"bridge serve {state}:\n{bridge.log_tail()}")
+    raise BridgeStartError(f"share-bridge serve {state}:\n{bridge.log_tail()}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

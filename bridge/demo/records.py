@@ -4,6 +4,7 @@ demo never opens the server's store itself)."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -51,6 +52,7 @@ async def with_timelines(admin: httpx.AsyncClient, ids: Collection[str]) -> dict
             event_ids=tuple(event["id"] for event in timeline["events"]),
             deliveries=deliveries,
             reconciles=sum(a["kind"] == "reconcile" for a in timeline["attempts"]),
+            event_times={e["id"]: _epoch_s(e["created_at"]) for e in timeline["events"]},
         )
     return found
 
@@ -73,6 +75,7 @@ def _recorded(
     event_ids: tuple[str, ...] = (),
     deliveries: dict[tuple[str, str], DeliveryRecord] | None = None,
     reconciles: int = 0,
+    event_times: dict[str, float] | None = None,
 ) -> Recorded:
     reason = row["reason"]
     return Recorded(
@@ -83,4 +86,10 @@ def _recorded(
         event_ids=event_ids,
         deliveries=deliveries,
         reconciles=reconciles,
+        event_times=event_times or {},
     )
+
+
+def _epoch_s(iso: str) -> float:
+    """Epoch seconds of the admin API's ``2026-11-25T10:00:00.000Z``."""
+    return datetime.fromisoformat(iso).timestamp()

@@ -1,5 +1,5 @@
-"""``bridge demo``: the sandbox, a sink and the bridge on this machine, a mixed stream of partner
-notifications, live progress, a summary, and exit 0 only if everything ended as it must."""
+"""``share-bridge demo``: the sandbox, a sink and the bridge on this machine, a mixed stream of
+partner notifications, live progress, a summary, and exit 0 only if everything ended as it must."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook
 
 from bridge.demo import records, sandbox_setup, summary
 from bridge.demo.bridge_process import BridgeProcess, BridgeStartError, free_port, run_bridge
-from bridge.demo.config_template import DESTINATIONS, DemoSecrets, new_whsec, render_config
+from bridge.demo.config_template import DESTINATIONS, DemoSecrets, render_config
 from bridge.demo.plan import Message, Scenario, build_plan, mix_for
 from bridge.demo.progress import ProgressView, tally
 from bridge.demo.traffic import Traffic
@@ -38,6 +38,7 @@ from bridge.sandbox.control import SandboxControl, SandboxControlError
 from bridge.sandbox.process import SandboxStartError, start_sandbox_process
 from bridge.sandbox.sink import Sink, SinkReport
 from bridge.sandbox.threaded import serve_in_thread
+from bridge.signing import new_whsec
 from bridge.types import NotificationStatus
 
 POLL_INTERVAL_S = 0.2
@@ -224,7 +225,7 @@ async def _watch(
             if sending.done() and current.complete and pending_deliveries == 0:
                 break
             if not bridge.alive():
-                problems.append(f"bridge serve exited with {bridge.process.returncode}")
+                problems.append(f"share-bridge serve exited with {bridge.process.returncode}")
                 break
             if current.elapsed_s > timeout_s:
                 problems.append(

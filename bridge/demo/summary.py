@@ -1,5 +1,6 @@
-"""The demo's closing report: outcomes per partner, deliveries per destination with latency
-percentiles from intake to delivery, what happened upstream, and the verdict."""
+"""The demo's closing report: outcomes per partner, deliveries per destination with their own
+latency percentiles, the end-to-end latency, what happened upstream, the verdict, and what to do
+next. Each table is followed by what its columns mean."""
 
 from __future__ import annotations
 
@@ -48,22 +49,47 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
     return [line(cells[0]), rule, *(line(row) for row in cells[1:])]
 
 
-def latencies_ms(facts: RunFacts) -> dict[str, list[float]]:
-    """Per destination: from the 202 to the sink's first verified receipt, in milliseconds."""
+def end_to_end_ms(facts: RunFacts) -> list[float]:
+    """Per notification: from the 202 to the last destination's first verified receipt."""
     intake_at = {
         answer.notification_id: answer.at
         for answer in facts.answers.values()
         if answer.http_status == 202 and answer.notification_id
     }
+    last: dict[str, float] = {}
+    for (notification_id, _), at in _first_receipts(facts).items():
+        if notification_id in intake_at:
+            last[notification_id] = max(last.get(notification_id, at), at)
+    return [(at - intake_at[notification_id]) * 1000 for notification_id, at in last.items()]
+
+
+def latencies_ms(facts: RunFacts) -> dict[str, list[float]]:
+    """Per destination: from the event's creation (the outcome recorded) to that destination's
+    first verified receipt of it, in milliseconds: what the destination itself cost."""
+    created = {
+        event_id: at
+        for found in facts.recorded.values()
+        for event_id, at in found.event_times.items()
+    }
+    found: dict[str, list[float]] = {name: [] for name in facts.destinations}
     first: dict[tuple[str, str], float] = {}
     for receipt in facts.sink.receipts:
-        if receipt.notification_id in intake_at:
+        key = (receipt.event_id, receipt.destination)
+        first[key] = min(first.get(key, receipt.received_at), receipt.received_at)
+    for (event_id, destination), at in first.items():
+        if event_id in created:
+            found.setdefault(destination, []).append((at - created[event_id]) * 1000)
+    return found
+
+
+def _first_receipts(facts: RunFacts) -> dict[tuple[str, str], float]:
+    """(notification id, destination) -> the first verified receipt's time."""
+    first: dict[tuple[str, str], float] = {}
+    for receipt in facts.sink.receipts:
+        if receipt.notification_id is not None:
             key = (receipt.notification_id, receipt.destination)
             first[key] = min(first.get(key, receipt.received_at), receipt.received_at)
-    found: dict[str, list[float]] = {name: [] for name in facts.destinations}
-    for (notification_id, destination), at in first.items():
-        found.setdefault(destination, []).append((at - intake_at[notification_id]) * 1000)
-    return found
+    return first
 
 
 def render(facts: RunFacts) -> str:
@@ -78,8 +104,25 @@ def render(facts: RunFacts) -> str:
         lines.append(
             "refused at intake: " + ", ".join(f"{k} x{n}" for k, n in sorted(refusals.items()))
         )
-    lines += ["", "Deliveries per destination (latency from the 202 to the sink's receipt)"]
+    lines += [
+        "  accepted: answered 202 (stored); duplicate: answered 200 (a replay, or the same share",
+        "  sent again); refused: a 4xx at intake (listed above). Of the accepted: imported;",
+        "  rejected: Didit refused the token for good (e.g. its source session was deleted);",
+        "  expired: the token ran out before its turn; failed: needs an operator.",
+        "  events verified: events the sink received and verified, one per destination.",
+        "",
+        "Deliveries per destination (latency: from the event's creation to its verified receipt)",
+    ]
     lines += _delivery_table(facts)
+    total = end_to_end_ms(facts)
+    lines += [
+        "  attempts: POSTs the bridge made (retries included); requests: what the sink got;",
+        "  503 (down): answers of a destination playing down for a while (the bridge retried);",
+        "  rejected: requests the sink could not verify (the demo forges one on purpose).",
+        f"End to end, from the 202 to the last destination's receipt: p50 "
+        f"{_ms(percentile(total, 0.50))}, p95 {_ms(percentile(total, 0.95))}, "
+        f"p99 {_ms(percentile(total, 0.99))}",
+    ]
     up = facts.upstream
     faults = ", ".join(f"{name} x{n}" for name, n in sorted(up.faults.items())) or "none"
     reconciles = sum(found.reconciles for found in facts.recorded.values())
@@ -102,6 +145,11 @@ def render(facts: RunFacts) -> str:
             f"expected state; {events} events delivered to every destination and verified; "
             "no token redeemed twice"
         )
+    lines += [
+        "",
+        'Next: run it step by step with the sandbox (README, "Try it with the sandbox"), then make',
+        "config/bridge.example.yaml yours; `share-bridge demo --keep` keeps this run's files.",
+    ]
     return "\n".join(lines) + "\n"
 
 

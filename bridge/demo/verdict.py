@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.demo.plan import Message
 from bridge.types import NotificationStatus
@@ -48,6 +48,7 @@ class Recorded:
     event_ids: tuple[str, ...] = ()
     deliveries: Mapping[tuple[str, str], DeliveryRecord] | None = None  # by (event, destination)
     reconciles: int = 0
+    event_times: Mapping[str, float] = field(default_factory=dict)  # event id -> created at
 
 
 def answer_problem(

@@ -5,7 +5,7 @@ helpers the pipeline needs to reconcile an ambiguous attempt (:func:`find_import
 :func:`classify_forbidden`). The share token travels in the request body only; the request body
 is never logged, and every message taken from an answer is scrubbed of JWT-shaped text.
 
-How the pipeline reads an :class:`ImportAnswer` (DESIGN §6):
+How the pipeline reads an :class:`ImportAnswer` (docs/architecture.md, Imports and outcomes):
 
 - :class:`Imported`: record ``outcome.session``.
 - :class:`Rejected` / :class:`Failed`: final (``rejected`` / ``failed``), ``outcome.reason``.

@@ -1,4 +1,4 @@
-"""Import answers to outcomes (DESIGN §6), as pure functions."""
+"""Import answers to outcomes (docs/architecture.md, Imports and outcomes), as pure functions."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def classify_import(
     """Map one answer of ``POST /v3/session/import-shared/`` to its outcome (pure).
 
     ``body`` is the raw bytes or an already parsed JSON value; ``now`` (epoch seconds) converts
-    an HTTP-date ``Retry-After``. Choices beyond DESIGN §6: a 2xx without ``session_id`` is
+    an HTTP-date ``Retry-After``. Choices beyond docs/didit.md: a 2xx without ``session_id`` is
     :class:`NoAnswer` (it may have been redeemed); a 404 whose body is not JSON is a wrong path,
     failed ``unexpected_response``; 408 is retried; 409 is reconciled like 403; any other
     status (3xx: a redirect means a wrong path; 405, 410, 413, 415 ...) is failed

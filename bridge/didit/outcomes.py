@@ -39,7 +39,7 @@ class Outcome:
 
     @property
     def reason(self) -> Reason:
-        """The event's ``reason`` (DESIGN §5) for this outcome."""
+        """The event's ``reason`` (docs/events.md) for this outcome."""
         return Reason(code=self.code, message=self.message, http_status=self.http_status)
 
 

@@ -51,7 +51,7 @@ _TRIGGERS: Final = (
 _TRIGGER_SOURCE: Final = f"(?ai:{'|'.join(map(re.escape, _TRIGGERS))})"
 _TRIGGER: Final = re.compile(_TRIGGER_SOURCE)
 _SENSITIVE_KEY: Final = re.compile(rf"(?i:{_CREDENTIAL_WORDS})")
-# A digest of a token is what we keep on purpose (DESIGN §6); it is not the credential.
+# A digest of a token is what we keep on purpose (docs/architecture.md); it is not the credential.
 _DIGEST_KEY: Final = re.compile(r"(?i)(?:sha256|hash|digest|fingerprint)$")
 _KEPT_TYPES: Final = (bool, int, float, type(None), datetime, date, time, timedelta, UUID)
 _MAX_DEPTH: Final = 32

@@ -1,4 +1,4 @@
-"""The deliver job: send one event to one destination, at least once (DESIGN §5).
+"""The deliver job: send one event to one destination, at least once (docs/events.md).
 
 One run of :class:`DeliverHandler` for a pending delivery:
 

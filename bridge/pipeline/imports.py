@@ -1,4 +1,5 @@
-"""The import job: redeem one accepted share exactly once, then record its outcome (DESIGN §6).
+"""The import job: redeem one accepted share exactly once, then record its outcome
+(docs/architecture.md, Imports and outcomes).
 
 One run of :class:`ImportHandler` for a pending notification:
 

@@ -1,7 +1,7 @@
-"""A faithful emulator of the Didit endpoints the bridge uses (DESIGN §8), with a redemption
+"""A faithful emulator of the Didit endpoints the bridge uses (docs/didit.md), with a redemption
 ledger, per-key quotas and fault injection. It shares no code with the rest of ``bridge``.
 
-``World`` holds the state, ``create_app`` serves it, ``bridge sandbox`` runs it with the ready
+``World`` holds the state, ``create_app`` serves it, ``share-bridge sandbox`` runs it with the ready
 world of ``build_starter_world``, and ``bridge.sandbox.control.SandboxControl`` drives its
 control API.
 """

@@ -1,4 +1,4 @@
-"""``python -m bridge.sandbox``: the same as ``bridge sandbox``."""
+"""``python -m bridge.sandbox``: the same as ``share-bridge sandbox``."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def start_sandbox_process(
     extra_args: Sequence[str] = (),
     startup_timeout_s: float = 20.0,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run ``python -m bridge.sandbox`` (what ``bridge sandbox`` runs) with the ready world of
+    """Run ``python -m bridge.sandbox`` (what ``share-bridge sandbox`` runs) with the ready world of
     ``seed``; yield ``(base_url, process)`` once ``/_sandbox/health`` answers; stop it (SIGTERM,
     then SIGKILL) on exit. ``port=None`` takes a free port, chosen by the server itself."""
     command = [

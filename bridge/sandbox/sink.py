@@ -1,4 +1,5 @@
-"""The demo's downstream sink: a webhook consumer that verifies every delivery it is sent.
+"""The downstream sink of the demo and of ``share-bridge sink``: a webhook consumer that
+verifies every delivery it is sent.
 
 It checks signatures with the ``standardwebhooks`` package (an implementation independent of the
 bridge's signer), records what it accepted, and answers 401 to anything it cannot verify. It can
@@ -68,8 +69,13 @@ class Sink:
     while the app serves requests."""
 
     def __init__(
-        self, endpoints: Sequence[SinkEndpoint], *, clock: Callable[[], float] = time.time
+        self,
+        endpoints: Sequence[SinkEndpoint],
+        *,
+        clock: Callable[[], float] = time.time,
+        on_answer: Callable[[str, str, bytes], None] | None = None,
     ) -> None:
+        """``on_answer(destination, verdict, body)`` hears each answer as it is given."""
         if not endpoints:
             raise ValueError("the sink needs at least one endpoint")
         self._endpoints = {endpoint.name: endpoint for endpoint in endpoints}
@@ -83,7 +89,13 @@ class Sink:
         self._requests: Counter[str] = Counter()
         self._unavailable: Counter[str] = Counter()
         self._rejected: Counter[str] = Counter()
-        self.app = Starlette(routes=[Route("/hooks/{name}", self.receive, methods=["POST"])])
+        self._on_answer = on_answer
+        self.app = Starlette(
+            routes=[
+                Route("/hooks/{name}", self.receive, methods=["POST"]),
+                Route("/healthz", _healthy, methods=["GET"]),
+            ]
+        )
 
     def report(self) -> SinkReport:
         with self._lock:
@@ -110,8 +122,12 @@ class Sink:
         with self._lock:
             if receipt is None:
                 self._rejected[name] += 1
-                return JSONResponse({"error": "signature not verified"}, status_code=401)
-            self._receipts.append(receipt)
+            else:
+                self._receipts.append(receipt)
+        if self._on_answer is not None:
+            self._on_answer(name, REJECTED if receipt is None else VERIFIED, body)
+        if receipt is None:
+            return JSONResponse({"error": "signature not verified"}, status_code=401)
         return JSONResponse({"status": VERIFIED})
 
     def _verify(
@@ -124,6 +140,10 @@ class Sink:
                 continue
             return _receipt(name, body, headers, received_at)
         return None
+
+
+async def _healthy(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
 
 
 def _receipt(name: str, body: bytes, headers: dict[str, str], received_at: float) -> Receipt | None:

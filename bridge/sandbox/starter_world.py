@@ -1,4 +1,4 @@
-"""The ready world ``bridge sandbox`` starts with, built from an empty ``World``."""
+"""The ready world ``share-bridge sandbox`` starts with, built from an empty ``World``."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Every verifier has ``verify(body, headers, *, now) -> Verified`` and raises only
 ``bridge.errors.VerificationError`` with ``code`` ``missing_signature``, ``invalid_signature`` or
 ``timestamp_out_of_tolerance``. Bodies are hashed as bytes, never decoded; headers are looked up
 in any letter case; secrets are checked when a verifier is built (``ValueError``), not per request.
-The ``sign_*`` helpers are the partner's side, for tests, the demo and ``bridge sign``.
+The ``sign_*`` helpers are the partner's side, for tests, the demo and ``share-bridge sign``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bridge.signing._standard_webhooks import (
     StandardWebhooksSigner,
     StandardWebhooksVerifier,
     decode_whsec,
+    new_whsec,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Verifier",
     "canonical_json",
     "decode_whsec",
+    "new_whsec",
     "sign_didit_webhook",
     "sign_hmac",
     "sign_jwt",

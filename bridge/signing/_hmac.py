@@ -41,7 +41,7 @@ def sign_hmac(
     encoding: HmacEncoding = "hex",
     timestamp: int | None = None,
 ) -> str:
-    """The signature header value a partner sends (partner side: tests, demo, ``bridge sign``)."""
+    """The signature header value a partner sends (partner's side: tests, the demo, ``sign``)."""
     stamp = None if timestamp is None else str(int(timestamp))
     return encode_digest(mac(to_bytes(secret), _signed_content(body, stamp), algorithm), encoding)
 

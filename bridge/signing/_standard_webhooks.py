@@ -11,6 +11,7 @@ import base64
 import binascii
 import itertools
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 
 from bridge.signing._base import (
@@ -31,6 +32,11 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 -- the scheme's prefix, not a secret
 # million decodes and comparisons.
 MAX_SIGNATURE_ENTRIES = 8
 _ENTRY = re.compile(r"\S+")  # found one at a time: the rest of the header is never copied
+
+
+def new_whsec(size: int = 32) -> str:
+    """A fresh random Standard Webhooks secret: ``whsec_`` and ``size`` random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(size)).decode()
 
 
 def decode_whsec(secret: str) -> bytes:

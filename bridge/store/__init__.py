@@ -1,4 +1,4 @@
-"""The store: every durable fact of share-bridge, behind domain verbs (DESIGN §6).
+"""The store: every durable fact of share-bridge, behind domain verbs (docs/architecture.md).
 
 ``open_store(url, clock=...)`` picks the backend from the URL (``sqlite:///path`` for one
 process, ``postgresql://`` for any number of processes on one database) and applies its
@@ -69,13 +69,14 @@ from bridge.store.model import (
     Outcome,
     QueueGauges,
     RetryResult,
+    RouteChange,
     StatusChange,
     StoreStats,
     Timeline,
     refused_after_unanswered,
     unresolved_ambiguity,
 )
-from bridge.types import NotificationStatus
+from bridge.types import NotificationStatus, Route
 
 __all__ = [
     "ALREADY_IMPORTED",
@@ -104,6 +105,7 @@ __all__ = [
     "Outcome",
     "QueueGauges",
     "RetryResult",
+    "RouteChange",
     "StatusChange",
     "Store",
     "StoreStats",
@@ -111,6 +113,7 @@ __all__ = [
     "migrate_store",
     "open_store",
     "refused_after_unanswered",
+    "sqlite_path",
     "unresolved_ambiguity",
 ]
 
@@ -348,8 +351,14 @@ class Store(Protocol):
         """A notification with its attempts, events, deliveries and delivery attempts."""
         ...
 
-    async def retry_notification(self, notification_id: str) -> RetryResult:
-        """Re-run a failed notification (or a pending one whose job died) while its token lives."""
+    async def retry_notification(
+        self, notification_id: str, *, route: Route | None = None
+    ) -> RetryResult:
+        """Re-run a failed notification (or a pending one whose job died) while its token lives.
+
+        ``route``: the route to run it with from now on (the running configuration's); when it
+        differs from the stored one, the change is kept for the timeline. None keeps the route.
+        """
         ...
 
     async def erase_stale_tokens(self) -> int:
@@ -379,6 +388,20 @@ class Store(Protocol):
         ...
 
 
+_SQLITE = "sqlite:///"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite store URL, absolute; None for another backend.
+
+    SQLAlchemy's rule: ``sqlite:///relative/path.db`` (three slashes) is relative to the working
+    directory, ``sqlite:////absolute/path.db`` (four) is absolute.
+    """
+    if url.startswith(_SQLITE) and len(url) > len(_SQLITE):
+        return Path(url.removeprefix(_SQLITE)).absolute()
+    return None
+
+
 def open_store(
     url: str,
     *,
@@ -389,18 +412,19 @@ def open_store(
 ) -> Store:
     """Open the store at ``url``, creating and migrating it if needed.
 
-    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``: the parent directory is
-    created and the file migrated now. ``postgresql://user:password@host:5432/db``: a pool of
-    up to ``pool_size`` connections whose search_path is ``schema`` (default ``public``),
-    connected and migrated at the first call; share tokens are sealed with ``token_keys``
-    (32-byte keys, the first seals, all open; at least one). Raises ``StoreUnavailable`` if it
-    cannot be opened, ``ValueError`` for a URL of no supported backend or missing keys.
+    ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (see :func:`sqlite_path`):
+    the parent directory is created and the file migrated now.
+    ``postgresql://user:password@host:5432/db``: a pool of up to ``pool_size`` connections whose
+    search_path is ``schema`` (default ``public``), connected and migrated at the first call;
+    share tokens are sealed with ``token_keys`` (32-byte keys, the first seals, all open; at
+    least one). Raises ``StoreUnavailable`` if it cannot be opened, ``ValueError`` for a URL of
+    no supported backend or missing keys.
     """
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and len(url) > len(prefix):
+    path = sqlite_path(url)
+    if path is not None:
         from bridge.store.sqlite import SqliteStore
 
-        return SqliteStore.open(Path(url.removeprefix(prefix)), clock=clock)
+        return SqliteStore.open(path, clock=clock)
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         from bridge.store.postgres import PostgresStore
 

@@ -15,6 +15,7 @@ from bridge.store.model import (
     Job,
     JobKind,
     Notification,
+    RouteChange,
 )
 from bridge.types import DiditSession, EventType, NotificationStatus, Reason, Route, SessionKind
 
@@ -136,3 +137,18 @@ def delivery_attempt(row: Row) -> DeliveryAttempt:
         response_excerpt=bytes(row["response_excerpt"]),
         error=row["error"],
     )
+
+
+def route_change(row: Row, *, vendor_data: str) -> RouteChange:
+    """A re-route; ``vendor_data`` is the notification's (a re-route never changes it)."""
+
+    def route(side: str) -> Route:
+        return Route(
+            rule=row[f"{side}_rule"],
+            workflow_id=row[f"{side}_workflow_id"],
+            vendor_data=vendor_data,
+            trust_review=bool(row[f"{side}_trust_review"]),
+            destinations=tuple(json.loads(row[f"{side}_destinations"])),
+        )
+
+    return RouteChange(at=row["at"], old=route("old"), new=route("new"))

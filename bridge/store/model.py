@@ -45,6 +45,8 @@ class RetryResult(StrEnum):
     # erased, or past its deadline: only the partner can send it again
     TOKEN_GONE = "token_gone"  # noqa: S105 - a state, not a secret
     SUPERSEDED = "superseded"  # a newer notification for the same share is pending or imported
+    # the caller's re-route found no rule of the notification's name in the running config
+    RULE_GONE = "rule_gone"
 
 
 class StatusChange(StrEnum):
@@ -262,6 +264,15 @@ class DestinationState:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RouteChange:
+    """A retry moved a notification to the running configuration's route for its rule."""
+
+    at: float
+    old: Route
+    new: Route
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Timeline:
     """Everything that happened to one notification, for `bridge notifications show`."""
 
@@ -270,6 +281,7 @@ class Timeline:
     events: tuple[Event, ...]
     deliveries: tuple[Delivery, ...]
     delivery_attempts: tuple[DeliveryAttempt, ...]
+    route_changes: tuple[RouteChange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,7 +48,7 @@ from bridge.store.model import (
     Timeline,
     unresolved_ambiguity,
 )
-from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, didit_status_key
+from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, Route, didit_status_key
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -186,7 +186,7 @@ class SqliteStore:
         message id first, then the business key. A message id is recorded for its original
         whether the message was accepted or was a duplicate by business key (of a stored
         notification or of an earlier row of the run), so that the partner retrying that message
-        gets the same answer after the token has expired (DESIGN §3).
+        gets the same answer after the token has expired (docs/architecture.md, Intake).
         """
         q = self._q
         pairs = [[row["partner"], row["message_id"]] for row in rows if row["message_id"]]
@@ -692,7 +692,12 @@ class SqliteStore:
                 attempts = connection.execute(
                     q["select_delivery_attempts_of_notification"], by_notification
                 ).fetchall()
+                changes = connection.execute(q["select_route_changes"], by_notification)
+                vendor_data = found["vendor_data"]
                 return Timeline(
+                    route_changes=tuple(
+                        _rows.route_change(row, vendor_data=vendor_data) for row in changes
+                    ),
                     notification=_rows.notification(found, with_token=False),
                     attempts=self._attempts(connection, notification_id),
                     events=tuple(_rows.event(row) for row in events),
@@ -704,7 +709,9 @@ class SqliteStore:
 
         return await self._read(op)
 
-    async def retry_notification(self, notification_id: str) -> RetryResult:
+    async def retry_notification(
+        self, notification_id: str, *, route: Route | None = None
+    ) -> RetryResult:
         q, now = self._q, self._clock()
 
         def op(connection: sqlite3.Connection) -> RetryResult:
@@ -725,6 +732,13 @@ class SqliteStore:
                 if connection.execute(q["live_by_business_key"], key).fetchone() is not None:
                     return RetryResult.SUPERSEDED
                 connection.execute(q["reopen_notification"], {"id": notification_id, "now": now})
+            old = _rows.notification(row).route
+            if route is not None and _routing(route) != _routing(old):
+                change = {"notification_id": notification_id, "at": now}
+                change |= {f"old_{k}": v for k, v in _routing(old).items()}
+                change |= {f"new_{k}": v for k, v in _routing(route).items()}
+                connection.execute(q["insert_route_change"], change)
+                connection.execute(q["reroute_notification"], change)
             self._requeue_job(connection, JobKind.IMPORT, notification_id, now)
             return RetryResult.REQUEUED
 
@@ -851,3 +865,13 @@ def _require_deliver(job: Job) -> None:
 
 def _claim_order(job: Job) -> tuple[float, float, int]:
     return (job.deadline if job.deadline is not None else float("inf"), job.run_after, job.id)
+
+
+def _routing(route: Route) -> dict[str, Any]:
+    """The columns a re-route may change (vendor_data stays), as they are stored."""
+    return {
+        "rule": route.rule,
+        "workflow_id": route.workflow_id,
+        "trust_review": int(route.trust_review),
+        "destinations": json.dumps(list(route.destinations)),
+    }

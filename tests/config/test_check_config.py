@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
+from bridge.config.descriptions import example_text
 from tests.config.conftest import EXAMPLE
 
 BROKEN = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
@@ -125,17 +126,19 @@ def test_the_config_defaults_to_bridge_config_variable(
     assert out.startswith("ok: ")
 
 
-def test_a_missing_file_is_exit_1_with_a_clear_message(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_missing_file_is_exit_1_with_a_clear_message_and_the_same_hint(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nope.yaml"
-    code, out, err = run(["check-config", "--config", str(missing)], capsys)
+    code, out, err = run([command, "--config", str(missing)], capsys)
     assert code == 1
     assert out == ""
-    assert err.splitlines() == [
-        f"{missing}: cannot read the file: No such file or directory",
-        "hint: pass --config PATH or set BRIDGE_CONFIG",
-    ]
+    lines = err.splitlines()
+    assert f"{missing}: cannot read the file: No such file or directory" in lines
+    assert lines[-1] == (
+        "hint: pass --config PATH or set BRIDGE_CONFIG (start from config/bridge.example.yaml)"
+    )
 
 
 def test_secrets_never_reach_the_output(
@@ -158,8 +161,8 @@ def test_secrets_never_reach_the_output(
 def test_the_console_script_runs_check_config(
     example_environ: dict[str, str], tmp_path: Path
 ) -> None:
-    """The installed ``bridge`` entry point, in a real process."""
-    bridge = Path(sys.executable).with_name("bridge")
+    """The installed ``share-bridge`` entry point, in a real process."""
+    bridge = Path(sys.executable).with_name("share-bridge")
     ok = subprocess.run(
         [bridge, "check-config", "--config", str(EXAMPLE)],
         env={"PATH": os.environ.get("PATH", ""), **example_environ},
@@ -205,3 +208,26 @@ def test_config_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]
         if "scheme" in definition.get("properties", {})
     }
     assert schemes == {"standard-webhooks", "hmac", "jwt", "api-key"}
+
+
+def test_every_key_in_the_schema_is_described_by_the_examples_comment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["config-schema"], capsys)
+    assert code == 0
+    schema = json.loads(out)
+    models = [schema, *schema["$defs"].values()]
+    undescribed = [
+        f"{model.get('title')}.{key}"
+        for model in models
+        for key, prop in model.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert undescribed == []
+    example = EXAMPLE.read_text()
+    assert example_text() == example  # the package's copy is the example itself
+    line = next(ln for ln in example.splitlines() if ln.strip().startswith("trust_review: false"))
+    trust_review = schema["$defs"]["RuleThen"]["properties"]["trust_review"]
+    assert trust_review["description"] == line.split("# ", 1)[1].strip()
+    keys = schema["$defs"]["JwtAuth"]["properties"]["keys"]  # a key the example comments out
+    assert keys["description"] == "more keys, while rotating (same forms as key)"

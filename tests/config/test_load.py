@@ -283,6 +283,27 @@ class TestFiles:
         config.write_bytes(b"\xef\xbb\xbf" + MINIMAL.encode())
         assert load(config, {}).partners["acme"].auth.scheme == "standard-webhooks"
 
+    def test_a_pem_key_may_be_a_file_relative_to_the_config_file(
+        self, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
+    ) -> None:
+        (tmp_path / "keys").mkdir()
+        (tmp_path / "keys" / "initech.pem").write_text(public_pem(rsa_key))
+        config = tmp_path / "b.yaml"
+        config.write_text(
+            with_partner("{scheme: jwt, algorithms: [RS256], keys: [keys/initech.pem]}")
+        )
+        auth = load(config, {}).partners["p"].auth
+        [key] = auth.verification_keys  # type: ignore[union-attr]
+        assert key.get_secret_value() == public_pem(rsa_key)
+
+        config.write_text(with_partner("{scheme: jwt, algorithms: [ES256], key: absent.pem}"))
+        with pytest.raises(ConfigError) as error:
+            load(config, {})
+        (issue,) = error.value.issues
+        assert (issue.line, issue.path) == (8, "partners.p.auth.key")
+        assert "neither a PEM public key nor a readable PEM file" in issue.message
+        assert "absent.pem: No such file or directory" in issue.message
+
     def test_jwks_file_is_relative_to_the_config_file(
         self, tmp_path: Path, rsa_key: rsa.RSAPrivateKey
     ) -> None:
@@ -598,3 +619,31 @@ class TestMessages:
             ConfigError, match="is not a usable JWKS: the document is not an object"
         ):
             load(config, {})
+
+
+def test_a_variable_set_but_empty_is_named() -> None:
+    """``export DIDIT_API_KEY=`` (a forgotten value) is named, not only "must not be empty"."""
+    text = MINIMAL.replace("api_key: test-api-key", "api_key: ${DIDIT_API_KEY}")
+    assert issues(text, {"DIDIT_API_KEY": ""}) == [
+        "b.yaml:2: didit.api_key: must not be empty "
+        "(environment variable DIDIT_API_KEY is set but empty)"
+    ]
+    # a default covers empty, as in the shell: nothing to report
+    defaulted = text.replace("${DIDIT_API_KEY}", "${DIDIT_API_KEY:-k}")
+    settings = load_text(defaulted, environ={"DIDIT_API_KEY": ""})
+    assert settings.didit.api_key.get_secret_value() == "k"
+
+
+def test_a_rule_refers_to_another_by_its_name_too() -> None:
+    text = MINIMAL + (
+        "  - name: kyc\n"
+        "    then: {workflow_id: 3c5b9a2e-0000-4000-8000-000000000002, vendor_data: x}\n"
+        "  - name: kyc\n"
+        "    when: {session_kind: business}\n"
+        "    then: {workflow_id: 3c5b9a2e-0000-4000-8000-000000000002, vendor_data: x}\n"
+    )
+    assert issues(text) == [
+        "b.yaml:12: rules[1]: unreachable: rules[0] ('acme-users') before it matches everything",
+        "b.yaml:14: rules[2]: unreachable: rules[0] ('acme-users') before it matches everything",
+        "b.yaml:14: rules[2].name: duplicate rule name 'kyc' (also rules[1])",
+    ]

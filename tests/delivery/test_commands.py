@@ -59,6 +59,7 @@ def _config_path(tmp_path: Path) -> Path:
     }
     path = tmp_path / "bridge.yaml"
     path.write_text(yaml.safe_dump(document))
+    with_store(path, lambda store: store.ping())  # the store serve made: the commands need one
     return path
 
 
@@ -154,7 +155,7 @@ class TestEnable:
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         bad = tmp_path / "bad.yaml"
-        bad.write_text("didit: {}\n")
+        bad.write_text("store: {url: 'mysql://db/bridge'}\n")  # all these commands read
         code, _, err = cli(capsys, "destinations", "list", "--config", str(bad))
         assert code == 1
         assert "invalid configuration" in err

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from bridge.demo.plan import Message, Scenario
 from bridge.demo.progress import ProgressView, Tally, render, tally
-from bridge.demo.summary import RunFacts, Upstream, latencies_ms, table
+from bridge.demo.summary import RunFacts, Upstream, end_to_end_ms, latencies_ms, table
 from bridge.demo.summary import render as render_summary
 from bridge.demo.verdict import Answer, DeliveryRecord, Recorded
 from bridge.sandbox.sink import Receipt, SinkReport
@@ -133,10 +135,16 @@ def facts(problems: list[str]) -> RunFacts:
                 ("evt_n1", "audit"): DeliveryRecord("delivered", 1),
             },
             reconciles=1,
+            event_times={"evt_n1": 100.05},
         )
     }
     sink = SinkReport(
-        receipts=(receipt("n1", "crm", 100.25), receipt("n1", "audit", 100.5)),
+        # crm was down at first: its receipt came later than audit's (and once more, retried)
+        receipts=(
+            receipt("n1", "audit", 100.15),
+            receipt("n1", "crm", 100.75),
+            receipt("n1", "crm", 101.5),
+        ),
         requests={"crm": 3, "audit": 1},
         unavailable={"crm": 2},
         rejected={},
@@ -155,8 +163,12 @@ def facts(problems: list[str]) -> RunFacts:
     )
 
 
-def test_latency_runs_from_the_202_to_the_first_verified_receipt() -> None:
-    assert latencies_ms(facts([])) == {"crm": [250.0], "audit": [500.0]}
+def test_each_destination_has_its_own_latency_from_the_event_to_its_first_receipt() -> None:
+    assert latencies_ms(facts([])) == {
+        "crm": [pytest.approx(700.0)],
+        "audit": [pytest.approx(100.0)],
+    }
+    assert end_to_end_ms(facts([])) == [pytest.approx(750.0)]  # the 202 to the last destination
 
 
 def test_the_summary_reports_outcomes_deliveries_upstream_and_the_verdict() -> None:
@@ -172,13 +184,16 @@ def test_the_summary_reports_outcomes_deliveries_upstream_and_the_verdict() -> N
         "2",
         "0",
         "1",
-        "250",
+        "700",
         "ms",
-        "250",
+        "700",
         "ms",
-        "250",
+        "700",
         "ms",
     ]
+    assert "End to end, from the 202 to the last destination's receipt: p50 750 ms" in text
+    assert "rejected: Didit refused the token for good" in text  # the columns are explained
+    assert text.rstrip().splitlines()[-2].startswith("Next: run it step by step with the sandbox")
     assert "2 import calls, faults injected: ambiguous_drop x1; 1 reconciliations" in text
     total = next(line for line in text.splitlines() if line.startswith("total"))
     assert total.split() == ["total", "3", "1", "1", "1", "1", "0", "0", "0", "2"]

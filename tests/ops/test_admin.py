@@ -198,7 +198,13 @@ class TestNotifications:
         """A failed one is queued again (and the worker woken); others say why not."""
         failed = await harness.finished("f", NotificationStatus.FAILED)
         imported = await harness.finished("i", NotificationStatus.IMPORTED)
-        answer = await harness.post(f"/notifications/{failed}/retry")
+        # its rule is not in the running configuration: a re-routing retry says so
+        gone = await harness.post(f"/notifications/{failed}/retry")
+        assert (gone.status_code, gone.json()["error"]["code"]) == (409, "rule_gone")
+        assert "keep_route=true" in gone.json()["error"]["message"]
+        bad = await harness.post(f"/notifications/{failed}/retry", params={"keep_route": "yes"})
+        assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_parameter")
+        answer = await harness.post(f"/notifications/{failed}/retry", params={"keep_route": "true"})
         assert (answer.status_code, answer.json()) == (202, {"id": failed, "result": "requeued"})
         assert harness.retries == 1
         shown = await harness.get(f"/notifications/{failed}")

@@ -138,11 +138,11 @@ def test_the_dockerfile_is_a_runnable_image_recipe(venv: Path, tmp_path: Path) -
     command = exec_form(next(a for k, a in stage if k == "CMD"))
     healthcheck = next(a for k, a in stage if k == "HEALTHCHECK")
     probe = exec_form(healthcheck.split(" CMD ", 1)[1])
-    assert entrypoint == ["bridge"]
+    assert entrypoint == ["share-bridge"]
     assert command == ["serve"]
-    assert probe == ["bridge", "healthcheck"]
+    assert probe == ["share-bridge", "healthcheck"]
 
-    # Outside the repository, so `bridge` can only come from the fresh environment.
+    # Outside the repository, so `share-bridge` can only come from the fresh environment.
     bin_dir = venv / "bin"
     environ = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     environ |= example_environ()
@@ -150,19 +150,26 @@ def test_the_dockerfile_is_a_runnable_image_recipe(venv: Path, tmp_path: Path) -
         [str(bin_dir / "python"), "-c", "import bridge; print(bridge.__file__)"], environ, tmp_path
     )
     assert located.stdout.startswith(str(venv)), located
-    version = run([str(bin_dir / "bridge"), "--version"], environ, tmp_path)
+    version = run([str(bin_dir / "share-bridge"), "--version"], environ, tmp_path)
     assert (version.returncode, version.stdout.strip()) == (0, f"share-bridge {__version__}")
+    alias = run([str(bin_dir / "bridge"), "--version"], environ, tmp_path)  # the old name works
+    assert (alias.returncode, alias.stdout.strip()) == (0, f"share-bridge {__version__}")
     example = ROOT / "config" / "bridge.example.yaml"
     check = run(
-        [str(bin_dir / "bridge"), "check-config", "--config", str(example)], environ, tmp_path
+        [str(bin_dir / "share-bridge"), "check-config", "--config", str(example)], environ, tmp_path
     )
     assert check.returncode == 0, check.stdout + check.stderr
     unset = {k: v for k, v in environ.items() if k != "HOOLI_KEY"}
     missing = run(
-        [str(bin_dir / "bridge"), "check-config", "--config", str(example)], unset, tmp_path
+        [str(bin_dir / "share-bridge"), "check-config", "--config", str(example)], unset, tmp_path
     )
     assert missing.returncode == 1
     assert "HOOLI_KEY" in missing.stdout + missing.stderr
+    # the wheel carries the example the schema's descriptions come from
+    schema = run([str(bin_dir / "share-bridge"), "config-schema"], environ, tmp_path)
+    assert schema.returncode == 0, schema.stderr
+    trust_review = json.loads(schema.stdout)["$defs"]["RuleThen"]["properties"]["trust_review"]
+    assert trust_review["description"].startswith("false: lands In Review")
 
     # The image's environment, with its paths moved under tmp_path and the port on 127.0.0.1.
     config = tmp_path / "etc" / "bridge.yaml"

@@ -7,13 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema_rs
+import orjson
 import pytest
 import yaml
 from starlette.routing import Route
 
 from bridge import config
+from bridge.app.openapi import openapi_document
 from bridge.cli.service import Service
+from bridge.events import PING, ShareFacts, render_event, render_ping
 from bridge.observability import reset_logging
+from bridge.types import DiditSession, EventType, Reason, SessionKind
+from bridge.types import Route as ShareRoute
 from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET
 from tests.ops.scenario import TARGET
 from tests.support.bridge_process import make_config
@@ -91,3 +97,51 @@ async def test_document_matches_the_routes(service: Service) -> None:
     ]
     assert all(op["security"] == [{"adminToken": []}] for op in admin_operations)
     assert all("401" in op["responses"] for op in admin_operations)
+
+
+def test_the_webhooks_section_describes_every_event_the_bridge_sends() -> None:
+    """Bodies rendered by the bridge's own functions validate against /openapi.json's
+    ``webhooks``; every event type has an entry."""
+    document = openapi_document()
+    assert set(document["webhooks"]) == {t.value for t in EventType} | {PING}
+    share = ShareFacts(
+        notification_id="ntf_1",
+        partner="acme",
+        partner_event_id=None,
+        session_kind=SessionKind.BUSINESS,
+        source_application_id="app",
+        source_session_id=None,
+        route=ShareRoute(
+            rule="kyb", workflow_id="wf", vendor_data="acme:1", trust_review=True, destinations=()
+        ),
+    )
+    bodies = {
+        "share.imported": render_event(
+            event_id="evt_1",
+            event_type=EventType.IMPORTED,
+            created_at=1_767_225_600.0,
+            share=share,
+            session=DiditSession(session_id="s", session_number=43000, status="Approved"),
+            reason=None,
+        ),
+        "share.failed": render_event(
+            event_id="evt_2",
+            event_type=EventType.FAILED,
+            created_at=1_767_225_600.0,
+            share=share,
+            session=None,
+            reason=Reason(code="workflow_not_found", message="not found", http_status=404),
+        ),
+        PING: render_ping(event_id="evt_3", created_at=1_767_225_600.0, destination="crm"),
+    }
+    for name, body in bodies.items():
+        operation = document["webhooks"][name]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = {"$ref": ref, "components": document["components"]}
+        validator = jsonschema_rs.validator_for(schema)
+        assert validator.is_valid(orjson.loads(body)), list(
+            validator.iter_errors(orjson.loads(body))
+        )
+        # and a body that breaks the contract does not pass
+        broken = orjson.loads(body) | {"id": 7}
+        assert not validator.is_valid(broken)

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bridge import auth, cli, config
 from bridge.cli import sign_command
+from bridge.signing import decode_whsec
+from tests.support.bridge_process import free_port
 
 WHSEC = "whsec_" + base64.b64encode(b"acme-partner-key-0123456789").decode()
 EC_PUBLIC = (
@@ -163,6 +165,19 @@ class TestErrors:
         assert "unknown partner 'wayne'" in err
         assert "acme, globex" in err
 
+    def test_send_to_nothing_exits_1_and_says_where(
+        self, files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--send prints an id only when the bridge took the notification."""
+        config_path, body_path = files
+        url = f"http://127.0.0.1:{free_port()}"
+        code, lines, err = run_sign(
+            capsys, "--partner", "acme", "--body", str(body_path), "--config", str(config_path),
+            "--url", url, "--send",
+        )  # fmt: skip
+        assert (code, lines) == (1, [])
+        assert f"cannot reach {url}/v1/partners/acme/shares" in err
+
     def test_unreadable_body(
         self, files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -220,3 +235,14 @@ class TestEntryPoint:
         )
         assert (done.returncode, done.stderr) == (0, "")
         assert "X-Hooli-Key: hooli-key-1-7d2e9a4c" in done.stdout.splitlines()
+
+
+def test_secret_prints_a_fresh_strong_whsec(capsys: pytest.CaptureFixture[str]) -> None:
+    secrets = []
+    for _ in range(2):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["secret"])
+        assert exit_info.value.code == 0
+        secrets.append(capsys.readouterr().out.strip())
+    assert all(len(decode_whsec(secret)) == 32 for secret in secrets)
+    assert secrets[0] != secrets[1]

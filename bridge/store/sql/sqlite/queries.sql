@@ -416,6 +416,24 @@ UPDATE notifications
        reason_http_status = NULL, finished_at = NULL, updated_at = :now
  WHERE id = :id;
 
+-- reroute_notification --
+-- A retry takes the running configuration's route (vendor_data stays: it was rendered from
+-- the body, which is not kept)
+UPDATE notifications
+   SET rule = :new_rule, workflow_id = :new_workflow_id, trust_review = :new_trust_review,
+       destinations = :new_destinations, updated_at = :at
+ WHERE id = :notification_id;
+
+-- insert_route_change --
+INSERT INTO route_changes (notification_id, at, old_rule, old_workflow_id, old_trust_review,
+    old_destinations, new_rule, new_workflow_id, new_trust_review, new_destinations)
+VALUES (:notification_id, :at, :old_rule, :old_workflow_id, :old_trust_review,
+    :old_destinations, :new_rule, :new_workflow_id, :new_trust_review, :new_destinations);
+
+-- select_route_changes --
+-- Oldest first
+SELECT * FROM route_changes WHERE notification_id = :notification_id ORDER BY at, rowid;
+
 -- erase_stale_tokens --
 -- Erase tokens no operator retry can use any more: final and not failed, past the deadline,
 -- or failed without a deadline for longer than the retention
