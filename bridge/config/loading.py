@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge.config.checks import reference_problems
-from bridge.config.interpolation import interpolate
+from bridge.config.interpolation import interpolate, masked
 from bridge.config.issues import validation_problems
 from bridge.config.problems import Problem, format_path
 from bridge.config.settings import Settings
@@ -63,7 +63,9 @@ def load_text_with_warnings(
     document = parse(text, source_name)
     unset: list[Problem] = []
     empty: list[Problem] = []
-    data = interpolate(document.data, os.environ if environ is None else environ, (), unset, empty)
+    substituted: dict[str, str] = {}
+    environment = os.environ if environ is None else environ
+    data = interpolate(document.data, environment, (), unset, empty, substituted)
     if not isinstance(data, dict):
         message = "the top level must be a mapping of sections: didit, partners, rules, ..."
         raise ConfigError([ConfigIssue(source_name, document.line(()), "", message)])
@@ -78,7 +80,9 @@ def load_text_with_warnings(
             problems += reference_problems(data["rules"], partners, destinations)
     # a value whose variable is unset was reported as such: what else it breaks is noise
     problems = unset + [p for p in problems if not any(p[0][: len(u)] == u for u, _ in unset)]
-    problems = [_explained(problem, empty) for problem in problems]
+    problems = [
+        (loc, masked(m, substituted)) for loc, m in (_explained(p, empty) for p in problems)
+    ]
     issues = [
         ConfigIssue(source_name, line, format_path(loc), m) for loc, line, m in document.issues
     ]
@@ -88,8 +92,10 @@ def load_text_with_warnings(
     if issues or settings is None:
         raise ConfigError(sorted(dict.fromkeys(issues), key=lambda i: (i.line or 0, i.path)))
     warnings = [
-        ConfigIssue(source_name, document.line(loc), format_path(loc), WARNING + message)
-        for loc, message in settings_warnings(settings)
+        ConfigIssue(
+            source_name, document.line(loc), format_path(loc), WARNING + masked(m, substituted)
+        )
+        for loc, m in settings_warnings(settings)
     ]
     return Loaded(settings, tuple(sorted(warnings, key=lambda i: (i.line or 0, i.path))))
 

@@ -157,6 +157,19 @@ class TestInterpolation:
             == "acme"
         )
 
+    def test_a_value_from_the_environment_is_never_quoted_by_an_error(self) -> None:
+        """A secret's variable put in the wrong key is named in the error, its value never."""
+        secret = "globex-secret-value-9f3a7c1e"
+        text = MINIMAL.replace(
+            '      vendor_data: "acme:{event_id}"\n',
+            '      vendor_data: "acme:{event_id}"\n      destinations: ["${GLOBEX_SECRET}"]\n',
+        )
+        with pytest.raises(ConfigError) as caught:
+            load_text(text, source_name="b.yaml", environ={"GLOBEX_SECRET": secret})
+        message = str(caught.value)
+        assert secret not in message
+        assert "unknown destination '${GLOBEX_SECRET}'" in message
+
     def test_malformed_references(self) -> None:
         text = MINIMAL.replace("api_key: test-api-key", "api_key: ${1BAD}").replace(
             "acme:{event_id}", "${UNCLOSED"
