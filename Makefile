@@ -29,7 +29,7 @@ imports: $(STAMP)
 
 unit: $(STAMP)
 	rm -f .coverage .coverage.*
-	$(BIN)/python -m pytest -p no:cacheprovider --cov=bridge --cov-branch --cov-report=term --cov-fail-under=90
+	$(BIN)/python -m pytest -p no:cacheprovider -n auto --dist worksteal --cov=bridge --cov-branch --cov-report=term --cov-fail-under=90
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -21,20 +21,9 @@ from bridge import auth, config
 from bridge.app import Health, Intake, LiveConfig, create_app
 from bridge.cli import route_command
 from bridge.store import open_store
+from tests.route.sample_environment import ENVIRON, OURS, SAMPLES
 
-SAMPLES = Path(__file__).parent / "samples"
 NOW = 1_780_000_000
-OURS = "a5f3bca2-1111-4222-8333-444455556666"
-ENVIRON = {
-    "DIDIT_API_KEY": "didit-api-key-for-tests",
-    "DIDIT_APPLICATION_ID": OURS,
-    "ACME_WHSEC": "whsec_MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw",
-    "GLOBEX_SECRET": "globex-shared-secret-0123456789",
-    "INITECH_KEY": "initech-api-key-0123456789",
-    "HOOLI_KEY": "hooli-api-key-0123456789",
-    "CRM_WHSEC": "whsec_MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw",
-    "AUDIT_WHSEC": "whsec_MDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAw",
-}
 SETTINGS = config.load(SAMPLES / "bridge.yaml", environ=ENVIRON)
 PARTNERS = ["acme", "globex", "initech", "hooli", "umbrella"]  # umbrella is not configured
 

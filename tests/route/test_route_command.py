@@ -18,12 +18,10 @@ import pytest
 from bridge import cli
 from bridge.cli import route_command
 from bridge.rules import lookup
+from tests.route.sample_environment import ENVIRON, OURS, SAMPLES
 
-SAMPLES = Path(__file__).parent / "samples"
 CONFIG = SAMPLES / "bridge.yaml"
 NOW = 1_780_000_000  # 2026-05-28T20:26:40Z
-OURS = "a5f3bca2-1111-4222-8333-444455556666"
-WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TOKEN_PATHS = {"globex": "data.share.token"}
 
 
@@ -74,14 +72,8 @@ CASES = [
 @pytest.fixture(autouse=True)
 def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The samples' secrets, as an operator would export them."""
-    monkeypatch.setenv("DIDIT_API_KEY", "didit-api-key-for-tests")
-    monkeypatch.setenv("DIDIT_APPLICATION_ID", OURS)
-    monkeypatch.setenv("ACME_WHSEC", WHSEC)
-    monkeypatch.setenv("GLOBEX_SECRET", "globex-shared-secret-0123456789")
-    monkeypatch.setenv("INITECH_KEY", "initech-api-key-0123456789")
-    monkeypatch.setenv("HOOLI_KEY", "hooli-api-key-0123456789")
-    monkeypatch.setenv("CRM_WHSEC", WHSEC)
-    monkeypatch.setenv("AUDIT_WHSEC", WHSEC)
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
 
 
 @dataclass(frozen=True)
