@@ -106,6 +106,7 @@ def test_each_partners_signature_verifies_and_a_forged_one_does_not(partner: str
         ("initech", "user", "UK", "initech-kyc-reviewed", OURS.kyc_workflow_id, "initech:c1", True),
         ("initech", "user", "US", "kyc-onboarding", OURS.kyc_workflow_id, "initech:c1", False),
     ],
+    ids=["acme-kyc", "globex-kyb", "initech-uk-reviewed", "initech-us"],  # stable across workers
 )
 def test_the_rules_route_kyc_and_kyb(
     partner: str,

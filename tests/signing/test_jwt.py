@@ -266,6 +266,7 @@ class TestKeys:
     @pytest.mark.parametrize(
         ("algorithm", "key"),
         [("RS256", _private_pem(RSA_OTHER)), ("ES256", _private_pem(EC_OTHER))],
+        ids=["RS256", "ES256"],  # the keys are made per process: ids must not show them (xdist)
     )
     def test_unknown_key_is_refused(self, algorithm: str, key: bytes) -> None:
         """A token signed by a key we do not hold is invalid."""
