@@ -54,6 +54,7 @@ class TestExposition:
             "bridge_oldest_pending_age_seconds": "gauge",
             "bridge_dead_deliveries": "gauge",
             "bridge_disabled_destinations": "gauge",
+            "bridge_partner_slowed": "gauge",
         }
 
     def test_instances_do_not_share_a_registry(self) -> None:
