@@ -40,6 +40,7 @@ from bridge.store.model import (
     Delivery,
     DeliveryStatus,
     DestinationState,
+    FairShare,
     ImportAttempt,
     Job,
     JobKind,
@@ -48,13 +49,15 @@ from bridge.store.model import (
     NewNotification,
     Notification,
     Outcome,
+    QueueGauges,
     RetryResult,
+    StatusChange,
     StoreStats,
     Timeline,
     unresolved_ambiguity,
 )
 from bridge.store.token_seal import TokenSeal
-from bridge.types import NotificationStatus
+from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, didit_status_key
 
 Connection = AsyncConnection[Any]
 Clock = Any  # Callable[[], float]; see bridge.store.Clock
@@ -270,7 +273,7 @@ class PostgresStore:
         answered with the original's id, never a unique violation.
         """
         now = self._clock()
-        lock_texts = {self._lock_text("bk", row["business_key"]) for row in rows}
+        lock_texts = {self._lock_text("bk", row["partner"], row["business_key"]) for row in rows}
         lock_texts |= {
             self._lock_text("msg", row["partner"], row["message_id"])
             for row in rows
@@ -290,9 +293,13 @@ class PostgresStore:
                     },
                 )
                 owners = {(r["partner"], r["message_id"]): r["notification_id"] for r in found}
-            keys = sorted({row["business_key"] for row in rows})
-            live_rows = await self._rows(connection, "live_by_business_keys", {"keys": keys})
-            live = {r["business_key"]: r["id"] for r in live_rows}
+            pairs = sorted({(row["partner"], row["business_key"]) for row in rows})
+            keys = {
+                "partners": [partner for partner, _ in pairs],
+                "keys": [key for _, key in pairs],
+            }
+            live_rows = await self._rows(connection, "live_by_business_keys", keys)
+            live = {(r["partner"], r["business_key"]): r["id"] for r in live_rows}
             answers: list[Accepted] = []
             accepted: list[dict[str, Any]] = []
             messages: list[tuple[str, str, str]] = []
@@ -302,11 +309,12 @@ class PostgresStore:
                 if original is not None:
                     answers.append(Accepted(id=original, duplicate=True))
                     continue
-                original = live.get(row["business_key"])
+                business_key = (row["partner"], row["business_key"])
+                original = live.get(business_key)
                 duplicate = original is not None
                 if original is None:
                     original = new_id("ntf", now)
-                    live[row["business_key"]] = original
+                    live[business_key] = original
                     sealed = self._seal.seal(row["token"], original)
                     accepted.append(
                         {**row, "id": original, "token_sealed": sealed, "received_at": now}
@@ -320,6 +328,7 @@ class PostgresStore:
                 await connection.execute(self._q["insert_accepted"], columns)
                 jobs = {
                     "refs": columns["id"],
+                    "lanes": columns["partner"],
                     "deadlines": columns["deadline"],
                     "now": now,
                 }
@@ -353,20 +362,33 @@ class PostgresStore:
         limit: int = 1,
         skip_lanes: Collection[str] = (),
         skip_jobs: Collection[int] = (),
+        fair_share: FairShare | None = None,
     ) -> list[Job]:
         if limit < 1:
             return []
-        params = {
-            "kind": kind.value,
+        params: dict[str, Any] = {
             "owner": owner,
             "lease_s": float(lease_s),
             "limit": limit,
-            "skip_lanes": sorted(skip_lanes),
             "skip_jobs": sorted(skip_jobs),
-            "now": self._clock(),
         }
+        if kind is JobKind.IMPORT:
+            query, fair_share = "claim_imports", fair_share or FairShare()
+            params["pace_s"] = float(fair_share.pace_s)
+            params["caps"] = json.dumps(dict(fair_share.caps))
+            params["no_jumps"] = sorted(fair_share.no_jumps)
+        else:
+            query = "claim"
+            params["kind"] = kind.value
+            params["skip_lanes"] = sorted(skip_lanes)
         async with self._transaction() as connection:
-            rows = await self._rows(connection, "claim", params)
+            if kind is JobKind.IMPORT:
+                # One import claim at a time across every process: each counts the claims
+                # committed before it, so a lane's cap per minute holds for all replicas.
+                lock = {"keys": [self._lock_text("claim", JobKind.IMPORT.value)]}
+                await connection.execute(self._q["lock_keys"], lock)
+            # The clock is read once the lock is held: a claim's time follows the claims before.
+            rows = await self._rows(connection, query, {**params, "now": self._clock()})
         return sorted((_rows.job(row) for row in rows), key=_claim_order)
 
     async def _fenced_write(self, name: str, job: Job, **params: Any) -> bool:
@@ -578,18 +600,24 @@ class PostgresStore:
         return None if row is None else self._notification(row)
 
     async def record_status_update(
-        self, notification_id: str, *, didit_status: str, event: NewEvent
-    ) -> bool:
-        now = self._clock()
-        update = {"id": notification_id, "didit_status": didit_status, "now": now}
-
-        async def op(connection: Connection) -> bool:
-            if await self._count(connection, "update_didit_status", update) != 1:
-                return False
-            await self._insert_event(connection, notification_id, event, now)
-            return True
-
-        return bool(await self._write(op))
+        self, notification_id: str, *, didit_status: str, signed_at: float, event: NewEvent
+    ) -> StatusChange:
+        now, key = self._clock(), didit_status_key(didit_status)
+        status = {"id": notification_id, "signed_at": float(signed_at), "key": key}
+        update = {
+            **status,
+            "didit_status": didit_status,
+            "final": key in DIDIT_FINAL_STATUSES,
+            "final_statuses": sorted(DIDIT_FINAL_STATUSES),
+            "now": now,
+        }
+        async with self._transaction() as connection:
+            if await self._count(connection, "record_didit_status", update) == 1:
+                await self._insert_event(connection, notification_id, event, now)
+                return StatusChange.RECORDED
+            if await self._count(connection, "witness_didit_status", status) == 1:
+                return StatusChange.UNCHANGED
+            return StatusChange.STALE
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -789,11 +817,11 @@ class PostgresStore:
             ):
                 return RetryResult.TOKEN_GONE
             if failed:
-                key = row["business_key"]
+                key = {"partner": row["partner"], "business_key": row["business_key"]}
                 # As an accept of the same share would: whichever comes second sees the first.
-                lock = {"keys": [self._lock_text("bk", key)]}
+                lock = {"keys": [self._lock_text("bk", key["partner"], key["business_key"])]}
                 await connection.execute(self._q["lock_keys"], lock)
-                if await self._row(connection, "live_by_business_key", {"business_key": key}):
+                if await self._row(connection, "live_by_business_key", key):
                     return RetryResult.SUPERSEDED
                 await connection.execute(
                     self._q["reopen_notification"], {"id": notification_id, "now": now}
@@ -808,6 +836,19 @@ class PostgresStore:
         params = {"now": self._clock(), "retention_s": FAILED_TOKEN_RETENTION_S}
         async with self._transaction() as connection:
             return await self._count(connection, "erase_stale_tokens", params)
+
+    async def queue_gauges(self) -> QueueGauges:
+        async with self._snapshot() as connection:
+            # Aggregates without GROUP BY: one row each.
+            [pending] = await self._rows(connection, "pending_gauge")
+            [dead] = await self._rows(connection, "dead_deliveries_gauge")
+            [disabled] = await self._rows(connection, "disabled_destinations_gauge")
+        return QueueGauges(
+            pending_notifications=pending["n"],
+            oldest_pending_received_at=pending["oldest"],
+            dead_deliveries=dead["n"],
+            disabled_destinations=disabled["n"],
+        )
 
     async def stats(self) -> StoreStats:
         now = self._clock()

@@ -27,14 +27,19 @@ SELECT notification_id FROM message_ids
  WHERE partner = %(partner)s AND message_id = %(message_id)s;
 
 -- live_by_business_keys --
--- The pending or imported notifications holding some business keys
-SELECT business_key, id FROM notifications
- WHERE business_key = ANY(%(keys)b::text[]) AND status IN ('pending', 'imported');
+-- The pending or imported notifications holding some (partner, business key) pairs: a key is
+-- live per partner
+SELECT n.partner, n.business_key, n.id
+  FROM notifications n
+  JOIN unnest(%(partners)b::text[], %(keys)b::text[]) AS k (partner, business_key)
+    ON n.partner = k.partner AND n.business_key = k.business_key
+ WHERE n.status IN ('pending', 'imported');
 
 -- live_by_business_key --
--- The pending or imported notification holding a business key, if any
+-- The pending or imported notification of a partner holding a business key, if any
 SELECT id FROM notifications
- WHERE business_key = %(business_key)s AND status IN ('pending', 'imported');
+ WHERE partner = %(partner)s AND business_key = %(business_key)s
+   AND status IN ('pending', 'imported');
 
 -- insert_accepted --
 -- New pending notifications, one array per column
@@ -55,11 +60,11 @@ SELECT r.*, r.received_at, 'pending'
           vendor_data, trust_review, destinations, received_at);
 
 -- insert_accepted_jobs --
--- The queued import jobs of accepted notifications, in their order
+-- The queued import jobs of accepted notifications, in their order; a job's lane is its partner
 INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
-SELECT 'import', r.ref, NULL, 'queued', r.deadline, %(now)s, %(now)s, %(now)s
-  FROM unnest(%(refs)b::text[], %(deadlines)b::double precision[]) WITH ORDINALITY
-       AS r (ref, deadline, n)
+SELECT 'import', r.ref, r.lane, 'queued', r.deadline, %(now)s, %(now)s, %(now)s
+  FROM unnest(%(refs)b::text[], %(lanes)b::text[], %(deadlines)b::double precision[])
+       WITH ORDINALITY AS r (ref, lane, deadline, n)
  ORDER BY r.n;
 
 -- insert_accepted_message_ids --
@@ -93,6 +98,85 @@ UPDATE jobs j
        lease_expires_at = %(now)s + %(lease_s)s, updated_at = %(now)s
   FROM picked
  WHERE j.id = picked.id
+RETURNING j.id, j.kind, j.ref, j.lane, j.attempts, j.lease_owner, j.deadline, j.run_after,
+          j.lease_expires_at, j.last_error, j.created_at;
+
+-- claim_imports --
+-- Lease up to %(limit)s runnable import jobs, sharing the quota between partners (lanes); the
+-- caller holds the import claim's advisory lock, so claims of every process run one at a time
+-- and each sees the claims before it (the caps hold across replicas). Each lane is worked
+-- earliest deadline first. Across lanes, turns go round: every lane's first job before any
+-- lane's second, and within a round the lane whose last claim is oldest first, except that a
+-- lane's first job whose deadline is at risk goes ahead, most urgent first. At risk: its
+-- deadline is closer than its place in this order (plus the imports already running, which
+-- are ahead of it) takes at %(pace_s)s seconds per import. A lane in %(no_jumps)s (slowed for
+-- rejected tokens) never goes ahead, nor does a lane of the last claim: no lane takes two
+-- turns in a row by urgency. A lane with a cap in %(caps)s (a JSON object, lane: imports per
+-- minute) gets no more claims than the cap in any 60 s. Rows another transaction holds (a
+-- fenced write in flight) are skipped, not waited for.
+WITH RECURSIVE waiting_lanes (lane) AS (
+    -- Each lane with queued or running imports, one index probe per lane (a loose scan).
+    SELECT min(lane) FROM jobs
+     WHERE kind = 'import' AND status IN ('queued', 'running')
+    UNION ALL
+    SELECT (SELECT min(lane) FROM jobs
+             WHERE kind = 'import' AND status IN ('queued', 'running') AND lane > w.lane)
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+lanes AS MATERIALIZED (
+    SELECT w.lane,
+           (SELECT max(claimed_at) FROM jobs j
+             WHERE j.kind = 'import' AND j.lane = w.lane) AS served_at,
+           (SELECT count(*) FROM jobs j
+             WHERE j.kind = 'import' AND j.lane = w.lane
+               AND j.claimed_at > %(now)s - 60) AS recent,
+           (%(caps)s::jsonb ->> w.lane)::bigint AS cap,
+           w.lane = ANY(%(no_jumps)s::text[]) AS no_jump
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+heads AS MATERIALIZED (
+    -- Each lane's first %(limit)s runnable imports: no claim takes more of one lane.
+    SELECT q.id, l.lane, coalesce(q.deadline, 'Infinity'::double precision) AS due,
+           q.run_after, l.served_at, l.no_jump, l.recent, l.cap
+      FROM lanes l
+     CROSS JOIN LATERAL (
+           SELECT j.id, j.deadline, j.run_after FROM jobs j
+            WHERE j.lane = l.lane AND j.kind = 'import' AND j.status IN ('queued', 'running')
+              AND ((j.status = 'queued' AND j.run_after <= %(now)s)
+                   OR (j.status = 'running' AND j.lease_expires_at < %(now)s))
+              AND j.id <> ALL(%(skip_jobs)s::bigint[])
+            ORDER BY coalesce(j.deadline, 'Infinity'::double precision), j.run_after, j.id
+            LIMIT %(limit)s
+              FOR UPDATE SKIP LOCKED) AS q),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY lane ORDER BY due, run_after, id) AS turn
+      FROM heads),
+fair AS MATERIALIZED (
+    SELECT *, row_number() OVER (
+               ORDER BY turn, coalesce(served_at, '-Infinity'::double precision), due,
+                        run_after, id) AS position
+      FROM ranked
+     WHERE cap IS NULL OR recent + turn <= cap),
+last_served AS (
+    -- The lanes of the last claim (one claim may serve several lanes at once).
+    SELECT lane FROM jobs
+     WHERE kind = 'import' AND lane IS NOT NULL
+       AND claimed_at = (SELECT max(claimed_at) FROM jobs WHERE kind = 'import')),
+running AS (
+    SELECT count(*) AS n FROM jobs
+     WHERE kind = 'import' AND status = 'running' AND lease_expires_at >= %(now)s),
+chosen AS (
+    SELECT f.id FROM fair f
+     ORDER BY f.turn,
+              CASE WHEN f.turn = 1 AND NOT f.no_jump
+                        AND f.lane NOT IN (SELECT lane FROM last_served)
+                        AND f.due - %(now)s < (f.position + (SELECT n FROM running)) * %(pace_s)s
+                   THEN f.due ELSE 'Infinity'::double precision END,
+              f.position
+     LIMIT %(limit)s)
+UPDATE jobs j
+   SET status = 'running', attempts = j.attempts + 1, lease_owner = %(owner)s,
+       lease_expires_at = %(now)s + %(lease_s)s, claimed_at = %(now)s, updated_at = %(now)s
+  FROM chosen
+ WHERE j.id = chosen.id
 RETURNING j.id, j.kind, j.ref, j.lane, j.attempts, j.lease_owner, j.deadline, j.run_after,
           j.lease_expires_at, j.last_error, j.created_at;
 
@@ -201,10 +285,30 @@ SELECT * FROM notifications WHERE session_id = %(session_id)s;
 SELECT DISTINCT session_id FROM notifications
  WHERE session_id = ANY(%(session_ids)s::text[]) AND id <> %(id)s;
 
--- update_didit_status --
--- Record Didit's new status for an imported notification's session
-UPDATE notifications SET didit_status = %(didit_status)s, updated_at = %(now)s
- WHERE id = %(id)s AND status = 'imported';
+-- record_didit_status --
+-- Didit's new status (%(key)s, %(final)s), signed at %(signed_at)s, for an imported
+-- notification. Order: a decided status (in %(final_statuses)s) ranks above an undecided one,
+-- then the later signed time; only a different status that ranks at least as high as the one on
+-- record is written. So "In Review" never replaces "Approved", a replayed older decision never
+-- replaces a newer one, and racing webhooks end on the same status in any commit order (a
+-- concurrent update of the row makes PostgreSQL check this WHERE again on the row it wrote).
+-- Statuses compare by bridge.types.didit_status_key; NULL signed time: from the import.
+UPDATE notifications
+   SET didit_status = %(didit_status)s, didit_status_at = %(signed_at)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'imported'
+   AND (didit_status IS NULL
+        OR (upper(replace(trim(didit_status), ' ', '_')) <> %(key)s
+            AND (upper(replace(trim(didit_status), ' ', '_')) = ANY(%(final_statuses)s::text[]),
+                 coalesce(didit_status_at, '-Infinity'::double precision))
+                <= (%(final)s::boolean, %(signed_at)s::double precision)));
+
+-- witness_didit_status --
+-- The status on record was signed again at %(signed_at)s: keep the later signed time (a status
+-- signed in between is stale); one row when the status on record is this one (%(key)s)
+UPDATE notifications
+   SET didit_status_at = greatest(didit_status_at, %(signed_at)s::double precision)
+ WHERE id = %(id)s AND status = 'imported' AND didit_status IS NOT NULL
+   AND upper(replace(trim(didit_status), ' ', '_')) = %(key)s;
 
 -- begin_attempt --
 -- Record an attempt as started, numbered after the last one (the job's lock is held)
@@ -311,7 +415,7 @@ SELECT n.name, coalesce(s.enabled, true) AS enabled, s.changed_at, s.reason,
          WHERE d.destination = n.name AND d.status = 'dead') AS dead,
        (SELECT d.last_error FROM deliveries d
          WHERE d.destination = n.name AND d.last_error IS NOT NULL
-         ORDER BY d.updated_at DESC LIMIT 1) AS last_error
+         ORDER BY d.updated_at DESC, d.seq DESC LIMIT 1) AS last_error
   FROM names n LEFT JOIN destination_states s ON s.name = n.name
  ORDER BY n.name;
 
@@ -380,3 +484,15 @@ SELECT status, count(*) AS n FROM deliveries GROUP BY status;
 -- oldest_pending --
 -- When the oldest pending notification arrived
 SELECT min(received_at) AS received_at FROM notifications WHERE status = 'pending';
+
+-- pending_gauge --
+-- How many notifications are pending and when the oldest arrived (their partial index only)
+SELECT count(*) AS n, min(received_at) AS oldest FROM notifications WHERE status = 'pending';
+
+-- dead_deliveries_gauge --
+-- How many deliveries are dead (their partial index only)
+SELECT count(*) AS n FROM deliveries WHERE status = 'dead';
+
+-- disabled_destinations_gauge --
+-- Destinations an operator disabled
+SELECT count(*) AS n FROM destination_states WHERE NOT enabled;

@@ -372,7 +372,7 @@ SELECT n.name, coalesce(s.enabled, 1) AS enabled, s.changed_at, s.reason,
          WHERE d.destination = n.name AND d.status = 'dead') AS dead,
        (SELECT d.last_error FROM deliveries d
          WHERE d.destination = n.name AND d.last_error IS NOT NULL
-         ORDER BY d.updated_at DESC LIMIT 1) AS last_error
+         ORDER BY d.updated_at DESC, d.rowid DESC LIMIT 1) AS last_error
   FROM names n LEFT JOIN destination_states s ON s.name = n.name
  ORDER BY n.name;
 
