@@ -57,7 +57,13 @@ from bridge.store.model import (
     unresolved_ambiguity,
 )
 from bridge.store.token_seal import TokenSeal
-from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, didit_status_key
+from bridge.types import (
+    DIDIT_FINAL_STATUSES,
+    NotificationStatus,
+    SendLimits,
+    SharedQuota,
+    didit_status_key,
+)
 
 Connection = AsyncConnection[Any]
 Clock = Any  # Callable[[], float]; see bridge.store.Clock
@@ -836,6 +842,34 @@ class PostgresStore:
         params = {"now": self._clock(), "retention_s": FAILED_TOKEN_RETENTION_S}
         async with self._transaction() as connection:
             return await self._count(connection, "erase_stale_tokens", params)
+
+    def shared_quota(self) -> SharedQuota:
+        """Every replica on this database counts its Didit sends here (``take_send``)."""
+        return self
+
+    async def take_send(self, key: str, limits: SendLimits) -> float:
+        window = {"key": key, "window_s": float(limits.window_s)}
+        async with self._transaction() as connection:
+            await connection.execute(self._q["lock_quota"], {"key": key})
+            state_params = {**window, "budget": limits.budget}
+            [state] = await self._rows(connection, "quota_state", state_params)
+            if state["learned_limit"] is not None:
+                limits = limits.lowered_to(max(1, state["learned_limit"]))
+            now, recent, budget = state["now"], state["recent"], limits.budget
+            ready = max(now, state["paused_until"])
+            if len(recent) >= budget:
+                ready = max(ready, recent[budget - 1] + limits.window_s)
+            if len(recent) >= limits.burst:
+                ready = max(ready, recent[limits.burst - 1] + limits.burst_window_s)
+            if ready > now:
+                return float(ready - now)
+            await connection.execute(self._q["record_quota_send"], {**window, "now": now})
+            return 0.0
+
+    async def hold_sends(self, key: str, *, pause_s: float | None, limit: int | None) -> None:
+        params = {"key": key, "pause_s": pause_s, "limit": limit}
+        async with self._transaction() as connection:
+            await connection.execute(self._q["hold_quota"], params)
 
     async def queue_gauges(self) -> QueueGauges:
         async with self._snapshot() as connection:

@@ -745,6 +745,11 @@ class SqliteStore:
     def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
         """One process owns an SQLite file: its own callers wake its workers directly."""
 
+    def shared_quota(self) -> None:
+        """One process owns an SQLite file (its owner lock), so its pacer's own count of sends
+        is the whole quota: nothing to share."""
+        return None
+
     async def queue_gauges(self) -> QueueGauges:
         q = self._q
 

@@ -496,3 +496,37 @@ SELECT count(*) AS n FROM deliveries WHERE status = 'dead';
 -- disabled_destinations_gauge --
 -- Destinations an operator disabled
 SELECT count(*) AS n FROM destination_states WHERE NOT enabled;
+
+-- lock_quota --
+-- A quota's row, created if new, locked until the transaction ends: its sends go one at a time
+INSERT INTO quotas (key, updated_at)
+VALUES (%(key)s, extract(epoch FROM clock_timestamp()))
+ON CONFLICT (key) DO UPDATE SET key = excluded.key;
+
+-- quota_state --
+-- The database's time (read once the quota is locked), the quota's pause and learned limit,
+-- and its latest sends within the window, newest first
+SELECT now, q.paused_until, q.learned_limit,
+       ARRAY(SELECT s.sent_at FROM quota_sends s
+              WHERE s.key = q.key AND s.sent_at > now - %(window_s)s
+              ORDER BY s.sent_at DESC
+              LIMIT %(budget)s) AS recent
+  FROM quotas q, (SELECT extract(epoch FROM clock_timestamp())::double precision AS now) AS c
+ WHERE q.key = %(key)s;
+
+-- record_quota_send --
+-- Count one send at %(now)s, and forget the sends older than the window
+WITH forgotten AS (
+    DELETE FROM quota_sends WHERE key = %(key)s AND sent_at <= %(now)s - %(window_s)s)
+INSERT INTO quota_sends (key, sent_at) VALUES (%(key)s, %(now)s);
+
+-- hold_quota --
+-- Pause a quota's sends for %(pause_s)s seconds from now (NULL: no pause) and/or remember the
+-- limit Didit said (NULL: unchanged)
+INSERT INTO quotas (key, paused_until, learned_limit, updated_at)
+SELECT %(key)s, coalesce(c.now + %(pause_s)s::double precision, 0), %(limit)s::integer, c.now
+  FROM (SELECT extract(epoch FROM clock_timestamp())::double precision AS now) AS c
+ON CONFLICT (key) DO UPDATE
+   SET paused_until = greatest(quotas.paused_until, excluded.paused_until),
+       learned_limit = coalesce(excluded.learned_limit, quotas.learned_limit),
+       updated_at = excluded.updated_at;
