@@ -530,3 +530,61 @@ ON CONFLICT (key) DO UPDATE
    SET paused_until = greatest(quotas.paused_until, excluded.paused_until),
        learned_limit = coalesce(excluded.learned_limit, quotas.learned_limit),
        updated_at = excluded.updated_at;
+
+-- copy_target_rows --
+-- Whether the schema holds anything a copy would collide with (a copy needs it empty)
+SELECT EXISTS (SELECT 1 FROM notifications) OR EXISTS (SELECT 1 FROM jobs)
+       OR EXISTS (SELECT 1 FROM deliveries) OR EXISTS (SELECT 1 FROM destination_states)
+       OR EXISTS (SELECT 1 FROM message_ids) AS taken;
+
+-- copy_notifications --
+-- bridge store copy: notifications, in copy_notifications' (SQLite) column order
+COPY notifications (
+    id, partner, partner_event_id, message_id, business_key, token_sha256, session_kind,
+    source_application_id, source_session_id, deadline, rule, workflow_id, vendor_data,
+    trust_review, destinations, status, reason_code, reason_message, reason_http_status,
+    session_id, session_number, didit_status, didit_status_at, received_at, finished_at,
+    updated_at, token_sealed)
+FROM STDIN;
+
+-- copy_message_ids --
+-- bridge store copy: message ids
+COPY message_ids (partner, message_id, notification_id) FROM STDIN;
+
+-- copy_jobs --
+-- bridge store copy: jobs with their ids (COPY writes an identity column as given)
+COPY jobs (
+    id, kind, ref, lane, status, deadline, run_after, attempts, lease_owner, lease_expires_at,
+    last_error, created_at, updated_at, claimed_at)
+FROM STDIN;
+
+-- copy_import_attempts --
+-- bridge store copy: import attempts
+COPY import_attempts (
+    notification_id, attempt, kind, started_at, ended_at, http_status, result, latency_ms, error)
+FROM STDIN;
+
+-- copy_events --
+-- bridge store copy: events (their seq follows the order they come in)
+COPY events (id, notification_id, type, body, created_at) FROM STDIN;
+
+-- copy_deliveries --
+-- bridge store copy: deliveries (their seq follows the order they come in)
+COPY deliveries (
+    id, event_id, destination, status, attempts, created_at, updated_at, delivered_at,
+    last_error)
+FROM STDIN;
+
+-- copy_delivery_attempts --
+-- bridge store copy: delivery attempts
+COPY delivery_attempts (
+    delivery_id, attempt, at, http_status, latency_ms, response_excerpt, error)
+FROM STDIN;
+
+-- copy_destination_states --
+-- bridge store copy: destination states
+COPY destination_states (name, enabled, changed_at, reason) FROM STDIN;
+
+-- copy_jobs_identity --
+-- After a copy: new jobs are numbered after the copied ones
+SELECT setval(pg_get_serial_sequence('jobs', 'id'), coalesce(max(id), 0) + 1, false) FROM jobs;
