@@ -10,42 +10,20 @@ with the original id, and either replica's store lists all of them.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.store.backends import (
-    PG_DSN,
-    TOKEN_KEY,
-    check_pg_server,
-    drop_pg_schema,
-    new_pg_schema,
-)
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 NOTIFICATIONS = 60
-
-
-@pytest.fixture(name="pg_store")
-def _pg_store() -> Iterator[dict[str, object]]:
-    check_pg_server()
-    schema = new_pg_schema()
-    try:
-        yield {
-            "url": PG_DSN,
-            "schema": schema,
-            "token_keys": [base64.urlsafe_b64encode(TOKEN_KEY).decode()],
-        }
-    finally:
-        drop_pg_schema(schema)
 
 
 def test_two_replicas_dedupe_and_import_as_one_bridge(
