@@ -111,6 +111,7 @@ class Pacer:
         self._shared = shared
         self._quota_key = quota_key  # names the API key's quota in ``shared``
         self._holds: set[asyncio.Task[None]] = set()
+        self._shared_limit: int | None = None  # the X-RateLimit-Limit handed to ``shared``
 
     @property
     def budget(self) -> int:
@@ -245,6 +246,7 @@ class Pacer:
             return
         now = self._clock()
         retry_after = info.retry_after_s if info else None
+        pause: float | None = None
         if status == 429:
             if retry_after is not None:
                 pause = min(retry_after, MAX_PAUSE_S)
@@ -252,13 +254,17 @@ class Pacer:
                 pause = self._backoff_s
                 self._backoff_s = min(self._backoff_s * 2, MAX_PAUSE_S)
             self._pause(now + pause)
-            self._hold_shared(pause_s=pause, limit=info.limit if info else None)
         else:
             self._backoff_s = DEFAULT_BACKOFF_S
+        usable = info is not None and info.limit is not None and info.limit >= 1
+        limit = info.limit if info is not None and usable else None
+        new_limit = limit is not None and limit != self._shared_limit
+        if pause is not None or new_limit:
+            # Only what changed is written: a pause, or a limit Didit says differently now.
+            self._shared_limit = limit if new_limit else self._shared_limit
+            self._hold_shared(pause_s=pause, limit=limit if new_limit else None)
         if info is None or info.limit is None or info.limit < 1:
             return
-        if status != 429 and info.limit < self._budget:
-            self._hold_shared(pause_s=None, limit=info.limit)
         self._budget = min(self._rate, info.limit)
         self._tokens = min(self._tokens, self._capacity)
         if info.remaining is None or info.remaining >= self._low_watermark * info.limit:
@@ -278,14 +284,16 @@ class Pacer:
         called on the answer's path, and this pacer already holds it)."""
         if self._shared is None:
             return
-        task = asyncio.get_running_loop().create_task(self._send_hold(pause_s, limit))
+        holding = self._send_hold(self._shared, pause_s, limit)
+        task = asyncio.get_running_loop().create_task(holding)
         self._holds.add(task)
         task.add_done_callback(self._holds.discard)
 
-    async def _send_hold(self, pause_s: float | None, limit: int | None) -> None:
-        assert self._shared is not None  # noqa: S101 - only scheduled with a shared quota
+    async def _send_hold(
+        self, shared: SharedQuota, pause_s: float | None, limit: int | None
+    ) -> None:
         try:
-            await self._shared.hold_sends(self._quota_key, pause_s=pause_s, limit=limit)
+            await shared.hold_sends(self._quota_key, pause_s=pause_s, limit=limit)
         except StoreUnavailable as exc:
             # The other replicas learn it from their own answers; this one holds it already.
             _log.warning("quota_hold_not_shared", error=str(exc))
