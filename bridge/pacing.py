@@ -21,6 +21,13 @@ sleeps until the next send is allowed; when it wakes it re-reads the limits (a p
 arrived meanwhile holds it too) and yields to the acquirer whose turn it is now, if one came
 meanwhile.
 
+Several replicas share one API key, so with a ``shared`` quota (a store that several processes
+use) the limits hold for all of them together: once this pacer would send, it takes the send
+from the shared quota, which counts every replica's sends in one window and burst on one clock
+and answers how long to wait when they are spent; a 429's pause and Didit's
+``X-RateLimit-Limit`` are handed to it for every replica. (Spreading a low
+``X-RateLimit-Remaining`` stays per process: each replica sees the header on its own answers.)
+
 On shutdown :meth:`Pacer.close` sends every acquirer away with :class:`PacerClosed`: an import
 still waiting for its turn has sent nothing, so it is given back at once instead of holding the
 stop until its turn (at a slow quota, minutes) or the stop deadline.
@@ -29,19 +36,31 @@ stop until its turn (at a slow quota, minutes) or the stop deadline.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Hashable
 
+import structlog
+
+from bridge.errors import StoreUnavailable
 from bridge.turns import Waiting, next_turn
-from bridge.types import RateLimitInfo
+from bridge.types import RateLimitInfo, SendLimits, SharedQuota
 
 WINDOW_S = 60.0
 DEFAULT_BACKOFF_S = 5.0
 MAX_PAUSE_S = 60.0
 _EPSILON = 1e-9
+
+_log = structlog.get_logger(__name__)
+
+
+def quota_key(api_key: str) -> str:
+    """The name of an API key's shared quota: the same for every replica using the key, and
+    not the key (a hash of it)."""
+    return "didit:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
 
 
 class PacerClosed(Exception):
@@ -61,6 +80,8 @@ class Pacer:
         window_margin_s: float = 1.0,
         wall_clock: Callable[[], float] = time.time,
         no_jumps: Callable[[], Collection[Hashable]] = frozenset,
+        shared: SharedQuota | None = None,
+        quota_key: str = "didit",
     ) -> None:
         if rate_per_minute < 1:
             raise ValueError("rate_per_minute must be at least 1")
@@ -87,6 +108,10 @@ class Pacer:
         self.waits_total = 0  # acquires that had to wait
         self.wait_seconds_total = 0.0
         self._closed = asyncio.Event()
+        self._shared = shared
+        self._quota_key = quota_key  # names the API key's quota in ``shared``
+        self._holds: set[asyncio.Task[None]] = set()
+        self._shared_limit: int | None = None  # the X-RateLimit-Limit handed to ``shared``
 
     @property
     def budget(self) -> int:
@@ -106,6 +131,17 @@ class Pacer:
         if self._clock() < self._slow_until:
             pace_s = max(pace_s, self._slow_interval_s)
         return pace_s
+
+    @property
+    def _limits(self) -> SendLimits:
+        """This pacer's window and bucket, as the shared quota counts them."""
+        burst = max(1, self._budget // int(WINDOW_S))
+        return SendLimits(
+            budget=self._budget,
+            window_s=self._window_s,
+            burst=burst,
+            burst_window_s=burst * WINDOW_S / self._budget,
+        )
 
     @property
     def _capacity(self) -> float:
@@ -135,7 +171,16 @@ class Pacer:
                 self._refill(now)
                 ready_at = self._ready_at(now)
                 if ready_at <= now + _EPSILON:
-                    break
+                    if self._shared is None:
+                        break
+                    self._sleeper = waiter  # no other acquirer takes a send meanwhile
+                    try:
+                        wait_s = await self._shared.take_send(self._quota_key, self._limits)
+                    finally:
+                        self._sleeper = None
+                    if wait_s <= 0.0:
+                        break
+                    now, ready_at = self._clock(), self._clock() + wait_s
                 waited = True
                 self._sleeper = waiter
                 try:
@@ -201,6 +246,7 @@ class Pacer:
             return
         now = self._clock()
         retry_after = info.retry_after_s if info else None
+        pause: float | None = None
         if status == 429:
             if retry_after is not None:
                 pause = min(retry_after, MAX_PAUSE_S)
@@ -210,6 +256,13 @@ class Pacer:
             self._pause(now + pause)
         else:
             self._backoff_s = DEFAULT_BACKOFF_S
+        usable = info is not None and info.limit is not None and info.limit >= 1
+        limit = info.limit if info is not None and usable else None
+        new_limit = limit is not None and limit != self._shared_limit
+        if pause is not None or new_limit:
+            # Only what changed is written: a pause, or a limit Didit says differently now.
+            self._shared_limit = limit if new_limit else self._shared_limit
+            self._hold_shared(pause_s=pause, limit=limit if new_limit else None)
         if info is None or info.limit is None or info.limit < 1:
             return
         self._budget = min(self._rate, info.limit)
@@ -225,6 +278,25 @@ class Pacer:
             return
         self._slow_interval_s = until_reset / info.remaining
         self._slow_until = now + until_reset
+
+    def _hold_shared(self, *, pause_s: float | None, limit: int | None) -> None:
+        """Hand a pause or a lower limit to the other replicas (in the background: observe is
+        called on the answer's path, and this pacer already holds it)."""
+        if self._shared is None:
+            return
+        holding = self._send_hold(self._shared, pause_s, limit)
+        task = asyncio.get_running_loop().create_task(holding)
+        self._holds.add(task)
+        task.add_done_callback(self._holds.discard)
+
+    async def _send_hold(
+        self, shared: SharedQuota, pause_s: float | None, limit: int | None
+    ) -> None:
+        try:
+            await shared.hold_sends(self._quota_key, pause_s=pause_s, limit=limit)
+        except StoreUnavailable as exc:
+            # The other replicas learn it from their own answers; this one holds it already.
+            _log.warning("quota_hold_not_shared", error=str(exc))
 
     def _pause(self, until: float) -> None:
         self._paused_until = max(self._paused_until, until)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 
 class SessionKind(StrEnum):
@@ -124,3 +125,40 @@ class Release:
 
 
 JobResult = Done | Complete | Retry | Bury | Release
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendLimits:
+    """How many imports one API key may send: at most ``budget`` in any ``window_s``, and at
+    most ``burst`` in any ``burst_window_s`` (so a backlog drains at the pace, not in a burst)."""
+
+    budget: int
+    window_s: float
+    burst: int
+    burst_window_s: float
+
+    def lowered_to(self, budget: int) -> SendLimits:
+        """These limits for a smaller budget (a limit Didit said): the burst's pace falls with
+        it."""
+        if budget >= self.budget:
+            return self
+        per_s = self.burst / self.burst_window_s * budget / self.budget
+        burst = max(1, self.burst * budget // self.budget)
+        return SendLimits(
+            budget=budget, window_s=self.window_s, burst=burst, burst_window_s=burst / per_s
+        )
+
+
+class SharedQuota(Protocol):
+    """An API key's quota kept where every process using the key sees it (a store shared by
+    replicas), on that place's clock; ``key`` names the quota, never holds the API key."""
+
+    async def take_send(self, key: str, limits: SendLimits) -> float:
+        """Count one send now and answer 0.0 if ``limits`` allow it (also under every pause
+        held); else count nothing and answer the seconds until one may be allowed."""
+        ...
+
+    async def hold_sends(self, key: str, *, pause_s: float | None, limit: int | None) -> None:
+        """Pause every process's sends for ``pause_s`` (a 429), and/or lower the budget to
+        Didit's ``limit`` (X-RateLimit-Limit) for all of them."""
+        ...

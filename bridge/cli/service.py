@@ -38,7 +38,7 @@ from bridge.config import Settings
 from bridge.delivery import Sender
 from bridge.errors import ConfigError, ConfigIssue, StoreUnavailable
 from bridge.observability import Metrics, Redactor, start_log_context
-from bridge.pacing import Pacer
+from bridge.pacing import Pacer, quota_key
 from bridge.pipeline import (
     Alarm,
     DeliverHandler,
@@ -129,7 +129,12 @@ class Service:
             observer=self._observe_didit,
         )
         self.rejections = RejectionWatch(metrics=self.metrics)
-        self.pacer = Pacer(settings.didit.rate_limit_per_minute, no_jumps=self.rejections.slowed)
+        self.pacer = Pacer(
+            settings.didit.rate_limit_per_minute,
+            no_jumps=self.rejections.slowed,
+            shared=self.store.shared_quota(),
+            quota_key=quota_key(settings.didit.api_key.get_secret_value()),
+        )
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         rng = random.Random()  # noqa: S311 - retry jitter, not a secret
         self.import_worker = Worker(

@@ -76,7 +76,7 @@ from bridge.store.model import (
     refused_after_unanswered,
     unresolved_ambiguity,
 )
-from bridge.types import NotificationStatus, Route
+from bridge.types import NotificationStatus, Route, SharedQuota
 
 __all__ = [
     "ALREADY_IMPORTED",
@@ -373,6 +373,13 @@ class Store(Protocol):
 
     async def stats(self) -> StoreStats:
         """Counts of every row by status (reads whole tables: for tools, not for scrapes)."""
+        ...
+
+    def shared_quota(self) -> SharedQuota | None:
+        """Where the Didit quota is counted for every process using this store, when several
+        can (PostgreSQL: each send is taken in a transaction locked on the quota, by the
+        database's clock); None when one process owns the store (SQLite), whose pacer's own
+        count is the whole quota."""
         ...
 
     async def queue_gauges(self) -> QueueGauges:

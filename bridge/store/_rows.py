@@ -152,3 +152,13 @@ def route_change(row: Row, *, vendor_data: str) -> RouteChange:
         )
 
     return RouteChange(at=row["at"], old=route("old"), new=route("new"))
+
+
+def routing_columns(route: Route) -> dict[str, Any]:
+    """The columns a re-route may change (vendor_data stays), as both stores bind them."""
+    return {
+        "rule": route.rule,
+        "workflow_id": route.workflow_id,
+        "trust_review": route.trust_review,
+        "destinations": json.dumps(list(route.destinations)),
+    }

@@ -16,7 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import psycopg
@@ -40,6 +48,7 @@ from bridge.store.model import (
     Delivery,
     DeliveryStatus,
     DestinationState,
+    FairShare,
     ImportAttempt,
     Job,
     JobKind,
@@ -48,13 +57,22 @@ from bridge.store.model import (
     NewNotification,
     Notification,
     Outcome,
+    QueueGauges,
     RetryResult,
+    StatusChange,
     StoreStats,
     Timeline,
     unresolved_ambiguity,
 )
 from bridge.store.token_seal import TokenSeal
-from bridge.types import NotificationStatus
+from bridge.types import (
+    DIDIT_FINAL_STATUSES,
+    NotificationStatus,
+    Route,
+    SendLimits,
+    SharedQuota,
+    didit_status_key,
+)
 
 Connection = AsyncConnection[Any]
 Clock = Any  # Callable[[], float]; see bridge.store.Clock
@@ -72,6 +90,13 @@ _ACCEPTED_COLUMNS = (
     "id", "partner", "partner_event_id", "message_id", "business_key", "token_sealed",
     "token_sha256", "session_kind", "source_application_id", "source_session_id", "deadline",
     "rule", "workflow_id", "vendor_data", "trust_review", "destinations", "received_at",
+)  # fmt: skip
+
+
+#: The tables ``copy_in`` fills, in an order that keeps every reference valid.
+COPY_TABLES = (
+    "notifications", "message_ids", "jobs", "import_attempts", "events", "deliveries",
+    "delivery_attempts", "destination_states",
 )  # fmt: skip
 
 
@@ -270,7 +295,7 @@ class PostgresStore:
         answered with the original's id, never a unique violation.
         """
         now = self._clock()
-        lock_texts = {self._lock_text("bk", row["business_key"]) for row in rows}
+        lock_texts = {self._lock_text("bk", row["partner"], row["business_key"]) for row in rows}
         lock_texts |= {
             self._lock_text("msg", row["partner"], row["message_id"])
             for row in rows
@@ -290,9 +315,13 @@ class PostgresStore:
                     },
                 )
                 owners = {(r["partner"], r["message_id"]): r["notification_id"] for r in found}
-            keys = sorted({row["business_key"] for row in rows})
-            live_rows = await self._rows(connection, "live_by_business_keys", {"keys": keys})
-            live = {r["business_key"]: r["id"] for r in live_rows}
+            pairs = sorted({(row["partner"], row["business_key"]) for row in rows})
+            keys = {
+                "partners": [partner for partner, _ in pairs],
+                "keys": [key for _, key in pairs],
+            }
+            live_rows = await self._rows(connection, "live_by_business_keys", keys)
+            live = {(r["partner"], r["business_key"]): r["id"] for r in live_rows}
             answers: list[Accepted] = []
             accepted: list[dict[str, Any]] = []
             messages: list[tuple[str, str, str]] = []
@@ -302,11 +331,12 @@ class PostgresStore:
                 if original is not None:
                     answers.append(Accepted(id=original, duplicate=True))
                     continue
-                original = live.get(row["business_key"])
+                business_key = (row["partner"], row["business_key"])
+                original = live.get(business_key)
                 duplicate = original is not None
                 if original is None:
                     original = new_id("ntf", now)
-                    live[row["business_key"]] = original
+                    live[business_key] = original
                     sealed = self._seal.seal(row["token"], original)
                     accepted.append(
                         {**row, "id": original, "token_sealed": sealed, "received_at": now}
@@ -320,6 +350,7 @@ class PostgresStore:
                 await connection.execute(self._q["insert_accepted"], columns)
                 jobs = {
                     "refs": columns["id"],
+                    "lanes": columns["partner"],
                     "deadlines": columns["deadline"],
                     "now": now,
                 }
@@ -353,20 +384,33 @@ class PostgresStore:
         limit: int = 1,
         skip_lanes: Collection[str] = (),
         skip_jobs: Collection[int] = (),
+        fair_share: FairShare | None = None,
     ) -> list[Job]:
         if limit < 1:
             return []
-        params = {
-            "kind": kind.value,
+        params: dict[str, Any] = {
             "owner": owner,
             "lease_s": float(lease_s),
             "limit": limit,
-            "skip_lanes": sorted(skip_lanes),
             "skip_jobs": sorted(skip_jobs),
-            "now": self._clock(),
         }
+        if kind is JobKind.IMPORT:
+            query, fair_share = "claim_imports", fair_share or FairShare()
+            params["pace_s"] = float(fair_share.pace_s)
+            params["caps"] = json.dumps(dict(fair_share.caps))
+            params["no_jumps"] = sorted(fair_share.no_jumps)
+        else:
+            query = "claim"
+            params["kind"] = kind.value
+            params["skip_lanes"] = sorted(skip_lanes)
         async with self._transaction() as connection:
-            rows = await self._rows(connection, "claim", params)
+            if kind is JobKind.IMPORT:
+                # One import claim at a time across every process: each counts the claims
+                # committed before it, so a lane's cap per minute holds for all replicas.
+                lock = {"keys": [self._lock_text("claim", JobKind.IMPORT.value)]}
+                await connection.execute(self._q["lock_keys"], lock)
+            # The clock is read once the lock is held: a claim's time follows the claims before.
+            rows = await self._rows(connection, query, {**params, "now": self._clock()})
         return sorted((_rows.job(row) for row in rows), key=_claim_order)
 
     async def _fenced_write(self, name: str, job: Job, **params: Any) -> bool:
@@ -578,18 +622,24 @@ class PostgresStore:
         return None if row is None else self._notification(row)
 
     async def record_status_update(
-        self, notification_id: str, *, didit_status: str, event: NewEvent
-    ) -> bool:
-        now = self._clock()
-        update = {"id": notification_id, "didit_status": didit_status, "now": now}
-
-        async def op(connection: Connection) -> bool:
-            if await self._count(connection, "update_didit_status", update) != 1:
-                return False
-            await self._insert_event(connection, notification_id, event, now)
-            return True
-
-        return bool(await self._write(op))
+        self, notification_id: str, *, didit_status: str, signed_at: float, event: NewEvent
+    ) -> StatusChange:
+        now, key = self._clock(), didit_status_key(didit_status)
+        status = {"id": notification_id, "signed_at": float(signed_at), "key": key}
+        update = {
+            **status,
+            "didit_status": didit_status,
+            "final": key in DIDIT_FINAL_STATUSES,
+            "final_statuses": sorted(DIDIT_FINAL_STATUSES),
+            "now": now,
+        }
+        async with self._transaction() as connection:
+            if await self._count(connection, "record_didit_status", update) == 1:
+                await self._insert_event(connection, notification_id, event, now)
+                return StatusChange.RECORDED
+            if await self._count(connection, "witness_didit_status", status) == 1:
+                return StatusChange.UNCHANGED
+            return StatusChange.STALE
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -753,7 +803,12 @@ class PostgresStore:
             attempts = await self._rows(
                 connection, "select_delivery_attempts_of_notification", by_notification
             )
+            changes = await self._rows(connection, "select_route_changes", by_notification)
+            vendor_data = found["vendor_data"]
             return Timeline(
+                route_changes=tuple(
+                    _rows.route_change(row, vendor_data=vendor_data) for row in changes
+                ),
                 notification=self._notification(found, with_token=False),
                 attempts=await self._attempts(connection, notification_id),
                 events=tuple(_rows.event(row) for row in events),
@@ -768,7 +823,9 @@ class PostgresStore:
             await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield connection
 
-    async def retry_notification(self, notification_id: str) -> RetryResult:
+    async def retry_notification(
+        self, notification_id: str, *, route: Route | None = None
+    ) -> RetryResult:
         now = self._clock()
 
         async def op(connection: Connection) -> RetryResult:
@@ -789,15 +846,22 @@ class PostgresStore:
             ):
                 return RetryResult.TOKEN_GONE
             if failed:
-                key = row["business_key"]
+                key = {"partner": row["partner"], "business_key": row["business_key"]}
                 # As an accept of the same share would: whichever comes second sees the first.
-                lock = {"keys": [self._lock_text("bk", key)]}
+                lock = {"keys": [self._lock_text("bk", key["partner"], key["business_key"])]}
                 await connection.execute(self._q["lock_keys"], lock)
-                if await self._row(connection, "live_by_business_key", {"business_key": key}):
+                if await self._row(connection, "live_by_business_key", key):
                     return RetryResult.SUPERSEDED
                 await connection.execute(
                     self._q["reopen_notification"], {"id": notification_id, "now": now}
                 )
+            old = _rows.notification({**row, "token": None}, with_token=False).route
+            if route is not None and _rows.routing_columns(route) != _rows.routing_columns(old):
+                change: dict[str, Any] = {"notification_id": notification_id, "at": now}
+                change |= {f"old_{k}": v for k, v in _rows.routing_columns(old).items()}
+                change |= {f"new_{k}": v for k, v in _rows.routing_columns(route).items()}
+                await connection.execute(self._q["insert_route_change"], change)
+                await connection.execute(self._q["reroute_notification"], change)
             await self._requeue_job(connection, JobKind.IMPORT, notification_id, now)
             return RetryResult.REQUEUED
 
@@ -808,6 +872,77 @@ class PostgresStore:
         params = {"now": self._clock(), "retention_s": FAILED_TOKEN_RETENTION_S}
         async with self._transaction() as connection:
             return await self._count(connection, "erase_stale_tokens", params)
+
+    def shared_quota(self) -> SharedQuota:
+        """Every replica on this database counts its Didit sends here (``take_send``)."""
+        return self
+
+    async def take_send(self, key: str, limits: SendLimits) -> float:
+        window = {"key": key, "window_s": float(limits.window_s)}
+        async with self._transaction() as connection:
+            await connection.execute(self._q["lock_quota"], {"key": key})
+            state_params = {**window, "budget": limits.budget}
+            [state] = await self._rows(connection, "quota_state", state_params)
+            if state["learned_limit"] is not None:
+                limits = limits.lowered_to(max(1, state["learned_limit"]))
+            now, recent, budget = state["now"], state["recent"], limits.budget
+            ready = max(now, state["paused_until"])
+            if len(recent) >= budget:
+                ready = max(ready, recent[budget - 1] + limits.window_s)
+            if len(recent) >= limits.burst:
+                ready = max(ready, recent[limits.burst - 1] + limits.burst_window_s)
+            if ready > now:
+                return float(ready - now)
+            await connection.execute(self._q["record_quota_send"], {**window, "now": now})
+            return 0.0
+
+    async def hold_sends(self, key: str, *, pause_s: float | None, limit: int | None) -> None:
+        params = {"key": key, "pause_s": pause_s, "limit": limit}
+        async with self._transaction() as connection:
+            await connection.execute(self._q["hold_quota"], params)
+
+    async def copy_in(self, rows: Callable[[str], Iterable[Sequence[Any]]]) -> dict[str, int]:
+        """Fill this (empty) store with another store's rows, ``rows(table)`` giving each of
+        ``COPY_TABLES`` in the column order of its ``copy_<table>`` query, a notification's
+        token last and in the clear (sealed here). One transaction: all or nothing. Raises
+        ``ValueError`` when the store already holds anything. The counts copied, per table."""
+        await self._ready()
+        copied: dict[str, int] = {}
+        async with self._transaction() as connection:
+            await connection.execute(self._q["lock_keys"], {"keys": [self._lock_text("copy")]})
+            [taken] = await self._rows(connection, "copy_target_rows")
+            if taken["taken"]:
+                raise ValueError("the target store is not empty: a copy needs an empty one")
+            async with connection.cursor() as cursor:
+                for table in COPY_TABLES:
+                    copied[table] = 0
+                    async with cursor.copy(self._q[f"copy_{table}"]) as copy:
+                        for row in rows(table):
+                            await copy.write_row(self._copied_row(table, row))
+                            copied[table] += 1
+            await connection.execute(self._q["copy_jobs_identity"])
+            for kind in JobKind:
+                await self._notify(connection, kind)
+        return copied
+
+    def _copied_row(self, table: str, row: Sequence[Any]) -> Sequence[Any]:
+        if table != "notifications":
+            return row
+        *columns, token = row
+        return [*columns, None if token is None else self._seal.seal(token, row[0])]
+
+    async def queue_gauges(self) -> QueueGauges:
+        async with self._snapshot() as connection:
+            # Aggregates without GROUP BY: one row each.
+            [pending] = await self._rows(connection, "pending_gauge")
+            [dead] = await self._rows(connection, "dead_deliveries_gauge")
+            [disabled] = await self._rows(connection, "disabled_destinations_gauge")
+        return QueueGauges(
+            pending_notifications=pending["n"],
+            oldest_pending_received_at=pending["oldest"],
+            dead_deliveries=dead["n"],
+            disabled_destinations=disabled["n"],
+        )
 
     async def stats(self) -> StoreStats:
         now = self._clock()

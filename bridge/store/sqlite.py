@@ -733,10 +733,10 @@ class SqliteStore:
                     return RetryResult.SUPERSEDED
                 connection.execute(q["reopen_notification"], {"id": notification_id, "now": now})
             old = _rows.notification(row).route
-            if route is not None and _routing(route) != _routing(old):
+            if route is not None and _rows.routing_columns(route) != _rows.routing_columns(old):
                 change = {"notification_id": notification_id, "at": now}
-                change |= {f"old_{k}": v for k, v in _routing(old).items()}
-                change |= {f"new_{k}": v for k, v in _routing(route).items()}
+                change |= {f"old_{k}": v for k, v in _rows.routing_columns(old).items()}
+                change |= {f"new_{k}": v for k, v in _rows.routing_columns(route).items()}
                 connection.execute(q["insert_route_change"], change)
                 connection.execute(q["reroute_notification"], change)
             self._requeue_job(connection, JobKind.IMPORT, notification_id, now)
@@ -758,6 +758,11 @@ class SqliteStore:
 
     def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:
         """One process owns an SQLite file: its own callers wake its workers directly."""
+
+    def shared_quota(self) -> None:
+        """One process owns an SQLite file (its owner lock), so its pacer's own count of sends
+        is the whole quota: nothing to share."""
+        return None
 
     async def queue_gauges(self) -> QueueGauges:
         q = self._q
@@ -865,13 +870,3 @@ def _require_deliver(job: Job) -> None:
 
 def _claim_order(job: Job) -> tuple[float, float, int]:
     return (job.deadline if job.deadline is not None else float("inf"), job.run_after, job.id)
-
-
-def _routing(route: Route) -> dict[str, Any]:
-    """The columns a re-route may change (vendor_data stays), as they are stored."""
-    return {
-        "rule": route.rule,
-        "workflow_id": route.workflow_id,
-        "trust_review": int(route.trust_review),
-        "destinations": json.dumps(list(route.destinations)),
-    }

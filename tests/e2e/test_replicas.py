@@ -10,39 +10,20 @@ with the original id, and either replica's store lists all of them.
 
 from __future__ import annotations
 
-import base64
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.store.backends import (
-    PG_DSN,
-    TOKEN_KEY,
-    check_pg_server,
-    drop_pg_schema,
-    new_pg_schema,
-)
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 NOTIFICATIONS = 60
-
-
-@pytest.fixture(name="pg_store")
-def _pg_store() -> Iterator[dict[str, object]]:
-    check_pg_server()
-    schema = new_pg_schema()
-    try:
-        yield {
-            "url": PG_DSN,
-            "schema": schema,
-            "token_keys": [base64.urlsafe_b64encode(TOKEN_KEY).decode()],
-        }
-    finally:
-        drop_pg_schema(schema)
 
 
 def test_two_replicas_dedupe_and_import_as_one_bridge(
@@ -94,3 +75,48 @@ def test_two_replicas_dedupe_and_import_as_one_bridge(
     for replica in replicas:
         output = replica.output()
         assert not any(token in output for token in tokens[:20])
+
+
+def test_three_replicas_share_the_didit_quota(
+    control: SandboxControl,
+    target: SandboxTarget,
+    make_bridge: Callable[..., BridgeProcess],
+    pg_store: dict[str, object],
+) -> None:
+    """The key allows 20 writes in any 60 s and each replica is configured for 20 a minute:
+    three replicas draining one backlog send 20 a minute together (one every 3 s), not each,
+    so Didit never answers 429; three replicas pacing alone would hit it after 20 s."""
+    limit, observe_s = 20, 24.0
+    control.set_quota(write_limit=limit)  # 60 s window, as Didit's
+    acme = control.application("acme")["application_id"]
+    tokens = control.bulk_tokens(acme, target.application_id, 30)
+    options = {"store": pg_store, "rate_limit_per_minute": limit, "max_in_flight": 4}
+    replicas = [make_bridge(**options) for _ in range(3)]
+    first_seq = max((call["seq"] for call in control.calls()), default=0)
+    for index, token in enumerate(tokens):
+        body = {"share_token": token, "customer": f"c{index}"}
+        response = replicas[index % 3].post_share("acme", body)
+        assert response.status_code == 202, response.text
+
+    wait_until(lambda: _imports(control, first_seq), "the first import")
+    started = _imports(control, first_seq)[0]["at"]
+    time.sleep(observe_s)  # an observation period, not a timing assertion
+    calls = [call for call in _imports(control, first_seq) if call["at"] < started + observe_s]
+    for replica in replicas:
+        replica.kill()  # a graceful stop would wait for the imports the pacers hold back
+
+    assert {call["status"] for call in calls} == {201}, calls
+    arrivals = sorted(call["at"] for call in calls)
+    pace_s = 60 / limit
+    for i, early in enumerate(arrivals):  # never faster than the quota's pace, all together
+        later = [at for at in arrivals[i:] if at < early + 60]
+        assert len(later) <= 1 + (later[-1] - early) / pace_s + 0.5, arrivals
+    assert len(calls) >= int(0.9 * observe_s / pace_s), arrivals  # and at no less than 90 %
+
+
+def _imports(control: SandboxControl, after_seq: int) -> list[dict[str, Any]]:
+    return [
+        call
+        for call in control.calls(since=after_seq)
+        if call["endpoint"] == "import" and call["seq"] > after_seq
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -772,6 +773,32 @@ class TestRetryNotification:
         old = await finish(store, clock, NotificationStatus.FAILED)
         assert not (await store.accept(notification("k", partner="another"))).duplicate
         assert await store.retry_notification(old) is RetryResult.REQUEUED
+
+    async def test_a_retry_with_a_new_route_records_the_change(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """The notification takes the new route (vendor_data kept); the timeline shows old and
+        new; a retry with the same route records nothing."""
+        failed = await finish(store, clock, NotificationStatus.FAILED)
+        before = await store.load_notification(failed)
+        assert before is not None
+        new = replace(
+            before.route, rule="fixed", workflow_id="wf-fixed", trust_review=True,
+            destinations=("crm",),
+        )  # fmt: skip
+        assert await store.retry_notification(failed, route=new) is RetryResult.REQUEUED
+        after = await store.load_notification(failed)
+        assert after is not None
+        assert after.route == new
+        timeline = await store.timeline(failed)
+        assert timeline is not None
+        assert [(c.old, c.new) for c in timeline.route_changes] == [(before.route, new)]
+        job = await claim_one(store)
+        assert await store.record_outcome(job, Outcome(status=NotificationStatus.FAILED), [])
+        assert await store.retry_notification(failed, route=new) is RetryResult.REQUEUED
+        timeline = await store.timeline(failed)
+        assert timeline is not None
+        assert len(timeline.route_changes) == 1
 
     async def test_pending_notification_with_a_dead_job_is_revived(self, store: Store) -> None:
         """A buried import job can be revived; a pending one with a live job cannot."""

@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from bridge.errors import StoreUnavailable
-from bridge.store import JobKind, NewNotification, Outcome, Store, open_store
+from bridge.store import FairShare, JobKind, NewNotification, Outcome, Store, open_store
 from bridge.store.postgres import PostgresStore
 from bridge.store.queries import load_migrations
 from bridge.types import DiditSession, NotificationStatus, Reason
@@ -326,3 +326,29 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < give_up, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_a_lanes_cap_holds_for_replicas_claiming_together(
+    open_: Callable[[], Store], clock: FakeClock
+) -> None:
+    """Three replicas claim at once, round after round: a capped partner never gets more
+    claims in a minute than its cap, counted over all of them, and the others' work goes on."""
+    replicas = [open_() for _ in range(3)]
+    await asyncio.gather(*(replica.ping() for replica in replicas))
+    for k in range(30):
+        await replicas[0].accept(notification(f"capped-{k}", partner="capped"))
+    for k in range(100):
+        await replicas[0].accept(notification(f"free-{k}", partner="free"))
+    share = FairShare(caps={"capped": 5})
+    for _ in range(4):  # 6 claims of 4 a round: 5 capped, 19 free
+        claims = await asyncio.gather(
+            *(
+                replica.claim(JobKind.IMPORT, owner=f"w{n}", lease_s=600, limit=4, fair_share=share)
+                for n, replica in enumerate(replicas)
+                for _ in range(2)
+            )
+        )
+        lanes = [job.lane for jobs in claims for job in jobs]
+        assert lanes.count("capped") == 5
+        assert lanes.count("free") > 0
+        clock.advance(60.01)

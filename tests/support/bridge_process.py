@@ -44,7 +44,7 @@ from bridge.cli._common import open_configured_store
 from bridge.sandbox.control import SandboxControl
 from bridge.store import Notification, Store, Timeline
 from bridge.types import NotificationStatus
-from tests.support.read_only import read_rows
+from tests.support.read_only import read_pg_rows, read_rows
 from tests.support.waiting import wait_until
 
 __all__ = [
@@ -447,7 +447,11 @@ class BridgeProcess:
     def statuses(self) -> dict[str, str]:
         """``{notification id: status}``, read through a read-only connection: a poll must not
         open the running server's store the way the server does (migrations, write locks)."""
-        return dict(read_rows(self.db_path, "SELECT id, status FROM notifications"))
+        query = "SELECT id, status FROM notifications"
+        store = self.settings.store
+        if store.is_postgres:
+            return dict(read_pg_rows(store.url, store.schema_, query))
+        return dict(read_rows(self.db_path, query))
 
     def wait_for(
         self,

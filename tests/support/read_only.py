@@ -1,11 +1,15 @@
-"""Reading a running bridge's SQLite file the way a bystander should: a read-only connection,
-which neither migrates nor takes the write lock the server needs (WAL lets it read meanwhile)."""
+"""Reading a running bridge's store the way a bystander should: a read-only connection, which
+neither migrates nor takes the write lock the server needs (SQLite's WAL lets it read meanwhile;
+PostgreSQL reads a snapshot)."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
+
+import psycopg
+from psycopg import sql
 
 
 def read_rows(db_path: Path, query: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -17,3 +21,16 @@ def read_rows(db_path: Path, query: str, parameters: tuple[Any, ...] = ()) -> li
         return connection.execute(query, parameters).fetchall()
     finally:
         connection.close()
+
+
+def read_pg_rows(url: str, schema: str | None, query: LiteralString) -> list[tuple[Any, ...]]:
+    """The rows of ``query`` in ``schema`` (None: public); none while the server has not
+    created its tables yet."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SET default_transaction_read_only = on")
+        path = sql.SQL("SET search_path = {}").format(sql.Identifier(schema or "public"))
+        connection.execute(path)
+        try:
+            return connection.execute(query).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []

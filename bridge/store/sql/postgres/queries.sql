@@ -27,14 +27,19 @@ SELECT notification_id FROM message_ids
  WHERE partner = %(partner)s AND message_id = %(message_id)s;
 
 -- live_by_business_keys --
--- The pending or imported notifications holding some business keys
-SELECT business_key, id FROM notifications
- WHERE business_key = ANY(%(keys)b::text[]) AND status IN ('pending', 'imported');
+-- The pending or imported notifications holding some (partner, business key) pairs: a key is
+-- live per partner
+SELECT n.partner, n.business_key, n.id
+  FROM notifications n
+  JOIN unnest(%(partners)b::text[], %(keys)b::text[]) AS k (partner, business_key)
+    ON n.partner = k.partner AND n.business_key = k.business_key
+ WHERE n.status IN ('pending', 'imported');
 
 -- live_by_business_key --
--- The pending or imported notification holding a business key, if any
+-- The pending or imported notification of a partner holding a business key, if any
 SELECT id FROM notifications
- WHERE business_key = %(business_key)s AND status IN ('pending', 'imported');
+ WHERE partner = %(partner)s AND business_key = %(business_key)s
+   AND status IN ('pending', 'imported');
 
 -- insert_accepted --
 -- New pending notifications, one array per column
@@ -55,11 +60,11 @@ SELECT r.*, r.received_at, 'pending'
           vendor_data, trust_review, destinations, received_at);
 
 -- insert_accepted_jobs --
--- The queued import jobs of accepted notifications, in their order
+-- The queued import jobs of accepted notifications, in their order; a job's lane is its partner
 INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
-SELECT 'import', r.ref, NULL, 'queued', r.deadline, %(now)s, %(now)s, %(now)s
-  FROM unnest(%(refs)b::text[], %(deadlines)b::double precision[]) WITH ORDINALITY
-       AS r (ref, deadline, n)
+SELECT 'import', r.ref, r.lane, 'queued', r.deadline, %(now)s, %(now)s, %(now)s
+  FROM unnest(%(refs)b::text[], %(lanes)b::text[], %(deadlines)b::double precision[])
+       WITH ORDINALITY AS r (ref, lane, deadline, n)
  ORDER BY r.n;
 
 -- insert_accepted_message_ids --
@@ -93,6 +98,85 @@ UPDATE jobs j
        lease_expires_at = %(now)s + %(lease_s)s, updated_at = %(now)s
   FROM picked
  WHERE j.id = picked.id
+RETURNING j.id, j.kind, j.ref, j.lane, j.attempts, j.lease_owner, j.deadline, j.run_after,
+          j.lease_expires_at, j.last_error, j.created_at;
+
+-- claim_imports --
+-- Lease up to %(limit)s runnable import jobs, sharing the quota between partners (lanes); the
+-- caller holds the import claim's advisory lock, so claims of every process run one at a time
+-- and each sees the claims before it (the caps hold across replicas). Each lane is worked
+-- earliest deadline first. Across lanes, turns go round: every lane's first job before any
+-- lane's second, and within a round the lane whose last claim is oldest first, except that a
+-- lane's first job whose deadline is at risk goes ahead, most urgent first. At risk: its
+-- deadline is closer than its place in this order (plus the imports already running, which
+-- are ahead of it) takes at %(pace_s)s seconds per import. A lane in %(no_jumps)s (slowed for
+-- rejected tokens) never goes ahead, nor does a lane of the last claim: no lane takes two
+-- turns in a row by urgency. A lane with a cap in %(caps)s (a JSON object, lane: imports per
+-- minute) gets no more claims than the cap in any 60 s. Rows another transaction holds (a
+-- fenced write in flight) are skipped, not waited for.
+WITH RECURSIVE waiting_lanes (lane) AS (
+    -- Each lane with queued or running imports, one index probe per lane (a loose scan).
+    SELECT min(lane) FROM jobs
+     WHERE kind = 'import' AND status IN ('queued', 'running')
+    UNION ALL
+    SELECT (SELECT min(lane) FROM jobs
+             WHERE kind = 'import' AND status IN ('queued', 'running') AND lane > w.lane)
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+lanes AS MATERIALIZED (
+    SELECT w.lane,
+           (SELECT max(claimed_at) FROM jobs j
+             WHERE j.kind = 'import' AND j.lane = w.lane) AS served_at,
+           (SELECT count(*) FROM jobs j
+             WHERE j.kind = 'import' AND j.lane = w.lane
+               AND j.claimed_at > %(now)s - 60) AS recent,
+           (%(caps)s::jsonb ->> w.lane)::bigint AS cap,
+           w.lane = ANY(%(no_jumps)s::text[]) AS no_jump
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+heads AS MATERIALIZED (
+    -- Each lane's first %(limit)s runnable imports: no claim takes more of one lane.
+    SELECT q.id, l.lane, coalesce(q.deadline, 'Infinity'::double precision) AS due,
+           q.run_after, l.served_at, l.no_jump, l.recent, l.cap
+      FROM lanes l
+     CROSS JOIN LATERAL (
+           SELECT j.id, j.deadline, j.run_after FROM jobs j
+            WHERE j.lane = l.lane AND j.kind = 'import' AND j.status IN ('queued', 'running')
+              AND ((j.status = 'queued' AND j.run_after <= %(now)s)
+                   OR (j.status = 'running' AND j.lease_expires_at < %(now)s))
+              AND j.id <> ALL(%(skip_jobs)s::bigint[])
+            ORDER BY coalesce(j.deadline, 'Infinity'::double precision), j.run_after, j.id
+            LIMIT %(limit)s
+              FOR UPDATE SKIP LOCKED) AS q),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY lane ORDER BY due, run_after, id) AS turn
+      FROM heads),
+fair AS MATERIALIZED (
+    SELECT *, row_number() OVER (
+               ORDER BY turn, coalesce(served_at, '-Infinity'::double precision), due,
+                        run_after, id) AS position
+      FROM ranked
+     WHERE cap IS NULL OR recent + turn <= cap),
+last_served AS (
+    -- The lanes of the last claim (one claim may serve several lanes at once).
+    SELECT lane FROM jobs
+     WHERE kind = 'import' AND lane IS NOT NULL
+       AND claimed_at = (SELECT max(claimed_at) FROM jobs WHERE kind = 'import')),
+running AS (
+    SELECT count(*) AS n FROM jobs
+     WHERE kind = 'import' AND status = 'running' AND lease_expires_at >= %(now)s),
+chosen AS (
+    SELECT f.id FROM fair f
+     ORDER BY f.turn,
+              CASE WHEN f.turn = 1 AND NOT f.no_jump
+                        AND f.lane NOT IN (SELECT lane FROM last_served)
+                        AND f.due - %(now)s < (f.position + (SELECT n FROM running)) * %(pace_s)s
+                   THEN f.due ELSE 'Infinity'::double precision END,
+              f.position
+     LIMIT %(limit)s)
+UPDATE jobs j
+   SET status = 'running', attempts = j.attempts + 1, lease_owner = %(owner)s,
+       lease_expires_at = %(now)s + %(lease_s)s, claimed_at = %(now)s, updated_at = %(now)s
+  FROM chosen
+ WHERE j.id = chosen.id
 RETURNING j.id, j.kind, j.ref, j.lane, j.attempts, j.lease_owner, j.deadline, j.run_after,
           j.lease_expires_at, j.last_error, j.created_at;
 
@@ -201,10 +285,30 @@ SELECT * FROM notifications WHERE session_id = %(session_id)s;
 SELECT DISTINCT session_id FROM notifications
  WHERE session_id = ANY(%(session_ids)s::text[]) AND id <> %(id)s;
 
--- update_didit_status --
--- Record Didit's new status for an imported notification's session
-UPDATE notifications SET didit_status = %(didit_status)s, updated_at = %(now)s
- WHERE id = %(id)s AND status = 'imported';
+-- record_didit_status --
+-- Didit's new status (%(key)s, %(final)s), signed at %(signed_at)s, for an imported
+-- notification. Order: a decided status (in %(final_statuses)s) ranks above an undecided one,
+-- then the later signed time; only a different status that ranks at least as high as the one on
+-- record is written. So "In Review" never replaces "Approved", a replayed older decision never
+-- replaces a newer one, and racing webhooks end on the same status in any commit order (a
+-- concurrent update of the row makes PostgreSQL check this WHERE again on the row it wrote).
+-- Statuses compare by bridge.types.didit_status_key; NULL signed time: from the import.
+UPDATE notifications
+   SET didit_status = %(didit_status)s, didit_status_at = %(signed_at)s, updated_at = %(now)s
+ WHERE id = %(id)s AND status = 'imported'
+   AND (didit_status IS NULL
+        OR (upper(replace(trim(didit_status), ' ', '_')) <> %(key)s
+            AND (upper(replace(trim(didit_status), ' ', '_')) = ANY(%(final_statuses)s::text[]),
+                 coalesce(didit_status_at, '-Infinity'::double precision))
+                <= (%(final)s::boolean, %(signed_at)s::double precision)));
+
+-- witness_didit_status --
+-- The status on record was signed again at %(signed_at)s: keep the later signed time (a status
+-- signed in between is stale); one row when the status on record is this one (%(key)s)
+UPDATE notifications
+   SET didit_status_at = greatest(didit_status_at, %(signed_at)s::double precision)
+ WHERE id = %(id)s AND status = 'imported' AND didit_status IS NOT NULL
+   AND upper(replace(trim(didit_status), ' ', '_')) = %(key)s;
 
 -- begin_attempt --
 -- Record an attempt as started, numbered after the last one (the job's lock is held)
@@ -311,7 +415,7 @@ SELECT n.name, coalesce(s.enabled, true) AS enabled, s.changed_at, s.reason,
          WHERE d.destination = n.name AND d.status = 'dead') AS dead,
        (SELECT d.last_error FROM deliveries d
          WHERE d.destination = n.name AND d.last_error IS NOT NULL
-         ORDER BY d.updated_at DESC LIMIT 1) AS last_error
+         ORDER BY d.updated_at DESC, d.seq DESC LIMIT 1) AS last_error
   FROM names n LEFT JOIN destination_states s ON s.name = n.name
  ORDER BY n.name;
 
@@ -380,3 +484,127 @@ SELECT status, count(*) AS n FROM deliveries GROUP BY status;
 -- oldest_pending --
 -- When the oldest pending notification arrived
 SELECT min(received_at) AS received_at FROM notifications WHERE status = 'pending';
+
+-- pending_gauge --
+-- How many notifications are pending and when the oldest arrived (their partial index only)
+SELECT count(*) AS n, min(received_at) AS oldest FROM notifications WHERE status = 'pending';
+
+-- dead_deliveries_gauge --
+-- How many deliveries are dead (their partial index only)
+SELECT count(*) AS n FROM deliveries WHERE status = 'dead';
+
+-- disabled_destinations_gauge --
+-- Destinations an operator disabled
+SELECT count(*) AS n FROM destination_states WHERE NOT enabled;
+
+-- lock_quota --
+-- A quota's row, created if new, locked until the transaction ends: its sends go one at a time
+INSERT INTO quotas (key, updated_at)
+VALUES (%(key)s, extract(epoch FROM clock_timestamp()))
+ON CONFLICT (key) DO UPDATE SET key = excluded.key;
+
+-- quota_state --
+-- The database's time (read once the quota is locked), the quota's pause and learned limit,
+-- and its latest sends within the window, newest first
+SELECT now, q.paused_until, q.learned_limit,
+       ARRAY(SELECT s.sent_at FROM quota_sends s
+              WHERE s.key = q.key AND s.sent_at > now - %(window_s)s
+              ORDER BY s.sent_at DESC
+              LIMIT %(budget)s) AS recent
+  FROM quotas q, (SELECT extract(epoch FROM clock_timestamp())::double precision AS now) AS c
+ WHERE q.key = %(key)s;
+
+-- record_quota_send --
+-- Count one send at %(now)s, and forget the sends older than the window
+WITH forgotten AS (
+    DELETE FROM quota_sends WHERE key = %(key)s AND sent_at <= %(now)s - %(window_s)s)
+INSERT INTO quota_sends (key, sent_at) VALUES (%(key)s, %(now)s);
+
+-- hold_quota --
+-- Pause a quota's sends for %(pause_s)s seconds from now (NULL: no pause) and/or remember the
+-- limit Didit said (NULL: unchanged)
+INSERT INTO quotas (key, paused_until, learned_limit, updated_at)
+SELECT %(key)s, coalesce(c.now + %(pause_s)s::double precision, 0), %(limit)s::integer, c.now
+  FROM (SELECT extract(epoch FROM clock_timestamp())::double precision AS now) AS c
+ON CONFLICT (key) DO UPDATE
+   SET paused_until = greatest(quotas.paused_until, excluded.paused_until),
+       learned_limit = coalesce(excluded.learned_limit, quotas.learned_limit),
+       updated_at = excluded.updated_at;
+
+-- copy_target_rows --
+-- Whether the schema holds anything a copy would collide with (a copy needs it empty)
+SELECT EXISTS (SELECT 1 FROM notifications) OR EXISTS (SELECT 1 FROM jobs)
+       OR EXISTS (SELECT 1 FROM deliveries) OR EXISTS (SELECT 1 FROM destination_states)
+       OR EXISTS (SELECT 1 FROM message_ids) AS taken;
+
+-- copy_notifications --
+-- bridge store copy: notifications, in copy_notifications' (SQLite) column order
+COPY notifications (
+    id, partner, partner_event_id, message_id, business_key, token_sha256, session_kind,
+    source_application_id, source_session_id, deadline, rule, workflow_id, vendor_data,
+    trust_review, destinations, status, reason_code, reason_message, reason_http_status,
+    session_id, session_number, didit_status, didit_status_at, received_at, finished_at,
+    updated_at, token_sealed)
+FROM STDIN;
+
+-- copy_message_ids --
+-- bridge store copy: message ids
+COPY message_ids (partner, message_id, notification_id) FROM STDIN;
+
+-- copy_jobs --
+-- bridge store copy: jobs with their ids (COPY writes an identity column as given)
+COPY jobs (
+    id, kind, ref, lane, status, deadline, run_after, attempts, lease_owner, lease_expires_at,
+    last_error, created_at, updated_at, claimed_at)
+FROM STDIN;
+
+-- copy_import_attempts --
+-- bridge store copy: import attempts
+COPY import_attempts (
+    notification_id, attempt, kind, started_at, ended_at, http_status, result, latency_ms, error)
+FROM STDIN;
+
+-- copy_events --
+-- bridge store copy: events (their seq follows the order they come in)
+COPY events (id, notification_id, type, body, created_at) FROM STDIN;
+
+-- copy_deliveries --
+-- bridge store copy: deliveries (their seq follows the order they come in)
+COPY deliveries (
+    id, event_id, destination, status, attempts, created_at, updated_at, delivered_at,
+    last_error)
+FROM STDIN;
+
+-- copy_delivery_attempts --
+-- bridge store copy: delivery attempts
+COPY delivery_attempts (
+    delivery_id, attempt, at, http_status, latency_ms, response_excerpt, error)
+FROM STDIN;
+
+-- copy_destination_states --
+-- bridge store copy: destination states
+COPY destination_states (name, enabled, changed_at, reason) FROM STDIN;
+
+-- copy_jobs_identity --
+-- After a copy: new jobs are numbered after the copied ones
+SELECT setval(pg_get_serial_sequence('jobs', 'id'), coalesce(max(id), 0) + 1, false) FROM jobs;
+
+-- reroute_notification --
+-- A retry takes the running configuration's route (vendor_data stays: it was rendered from
+-- the body, which is not kept)
+UPDATE notifications
+   SET rule = %(new_rule)s, workflow_id = %(new_workflow_id)s,
+       trust_review = %(new_trust_review)s, destinations = %(new_destinations)s,
+       updated_at = %(at)s
+ WHERE id = %(notification_id)s;
+
+-- insert_route_change --
+INSERT INTO route_changes (notification_id, at, old_rule, old_workflow_id, old_trust_review,
+    old_destinations, new_rule, new_workflow_id, new_trust_review, new_destinations)
+VALUES (%(notification_id)s, %(at)s, %(old_rule)s, %(old_workflow_id)s, %(old_trust_review)s,
+    %(old_destinations)s, %(new_rule)s, %(new_workflow_id)s, %(new_trust_review)s,
+    %(new_destinations)s);
+
+-- select_route_changes --
+-- Oldest first
+SELECT * FROM route_changes WHERE notification_id = %(notification_id)s ORDER BY at, seq;

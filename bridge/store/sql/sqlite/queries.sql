@@ -372,7 +372,7 @@ SELECT n.name, coalesce(s.enabled, 1) AS enabled, s.changed_at, s.reason,
          WHERE d.destination = n.name AND d.status = 'dead') AS dead,
        (SELECT d.last_error FROM deliveries d
          WHERE d.destination = n.name AND d.last_error IS NOT NULL
-         ORDER BY d.updated_at DESC LIMIT 1) AS last_error
+         ORDER BY d.updated_at DESC, d.rowid DESC LIMIT 1) AS last_error
   FROM names n LEFT JOIN destination_states s ON s.name = n.name
  ORDER BY n.name;
 
@@ -478,3 +478,50 @@ SELECT coalesce(sum((SELECT count(*) FROM deliveries d
 -- disabled_destinations_gauge --
 -- Destinations an operator disabled
 SELECT count(*) AS n FROM destination_states WHERE enabled = 0;
+
+-- copy_notifications --
+-- Every notification for bridge store copy, the token last (the copy seals it)
+SELECT id, partner, partner_event_id, message_id, business_key, token_sha256, session_kind,
+       source_application_id, source_session_id, deadline, rule, workflow_id, vendor_data,
+       trust_review, destinations, status, reason_code, reason_message, reason_http_status,
+       session_id, session_number, didit_status, didit_status_at, received_at, finished_at,
+       updated_at, token
+  FROM notifications ORDER BY id;
+
+-- copy_message_ids --
+-- Every message id for bridge store copy
+SELECT partner, message_id, notification_id FROM message_ids;
+
+-- copy_jobs --
+-- Every job for bridge store copy, its lease released: a running job is queued again (its
+-- attempts still counted, as after a crash)
+SELECT id, kind, ref, lane,
+       CASE WHEN status = 'running' THEN 'queued' ELSE status END AS status,
+       deadline, run_after, attempts, NULL AS lease_owner, NULL AS lease_expires_at,
+       last_error, created_at, updated_at, claimed_at
+  FROM jobs ORDER BY id;
+
+-- copy_import_attempts --
+-- Every import attempt for bridge store copy
+SELECT notification_id, attempt, kind, started_at, ended_at, http_status, result, latency_ms,
+       error
+  FROM import_attempts;
+
+-- copy_events --
+-- Every event for bridge store copy, in the order they were written
+SELECT id, notification_id, type, body, created_at FROM events ORDER BY rowid;
+
+-- copy_deliveries --
+-- Every delivery for bridge store copy, in the order they were written
+SELECT id, event_id, destination, status, attempts, created_at, updated_at, delivered_at,
+       last_error
+  FROM deliveries ORDER BY rowid;
+
+-- copy_delivery_attempts --
+-- Every delivery attempt for bridge store copy
+SELECT delivery_id, attempt, at, http_status, latency_ms, response_excerpt, error
+  FROM delivery_attempts;
+
+-- copy_destination_states --
+-- Every destination state for bridge store copy
+SELECT name, enabled, changed_at, reason FROM destination_states;
