@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bridge.cli.destinations_command",
     "bridge.cli.healthcheck_command",
     "bridge.cli.migrate_command",
+    "bridge.cli.store_command",
     "bridge.cli.demo_command",
 )
 
