@@ -217,6 +217,8 @@ async def _refuse_unless_empty(
 ) -> None:
     """Hold off every other writer of these tables until the copy commits, and refuse a target
     that already holds rows in any of them."""
+    if not tables:
+        return
     qualified = [sql.Identifier(schema, table) for table in tables]
     await connection.execute(
         sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(qualified))

@@ -112,8 +112,11 @@ def _venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     assert created.returncode == 0, created.stderr
     # `pip install --no-cache-dir "/wheels/*.whl[postgres]"`: the wheel and its dependencies.
     wheel = [f"{path}[postgres]" for path in wheels.glob("share_bridge-*.whl")]
-    installed = run(
-        [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "-q", *wheel], environ, base
+    installed = run(  # psycopg's wheels too: slower than the rest on a loaded machine
+        [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "-q", *wheel],
+        environ,
+        base,
+        timeout_s=300,
     )
     assert installed.returncode == 0, installed.stderr
     yield venv

@@ -9,12 +9,16 @@ still ambiguous (so the next attempt reconciles). Refusals leave the target as i
 
 from __future__ import annotations
 
+import base64
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from bridge.store import (
@@ -32,6 +36,7 @@ from bridge.types import DiditSession, NotificationStatus, Reason
 from tests.store.backends import PG_DSN, TOKEN_KEY, drop_pg_schema, new_pg_schema
 from tests.store.helpers import FakeClock, notification
 from tests.store.test_contract import event
+from tests.support.bridge_process import SandboxTarget, make_config
 
 pytestmark = pytest.mark.anyio
 
@@ -193,3 +198,50 @@ async def test_a_missing_source_is_refused_and_not_created(
     with pytest.raises(CopyRefused, match="no SQLite store at"):
         await copy_store(tmp_path / "typo.db", target, now=clock())
     assert not (tmp_path / "typo.db").exists()
+
+
+def run_copy(
+    tmp_path: Path, *args: str, store: dict[str, object]
+) -> subprocess.CompletedProcess[str]:
+    """``share-bridge store copy *args`` with a configuration whose store section is ``store``."""
+    target = SandboxTarget(
+        base_url="http://127.0.0.1:9",
+        application_id="00000000-0000-4000-8000-000000000000",
+        api_key="sbx_copy_test",
+        kyc_workflow_id="00000000-0000-4000-8000-0000000000c1",
+        kyb_workflow_id="00000000-0000-4000-8000-0000000000b1",
+        webhook_secret="copy-test-webhook-secret",
+    )
+    document = make_config(target, db_path=tmp_path / "unused.db", port=8080, store=store)
+    config_path = tmp_path / "bridge.yaml"
+    config_path.write_text(yaml.safe_dump(document))
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "store", "copy", *args, "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_the_command_says_why_it_refuses_and_exits_1(
+    tmp_path: Path, clock: FakeClock, target: CopyTarget, copy_of: PostgresStore
+) -> None:
+    source = SqliteStore.open(tmp_path / "bridge.db", clock=clock)
+    await source.accept(notification("k-source"))
+    await source.close()
+    await copy_of.accept(notification("k-already-there"))
+    key = base64.urlsafe_b64encode(OTHER_KEY).decode()
+    pg = {"url": PG_DSN, "schema": target.schema, "token_keys": [key]}
+    source_url = f"sqlite:///{tmp_path / 'bridge.db'}"
+
+    refused = run_copy(tmp_path, "--from", source_url, store=pg)
+    assert refused.returncode == 1
+    assert "target is not empty" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert refused.stdout == ""
+    without_keys = run_copy(
+        tmp_path, "--from", source_url, "--to", PG_DSN, store={"url": source_url}
+    )
+    assert without_keys.returncode == 1
+    assert "store.token_keys" in without_keys.stderr
+    assert len(await copy_of.list_notifications()) == 1
