@@ -201,7 +201,7 @@ async def test_a_missing_source_is_refused_and_not_created(
 
 
 def run_copy(
-    tmp_path: Path, *args: str, store: dict[str, object]
+    tmp_path: Path, *args: str, store: Mapping[str, object]
 ) -> subprocess.CompletedProcess[str]:
     """``share-bridge store copy *args`` with a configuration whose store section is ``store``."""
     target = SandboxTarget(
