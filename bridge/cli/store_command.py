@@ -1,79 +1,80 @@
-"""``bridge store copy``: move a SQLite store into an empty PostgreSQL database.
+"""``share-bridge store copy``: move a SQLite store into an empty PostgreSQL store.
 
-Stop the bridge that uses the SQLite file first: the copy reads it at rest. The target's
-share tokens are sealed with ``$BRIDGE_TOKEN_KEY`` (the key its bridges will list first in
-``store.token_keys``). Running work is queued again with its lease released; the copy refuses a
-target that holds anything, and prints what it copied.
+The target's URL is ``--to`` (default: the configuration's ``store.url``); its schema and the
+keys that seal the share tokens are the configuration's (``store.schema``, ``store.token_keys``),
+so the copy is read by bridges started with that configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from bridge.config.keys import decode_token_key
-from bridge.errors import StoreUnavailable
-from bridge.store.copy import copy_sqlite_to_postgres
-from bridge.store.postgres import PostgresStore
+from bridge.cli._common import add_config_argument, load_settings
+from bridge.errors import BridgeError
 
 _SQLITE = "sqlite:///"
-_KEY_VARIABLE = "BRIDGE_TOKEN_KEY"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("store", help="move a store to another backend")
-    commands = parser.add_subparsers(dest="store_command", required=True, metavar="COMMAND")
-    copy = commands.add_parser("copy", help="copy a SQLite store into an empty PostgreSQL database")
-    copy.add_argument("--from", dest="source", required=True, help="sqlite:///path/to/bridge.db")
-    copy.add_argument("--to", dest="target", required=True, help="postgresql://user@host/db")
-    copy.add_argument("--schema", default=None, help="the target's schema (default: public)")
+    store = subparsers.add_parser("store", help="move the store to another backend")
+    actions = store.add_subparsers(dest="action", required=True, metavar="ACTION")
+    copy = actions.add_parser(
+        "copy",
+        help="copy a SQLite store into an empty PostgreSQL database (stop the bridges first)",
+    )
+    copy.add_argument("--from", dest="source", required=True, help="sqlite:///PATH")
+    copy.add_argument(
+        "--to", dest="target", help="postgresql://... (default: the configuration's store.url)"
+    )
+    add_config_argument(copy)
     copy.set_defaults(run=_copy)
 
 
 def _copy(args: argparse.Namespace) -> int:
-    problem, source = _source_path(args.source)
-    if problem is None and not args.target.startswith(("postgresql://", "postgres://")):
-        problem = "--to must be a postgresql:// URL"
-    key_text = os.environ.get(_KEY_VARIABLE)
-    if problem is None and not key_text:
-        problem = f"${_KEY_VARIABLE} must hold the key that seals the target's tokens"
-    if problem is None:
-        try:
-            key = decode_token_key(key_text or "")
-        except ValueError as exc:
-            problem = f"${_KEY_VARIABLE} {exc}"
+    settings = load_settings(args.config, prog="share-bridge")
+    if settings is None:
+        return 1
+    problem = None
+    url = args.target or settings.store.url
+    if not args.source.startswith(_SQLITE) or len(args.source) == len(_SQLITE):
+        problem = "--from must be sqlite:///PATH"
+    elif not url.startswith(("postgresql://", "postgres://")):
+        problem = "the target must be postgresql://... (--to, or store.url in the configuration)"
+    elif not settings.store.token_keys:
+        problem = f"{args.config}: store.token_keys: the copy seals share tokens under these keys"
     if problem is not None:
-        sys.stderr.write(f"bridge store copy: {problem}\n")
+        sys.stderr.write(f"share-bridge store copy: {problem}\n")
         return 1
+    from bridge.store.copy import CopyTarget, copy_store  # psycopg: the postgres extra
 
-    async def main() -> dict[str, int]:
-        target = PostgresStore.open(
-            args.target, clock=time.time, token_keys=[key], schema=args.schema
-        )
-        try:
-            return await copy_sqlite_to_postgres(source, target, clock=time.time)
-        finally:
-            await target.close()
-
+    target = CopyTarget(
+        url=url,
+        schema=settings.store.schema_ or "public",
+        token_keys=settings.store.decoded_token_keys(),
+    )
+    source = Path(args.source.removeprefix(_SQLITE))
     try:
-        copied = asyncio.run(main())
-    except (ValueError, StoreUnavailable) as exc:
-        message = exc.message if isinstance(exc, StoreUnavailable) else str(exc)
-        sys.stderr.write(f"bridge store copy: {message}; nothing was copied\n")
+        counts = asyncio.run(copy_store(source, target, now=time.time()))
+    except BridgeError as exc:
+        sys.stderr.write(f"share-bridge store copy: {exc.message}\n")
         return 1
-    counts = ", ".join(f"{count} {table}" for table, count in copied.items())
-    sys.stdout.write(f"bridge store copy: copied {counts}\n")
+    width = max(map(len, counts), default=0)
+    lines = [f"  {table:<{width}}  {count:>9}" for table, count in counts.items()]
+    sys.stdout.write(
+        f"share-bridge: copied {source} into {_where(url, target.schema)}:\n"
+        + "\n".join(lines)
+        + f"\n  {'total':<{width}}  {sum(counts.values()):>9}\n"
+    )
     return 0
 
 
-def _source_path(url: str) -> tuple[str | None, Path]:
-    path = Path(url.removeprefix(_SQLITE))
-    if not url.startswith(_SQLITE) or not url.removeprefix(_SQLITE):
-        return "--from must be a sqlite:/// URL", path
-    if not path.is_file():
-        return f"no SQLite store at {path}", path
-    return None, path
+def _where(url: str, schema: str) -> str:
+    """The target without its credentials: host, port, database and schema."""
+    parts = urlsplit(url)
+    host = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    return f"{parts.scheme}://{host}{parts.path} (schema {schema})"

@@ -19,6 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
+def owners_directory(database: Path) -> Path:
+    """Where the lock files of the owners working on the SQLite file ``database`` live."""
+    return database.with_name(f"{database.name}.owners")
+
+
 class OwnerLocks:
     """The lock files of one store; not thread-safe (the store calls it from one place)."""
 
@@ -78,3 +83,21 @@ class OwnerLocks:
 
     def _path(self, owner: str) -> Path:
         return self._directory / f"{hashlib.sha256(owner.encode()).hexdigest()[:32]}.lock"
+
+
+def live_lock_files(directory: Path) -> int:
+    """How many lock files in ``directory`` a living process holds: the owners at work on the
+    store now (a tool that needs the store at rest, like ``store copy``, refuses while any is)."""
+    held = 0
+    for path in directory.glob("*.lock") if directory.is_dir() else ():
+        try:
+            descriptor = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            held += 1
+        finally:
+            os.close(descriptor)
+    return held

@@ -20,7 +20,6 @@ from collections.abc import (
     AsyncIterator,
     Callable,
     Collection,
-    Iterable,
     Iterator,
     Mapping,
     Sequence,
@@ -90,13 +89,6 @@ _ACCEPTED_COLUMNS = (
     "id", "partner", "partner_event_id", "message_id", "business_key", "token_sealed",
     "token_sha256", "session_kind", "source_application_id", "source_session_id", "deadline",
     "rule", "workflow_id", "vendor_data", "trust_review", "destinations", "received_at",
-)  # fmt: skip
-
-
-#: The tables ``copy_in`` fills, in an order that keeps every reference valid.
-COPY_TABLES = (
-    "notifications", "message_ids", "jobs", "import_attempts", "events", "deliveries",
-    "delivery_attempts", "destination_states",
 )  # fmt: skip
 
 
@@ -900,36 +892,6 @@ class PostgresStore:
         params = {"key": key, "pause_s": pause_s, "limit": limit}
         async with self._transaction() as connection:
             await connection.execute(self._q["hold_quota"], params)
-
-    async def copy_in(self, rows: Callable[[str], Iterable[Sequence[Any]]]) -> dict[str, int]:
-        """Fill this (empty) store with another store's rows, ``rows(table)`` giving each of
-        ``COPY_TABLES`` in the column order of its ``copy_<table>`` query, a notification's
-        token last and in the clear (sealed here). One transaction: all or nothing. Raises
-        ``ValueError`` when the store already holds anything. The counts copied, per table."""
-        await self._ready()
-        copied: dict[str, int] = {}
-        async with self._transaction() as connection:
-            await connection.execute(self._q["lock_keys"], {"keys": [self._lock_text("copy")]})
-            [taken] = await self._rows(connection, "copy_target_rows")
-            if taken["taken"]:
-                raise ValueError("the target store is not empty: a copy needs an empty one")
-            async with connection.cursor() as cursor:
-                for table in COPY_TABLES:
-                    copied[table] = 0
-                    async with cursor.copy(self._q[f"copy_{table}"]) as copy:
-                        for row in rows(table):
-                            await copy.write_row(self._copied_row(table, row))
-                            copied[table] += 1
-            await connection.execute(self._q["copy_jobs_identity"])
-            for kind in JobKind:
-                await self._notify(connection, kind)
-        return copied
-
-    def _copied_row(self, table: str, row: Sequence[Any]) -> Sequence[Any]:
-        if table != "notifications":
-            return row
-        *columns, token = row
-        return [*columns, None if token is None else self._seal.seal(token, row[0])]
 
     async def queue_gauges(self) -> QueueGauges:
         async with self._snapshot() as connection:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from bridge.errors import StoreUnavailable
 from bridge.store import _rows, queries
-from bridge.store._owners import OwnerLocks
+from bridge.store._owners import OwnerLocks, owners_directory
 from bridge.store._sqlite_connection import connect, create_owner_only, migrate
 from bridge.store._writer import GroupCommitWriter, Rollback, translate
 from bridge.store.ids import new_id
@@ -115,7 +115,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             write_connection.close()
             raise translate(exc) from exc
-        owners = OwnerLocks(path.with_name(f"{path.name}.owners"))
+        owners = OwnerLocks(owners_directory(path))
         return cls(GroupCommitWriter(write_connection), reader, clock=clock, owners=owners)
 
     # -- plumbing -------------------------------------------------------------------------

@@ -1,78 +1,194 @@
-"""Outgrowing SQLite: a bridge on SQLite is killed mid-drain, ``bridge store copy`` moves its
-store into PostgreSQL, and a bridge on the copy finishes the work.
+"""Moving from SQLite to PostgreSQL as the README says, on a bridge that has real work.
 
-A third of the import answers are lost on the way back (Didit imported, the bridge never
-heard), so at the kill some imports are running under a lease and some ended ambiguous. Every
-share must end imported exactly once, without waiting for the dead bridge's leases (the copy
-releases them), and the bridge on the copy reconciles an ambiguous import with Didit before it
-would send it again.
+A SQLite bridge against the sandbox ends up holding an imported share with a dead delivery, a
+failed share (Didit's 402), a share whose import Didit redeemed but whose answer was lost (an
+unresolved ambiguous attempt) and shares still waiting (429s), and is then killed. The README's
+"Move from SQLite" commands run as written (a ``share-bridge`` on PATH), a bridge started on the
+copy finishes the pending work, and the sandbox's ledger shows every share redeemed exactly once.
+Then the README's backup commands (``pg_dump``, ``pg_restore``) run as written, and the restored
+database holds the same notifications.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import subprocess
 import sys
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from bridge.sandbox.control import SandboxControl
-from tests.store.backends import TOKEN_KEY
-from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.e2e.conftest import MakeBridge
+from tests.store.backends import PG_DSN, TOKEN_KEY, check_pg_server
+from tests.support.bridge_process import FINAL, SandboxTarget, default_rules, free_port
+from tests.support.read_only import read_rows
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
-SHARES = 24
+README = Path(__file__).parents[2] / "README.md"
+SCHEMA = "bridge"
+APP_SECRET = "whsec_" + base64.b64encode(b"store-copy-test-destination-key!").decode()
 
 
-def test_a_bridge_on_the_copy_finishes_the_work_without_redeeming_twice(
+def readme_commands(paragraph: str) -> list[str]:
+    """The command lines of the first ``sh`` block after the paragraph starting so."""
+    text = README.read_text()
+    start = text.index(paragraph)
+    block = re.search(r"```sh\n(.*?)\n\s*```", text[start:], re.DOTALL)
+    assert block is not None, paragraph
+    lines = [line.strip() for line in block.group(1).splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def server_url(database: str) -> str:
+    return PG_DSN.rsplit("/", 1)[0] + "/" + database
+
+
+@pytest.fixture(name="databases")
+def _databases() -> Iterator[tuple[str, str]]:
+    """Two new databases: the copy's target and the restore's; dropped after the test."""
+    check_pg_server()
+    names = [f"scaleout_{uuid.uuid4().hex[:12]}", ""]
+    names[1] = names[0] + "_restored"
+    with psycopg.connect(PG_DSN, autocommit=True) as connection:
+        for name in names:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server_url(names[0]), server_url(names[1])
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as connection:
+            for name in names:
+                connection.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+def shell(lines: list[str], *, cwd: Path, bin_dir: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Run each line with bash, ``share-bridge`` being this checkout's; stop at a failure."""
+    environ = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    results = []
+    for line in lines:
+        result = subprocess.run(
+            ["bash", "-c", line], cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+        results.append(result)
+    return results
+
+
+def statuses(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            sql.SQL("SELECT id, status FROM {}").format(sql.Identifier(SCHEMA, "notifications"))
+        ).fetchall()
+    return dict(rows)
+
+
+def test_the_readme_move_from_sqlite_finishes_the_work_once(
     control: SandboxControl,
     target: SandboxTarget,
-    make_bridge: Callable[..., BridgeProcess],
-    pg_store: dict[str, object],
+    make_bridge: MakeBridge,
+    databases: tuple[str, str],
+    tmp_path: Path,
 ) -> None:
+    database, restored = databases
+    acme = control.application("acme")
     control.set_quota(write_limit=1_000_000, read_limit=1_000_000)
-    control.set_faults("import", latency_ms=50, ambiguous_rate=0.34, ambiguous_modes=["drop"])
-    acme = control.application("acme")["application_id"]
-    tokens = control.bulk_tokens(acme, target.application_id, SHARES)
-    on_sqlite = make_bridge(rate_limit_per_minute=120, max_in_flight=2)
-    ids = []
-    for index, token in enumerate(tokens):
-        response = on_sqlite.post_share("acme", {"share_token": token, "customer": f"c{index}"})
+    tokens = iter(control.bulk_tokens(acme["application_id"], target.application_id, 6))
+    nowhere = {"url": f"http://127.0.0.1:{free_port()}/hook", "secrets": [APP_SECRET]}
+    rules = [{**r, "then": {**r["then"], "destinations": ["app"]}} for r in default_rules(target)]
+    bridge = make_bridge(rules=rules, destinations={"app": {**nowhere, "retry_schedule": ["1s"]}})
+
+    def post(customer: str) -> str:
+        response = bridge.post_share("acme", {"share_token": next(tokens), "customer": customer})
         assert response.status_code == 202, response.text
-        ids.append(response.json()["id"])
-    wait_until(lambda: len(control.redemptions()) >= 6, "the drain to be under way")
-    on_sqlite.kill()  # leases held, answers lost: the work a copy must carry over
-    assert 6 <= len(control.redemptions()) < SHARES
+        return str(response.json()["id"])
 
-    key = base64.urlsafe_b64encode(TOKEN_KEY).decode()
-    command = [
-        sys.executable, "-m", "bridge", "store", "copy",
-        "--from", f"sqlite:///{on_sqlite.db_path}",
-        "--to", str(pg_store["url"]), "--schema", str(pg_store["schema"]),
-    ]  # fmt: skip
-    env = {**os.environ, "BRIDGE_TOKEN_KEY": key}
-    copied = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=60, check=False
+    imported = post("imported")
+    bridge.wait_for([imported])
+    control.set_faults("import", error_rate=1.0, error_statuses=[402])
+    failed = post("failed")
+    assert bridge.wait_for([failed]) == {failed: "failed"}
+    # Redeemed by Didit, the answer lost, and no way to reconcile (the list endpoint throttled).
+    control.set_faults("list", throttle_rate=1.0, retry_after_s=1)
+    control.set_faults("import", ambiguous_rate=1.0, ambiguous_modes=["drop"])
+    ambiguous = post("ambiguous")
+    wait_until(lambda: len(control.redemptions()) == 2, "the lost answer's redemption")
+    control.set_faults("import", throttle_rate=1.0, retry_after_s=1)
+    waiting = [post("waiting-1"), post("waiting-2")]
+    timeline = bridge.timeline(imported)
+    assert timeline is not None
+    wait_until(
+        lambda: {d.status for d in (bridge.timeline(imported) or timeline).deliveries} == {"dead"},
+        "the delivery to nowhere is dead",
     )
-    assert copied.returncode == 0, copied.stderr
-    assert f"copied {SHARES} notifications" in copied.stdout
+    assert bridge.statuses()[ambiguous] == "pending"
+    bridge.kill()  # a crash: leases held, an attempt without an end
 
-    control.clear_faults("import")
-    on_postgres = make_bridge(store=pg_store, rate_limit_per_minute=6000, max_in_flight=4)
+    # The README's steps 2 to 4, with this test's paths and database.
+    key = base64.urlsafe_b64encode(TOKEN_KEY).decode()
+    bridge.write_config(store={"url": database, "schema": SCHEMA, "token_keys": [key]})
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "share-bridge").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m bridge "$@"\n')
+    (bin_dir / "share-bridge").chmod(0o755)
+    steps = [
+        line.replace("/data/bridge.db", str(bridge.db_path))
+        for line in readme_commands("**Move from SQLite**")
+    ]
+    assert any("store copy" in line for line in steps)
+    results = shell(steps, cwd=bridge.directory, bin_dir=bin_dir)
+    copied = next(r.stdout for r, line in zip(results, steps, strict=True) if "store copy" in line)
+    counts = dict(re.findall(r"^\s+(\w+)\s+(\d+)$", copied, re.MULTILINE))
+    total = counts.pop("total")
+    assert set(counts) >= {"notifications", "jobs", "import_attempts", "events", "deliveries"}
+    for table, copied_rows in counts.items():  # every row of every table
+        [(rows,)] = read_rows(bridge.db_path, f'SELECT count(*) FROM "{table}"')  # noqa: S608
+        assert copied_rows == str(rows), table
+    assert int(total) == sum(map(int, counts.values()))
+    assert statuses(database) == {
+        imported: "imported", failed: "failed", ambiguous: "pending",
+        waiting[0]: "pending", waiting[1]: "pending",
+    }  # fmt: skip
 
-    def all_final() -> dict[str, str]:
-        statuses = {n.id: n.status.value for n in on_postgres.notifications()}
-        return statuses if all(statuses.get(i) not in (None, "pending") for i in ids) else {}
-
-    # Well within the killed bridge's 60 s leases: the copy released them, nobody waits.
-    final = wait_until(all_final, "every share final on the copy", timeout_s=30)
-    assert Counter(final[i] for i in ids) == {"imported": SHARES}
+    # Step 5: a bridge on the copy, with Didit answering again.
+    control.set_faults("import")
+    control.set_faults("list")
+    bridge.start()
+    everyone = [imported, failed, ambiguous, *waiting]
+    try:
+        final = wait_until(
+            lambda: (
+                (found := statuses(database)) and all(s in FINAL for s in found.values()) and found
+            ),
+            "every notification final on the copy",
+            timeout_s=60,
+        )
+    except TimeoutError as exc:
+        raise AssertionError(f"{statuses(database)}\n{bridge.output()[-6000:]}") from exc
+    assert final == {**{i: "imported" for i in everyone}, failed: "failed"}
     assert control.double_redemptions() == []
     redeemed = Counter(r["source_session_id"] for r in control.redemptions())
-    assert len(redeemed) == SHARES
+    assert len(redeemed) == 4
     assert set(redeemed.values()) == {1}
+    assert bridge.cli("notifications", "show", ambiguous).returncode == 0
+    assert "waiting-1" not in bridge.output()
+
+    # The README's backup and restore, as written, against these databases.
+    backup = [
+        line.replace("postgresql://bridge@db:5432/bridge_restored", restored).replace(
+            "postgresql://bridge@db:5432/bridge", database
+        )
+        for line in readme_commands("**Back up** with `pg_dump`")
+    ]
+    shell(backup, cwd=tmp_path, bin_dir=bin_dir)
+    assert statuses(restored) == statuses(database)

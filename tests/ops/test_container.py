@@ -96,6 +96,7 @@ def _venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     installs = [a for k, a in runtime_stage(steps) if k == "RUN" and "pip install" in a]
     assert builds, "the Dockerfile builds a wheel"
     assert "/wheels/*.whl" in installs[0], "the Dockerfile installs the wheel it built"
+    assert "[postgres]" in installs[0], "the image can run on PostgreSQL (replicas)"
     base = tmp_path_factory.mktemp("container")
     wheels = base / "wheels"
     environ = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
@@ -109,10 +110,13 @@ def _venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     venv = base / "venv"
     created = run([sys.executable, "-m", "venv", str(venv)], environ, base)
     assert created.returncode == 0, created.stderr
-    # `pip install --no-cache-dir /wheels/*.whl`: the wheel and its dependencies.
-    wheel = [str(path) for path in wheels.glob("share_bridge-*.whl")]
-    installed = run(
-        [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "-q", *wheel], environ, base
+    # `pip install --no-cache-dir "/wheels/*.whl[postgres]"`: the wheel and its dependencies.
+    wheel = [f"{path}[postgres]" for path in wheels.glob("share_bridge-*.whl")]
+    installed = run(  # psycopg's wheels too: slower than the rest on a loaded machine
+        [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "-q", *wheel],
+        environ,
+        base,
+        timeout_s=300,
     )
     assert installed.returncode == 0, installed.stderr
     yield venv
