@@ -39,12 +39,17 @@ from bridge.config import Settings
 from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
 from bridge.observability import Metrics
 from bridge.pacing import Pacer, PacerClosed
-from bridge.pipeline.fair_share import RejectionWatch
-from bridge.store import (
+from bridge.pipeline.ambiguity import (
     ALREADY_IMPORTED,
     AMBIGUOUS,
     RECONCILED_IMPORTED,
     RECONCILED_NOT_IMPORTED,
+    is_ambiguous,
+    refused_after_unanswered,
+    unresolved_ambiguity,
+)
+from bridge.pipeline.fair_share import RejectionWatch
+from bridge.store import (
     AttemptEnd,
     AttemptKind,
     ImportAttempt,
@@ -53,8 +58,6 @@ from bridge.store import (
     Notification,
     Outcome,
     Store,
-    refused_after_unanswered,
-    unresolved_ambiguity,
 )
 from bridge.store.ids import new_id
 from bridge.types import (
@@ -116,7 +119,7 @@ class ImportHandler:
         )
         attempts = await self._store.list_import_attempts(notification.id)
         if unresolved_ambiguity(attempts):
-            since = min(attempt.started_at for attempt in attempts if attempt.ambiguous)
+            since = min(attempt.started_at for attempt in attempts if is_ambiguous(attempt))
             settled = await self._reconciled(job, notification, since, attempts)
             if settled is not None:
                 return settled  # imported, or asked again later: never import blindly

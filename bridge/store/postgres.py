@@ -51,7 +51,6 @@ from bridge.store.model import (
     RetryResult,
     StoreStats,
     Timeline,
-    unresolved_ambiguity,
 )
 from bridge.store.token_seal import TokenSeal
 from bridge.types import NotificationStatus
@@ -481,9 +480,6 @@ class PostgresStore:
     ) -> tuple[ImportAttempt, ...]:
         rows = await self._rows(connection, "select_attempts", {"notification_id": notification_id})
         return tuple(_rows.import_attempt(row) for row in rows)
-
-    async def last_attempt_ambiguous(self, notification_id: str) -> bool:
-        return unresolved_ambiguity(await self.list_import_attempts(notification_id))
 
     async def record_outcome(
         self,

@@ -46,7 +46,6 @@ from bridge.store.model import (
     StatusChange,
     StoreStats,
     Timeline,
-    unresolved_ambiguity,
 )
 from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, Route, didit_status_key
 
@@ -395,9 +394,6 @@ class SqliteStore:
             self._q["select_attempts"], {"notification_id": notification_id}
         ).fetchall()
         return tuple(_rows.import_attempt(row) for row in rows)
-
-    async def last_attempt_ambiguous(self, notification_id: str) -> bool:
-        return unresolved_ambiguity(await self.list_import_attempts(notification_id))
 
     async def record_outcome(
         self,

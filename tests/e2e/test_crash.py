@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.pipeline.ambiguity import AMBIGUOUS, RECONCILED_IMPORTED
 from bridge.sandbox.control import SandboxControl
-from bridge.store import AMBIGUOUS, RECONCILED_IMPORTED
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
 from tests.support.read_only import read_rows
 from tests.support.waiting import wait_until

@@ -15,7 +15,8 @@ from bridge.errors import StoreUnavailable
 from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from bridge.pipeline import imports
-from bridge.store import AMBIGUOUS, AttemptKind, Job, RetryResult, Store, open_store
+from bridge.pipeline.ambiguity import AMBIGUOUS, is_ambiguous
+from bridge.store import AttemptKind, Job, RetryResult, Store, open_store
 from bridge.types import Complete, Done, NotificationStatus, Release, Retry
 from tests.pipeline.conftest import (
     WORKFLOW,
@@ -381,7 +382,7 @@ class TestRedeemedOnce:
         with pytest.raises(StoreUnavailable):
             await rig.handler(job)
         [attempt] = await rig.store.list_import_attempts(notification_id)
-        assert attempt.ambiguous
+        assert is_ambiguous(attempt)
         rig.fake.lists.append(
             httpx.Response(200, json={"results": [session_row("new-1", at=START)]})
         )
@@ -652,7 +653,7 @@ class TestLeaseLost:
         assert any(entry["event"] == "outcome_not_recorded" for entry in logs)
         assert await events(rig, notification_id) == []
         [attempt] = await rig.store.list_import_attempts(notification_id)
-        assert attempt.ambiguous
+        assert is_ambiguous(attempt)
 
     async def test_lost_before_a_reconcile_begins_calls_nothing(self, rig: Rig) -> None:
         notification_id, job = await ambiguous_first(rig)

@@ -9,9 +9,6 @@ import pytest
 
 from bridge.errors import StoreUnavailable
 from bridge.store import (
-    AMBIGUOUS,
-    RECONCILED_IMPORTED,
-    RECONCILED_NOT_IMPORTED,
     AttemptEnd,
     AttemptKind,
     AttemptReport,
@@ -462,40 +459,6 @@ class TestImportAttempts:
         assert (first.result, first.latency_ms, first.error) == ("retry", 40, "HTTP 503")
         assert second.kind is AttemptKind.RECONCILE
         assert second.ended_at is None
-
-    async def test_ambiguity_follows_the_last_import_and_reconciliation(self, store: Store) -> None:
-        """Unended or AMBIGUOUS import: reconcile; a 2xx reconcile or an answered import: not."""
-        accepted = await store.accept(notification())
-        job = await claim_one(store)
-        nid = accepted.id
-        assert not await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job) == 1
-        assert await store.last_attempt_ambiguous(nid)  # a crash here leaves it unended
-        await store.end_import_attempt(job, 1, http_status=None, result=AMBIGUOUS, latency_ms=15)
-        assert await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 2
-        await store.end_import_attempt(job, 2, http_status=None, result="error", latency_ms=9)
-        assert await store.last_attempt_ambiguous(nid)  # the reconcile got no answer either
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 3
-        await store.end_import_attempt(
-            job, 3, http_status=200, result="ambiguous_match", latency_ms=9
-        )
-        assert await store.last_attempt_ambiguous(nid)  # answered, but could not tell
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 4
-        await store.end_import_attempt(
-            job, 4, http_status=200, result=RECONCILED_NOT_IMPORTED, latency_ms=9
-        )
-        assert not await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job) == 5
-        await store.end_import_attempt(job, 5, http_status=500, result="retry", latency_ms=9)
-        assert not await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job) == 6
-        await store.end_import_attempt(job, 6, http_status=None, result=AMBIGUOUS, latency_ms=9)
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 7
-        await store.end_import_attempt(
-            job, 7, http_status=200, result=RECONCILED_IMPORTED, latency_ms=9
-        )
-        assert not await store.last_attempt_ambiguous(nid)
 
 
 class TestOutcome:

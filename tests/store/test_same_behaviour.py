@@ -125,7 +125,8 @@ async def _write(store: Store, clock: FakeClock, job: Job, rng: random.Random) -
             await store.end_import_attempt(
                 job, attempt, http_status=None, result="ambiguous", latency_ms=1
             )
-        return ("attempt", attempt, await store.last_attempt_ambiguous(job.ref))
+        attempts = await store.list_import_attempts(job.ref)
+        return ("attempt", attempt, [(a.attempt, a.kind, a.ended_at, a.result) for a in attempts])
     if choice == 1:
         return await store.retry(job, run_after=clock() + 10, error="HTTP 503")
     if choice == 2:

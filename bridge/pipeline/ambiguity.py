@@ -1,0 +1,79 @@
+"""When an import attempt is ambiguous, and what settles it.
+
+An import attempt is *ambiguous* when it may have redeemed the token without our knowing: it has
+no recorded end (we crashed, or the commit of its answer failed), or it ended without an answer
+(a timeout, a reset, a 5xx). Before the import job may send another import for that share, it
+reads the notification's recorded attempts through these rules; only Didit's session list
+(a reconcile attempt) settles the doubt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bridge.store import AttemptKind, ImportAttempt
+
+#: ``ImportAttempt.result`` for an attempt that ended without an answer (timeout, reset).
+AMBIGUOUS = "ambiguous"
+#: The results of a reconcile attempt that settle an ambiguous import: Didit's session list
+#: showed the import happened, or showed it did not. Any other result (an error, several
+#: candidate sessions) leaves the ambiguity in place.
+RECONCILED_IMPORTED = "imported"
+RECONCILED_NOT_IMPORTED = "not_imported"
+#: The result of an import attempt that Didit refused because the share is already imported;
+#: ``REFUSALS``: every result of an import attempt Didit refused with a 403 (or 409).
+ALREADY_IMPORTED = "already_imported"
+REFUSALS = frozenset({ALREADY_IMPORTED, "token_not_for_this_application", "upstream_forbidden"})
+
+
+def is_ambiguous(attempt: ImportAttempt) -> bool:
+    """An import that never ended, or ended without an answer: it may have redeemed."""
+    return attempt.kind is AttemptKind.IMPORT and (
+        attempt.ended_at is None or attempt.result == AMBIGUOUS
+    )
+
+
+def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
+    """Whether the next attempt must reconcile before it may import.
+
+    True when Didit refused an import (a 403) after an attempt of ours that may have applied
+    (``refused_after_unanswered``): no import is sent again, only the list can settle it. Also
+    when the latest *import* attempt is ambiguous (no end recorded, or ended without an answer)
+    and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or
+    ``RECONCILED_NOT_IMPORTED``.
+    """
+    if refused_after_unanswered(attempts) is not None:
+        return True
+    ordered = sorted(attempts, key=lambda attempt: attempt.attempt)
+    imports = [attempt for attempt in ordered if attempt.kind is AttemptKind.IMPORT]
+    if not imports or not is_ambiguous(imports[-1]):
+        return False
+    last = imports[-1].attempt
+    settled = (RECONCILED_IMPORTED, RECONCILED_NOT_IMPORTED)
+    return not any(
+        attempt.kind is AttemptKind.RECONCILE
+        and attempt.attempt > last
+        and attempt.result in settled
+        for attempt in ordered
+    )
+
+
+def refused_after_unanswered(attempts: Sequence[ImportAttempt]) -> str | None:
+    """What Didit said (one of ``REFUSALS``) when it refused an import after an import attempt
+    of ours that may have applied; None when it never did. Such a 403 most likely refuses our
+    own redeemed share, whatever its words: the share must not be imported again, nor judged on
+    those words while its session may still appear in the list. ``ALREADY_IMPORTED`` wins over
+    any other refusal: the share is redeemed (by us, almost surely), only its session is still
+    unknown."""
+    maybe_applied = False
+    said: set[str] = set()
+    for attempt in sorted(attempts, key=lambda attempt: attempt.attempt):
+        if attempt.kind is not AttemptKind.IMPORT:
+            continue
+        if is_ambiguous(attempt):
+            maybe_applied = True
+        elif maybe_applied and attempt.result in REFUSALS:
+            said.add(attempt.result)
+    if ALREADY_IMPORTED in said:
+        return ALREADY_IMPORTED
+    return min(said) if said else None
