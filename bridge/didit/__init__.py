@@ -34,6 +34,7 @@ from bridge.didit.client import (
     SESSIONS_PATH,
     DiditClient,
 )
+from bridge.didit.codes import AnswerCode
 from bridge.didit.outcomes import (
     DiditError,
     Exchange,
@@ -62,6 +63,7 @@ __all__ = [
     "RECONCILE_SKEW",
     "SESSIONS_PATH",
     "AmbiguousMatch",
+    "AnswerCode",
     "DiditClient",
     "DiditError",
     "Exchange",

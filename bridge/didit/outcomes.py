@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.didit.codes import AnswerCode
 from bridge.errors import BridgeError
 from bridge.types import DiditSession, RateLimitInfo, Reason
 
@@ -33,7 +34,7 @@ class ImportedSession:
 class Outcome:
     """What an import attempt means; ``message`` comes from Didit's answer, scrubbed."""
 
-    code: str
+    code: AnswerCode
     message: str
     http_status: int | None
 
@@ -112,13 +113,13 @@ class Exchange:
 class DiditError(BridgeError):
     """Didit did not answer a read (list, decision) as expected."""
 
-    code = "upstream_unavailable"
+    code: AnswerCode = AnswerCode.UPSTREAM_UNAVAILABLE
 
     def __init__(
         self,
         message: str,
         *,
-        code: str,
+        code: AnswerCode,
         http_status: int | None = None,
         retry_after_s: float | None = None,
         rate_limit: RateLimitInfo | None = None,
@@ -131,4 +132,4 @@ class DiditError(BridgeError):
     @property
     def retryable(self) -> bool:
         """True when asking again later may succeed (no answer, 429, 5xx)."""
-        return self.code in {"upstream_unavailable", "rate_limited"}
+        return self.code in {AnswerCode.UPSTREAM_UNAVAILABLE, AnswerCode.RATE_LIMITED}

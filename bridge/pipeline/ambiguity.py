@@ -10,26 +10,34 @@ reads the notification's recorded attempts through these rules; only Didit's ses
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
+from typing import get_args
 
+from bridge import didit
 from bridge.store import AttemptKind, ImportAttempt
 
-#: ``ImportAttempt.result`` for an attempt that ended without an answer (timeout, reset).
-AMBIGUOUS = "ambiguous"
-#: The results of a reconcile attempt that settle an ambiguous import: Didit's session list
-#: showed the import happened, or showed it did not. Any other result (an error, several
-#: candidate sessions) leaves the ambiguity in place.
-RECONCILED_IMPORTED = "imported"
-RECONCILED_NOT_IMPORTED = "not_imported"
-#: The result of an import attempt that Didit refused because the share is already imported;
-#: ``REFUSALS``: every result of an import attempt Didit refused with a 403 (or 409).
-ALREADY_IMPORTED = "already_imported"
-REFUSALS = frozenset({ALREADY_IMPORTED, "token_not_for_this_application", "upstream_forbidden"})
+
+class AttemptResult(StrEnum):
+    """An attempt's recorded result where Didit's answer code does not say it all (an answered
+    import records its ``didit.AnswerCode``; a reconcile that failed, the read error's)."""
+
+    AMBIGUOUS = "ambiguous"  # an import that ended without an answer (timeout, reset, 5xx)
+    # A reconcile whose session list showed the import happened, or showed it did not: either
+    # settles an ambiguous import. Any other result leaves the ambiguity in place.
+    RECONCILED_IMPORTED = "imported"
+    RECONCILED_NOT_IMPORTED = "not_imported"
+    AMBIGUOUS_MATCH = "ambiguous_match"  # a reconcile that listed several candidate sessions
+
+
+#: Every result of an import attempt Didit refused with a 403: what ``didit.classify_forbidden``
+#: reads the refusal as.
+REFUSALS: frozenset[didit.AnswerCode] = frozenset(get_args(didit.ForbiddenReason))
 
 
 def is_ambiguous(attempt: ImportAttempt) -> bool:
     """An import that never ended, or ended without an answer: it may have redeemed."""
     return attempt.kind is AttemptKind.IMPORT and (
-        attempt.ended_at is None or attempt.result == AMBIGUOUS
+        attempt.ended_at is None or attempt.result == AttemptResult.AMBIGUOUS
     )
 
 
@@ -39,8 +47,7 @@ def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     True when Didit refused an import (a 403) after an attempt of ours that may have applied
     (``refused_after_unanswered``): no import is sent again, only the list can settle it. Also
     when the latest *import* attempt is ambiguous (no end recorded, or ended without an answer)
-    and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or
-    ``RECONCILED_NOT_IMPORTED``.
+    and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or ``RECONCILED_NOT_IMPORTED``.
     """
     if refused_after_unanswered(attempts) is not None:
         return True
@@ -49,7 +56,7 @@ def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     if not imports or not is_ambiguous(imports[-1]):
         return False
     last = imports[-1].attempt
-    settled = (RECONCILED_IMPORTED, RECONCILED_NOT_IMPORTED)
+    settled = (AttemptResult.RECONCILED_IMPORTED, AttemptResult.RECONCILED_NOT_IMPORTED)
     return not any(
         attempt.kind is AttemptKind.RECONCILE
         and attempt.attempt > last
@@ -58,22 +65,22 @@ def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     )
 
 
-def refused_after_unanswered(attempts: Sequence[ImportAttempt]) -> str | None:
+def refused_after_unanswered(attempts: Sequence[ImportAttempt]) -> didit.AnswerCode | None:
     """What Didit said (one of ``REFUSALS``) when it refused an import after an import attempt
     of ours that may have applied; None when it never did. Such a 403 most likely refuses our
     own redeemed share, whatever its words: the share must not be imported again, nor judged on
-    those words while its session may still appear in the list. ``ALREADY_IMPORTED`` wins over
+    those words while its session may still appear in the list. ``already_imported`` wins over
     any other refusal: the share is redeemed (by us, almost surely), only its session is still
     unknown."""
     maybe_applied = False
-    said: set[str] = set()
+    said: set[didit.AnswerCode] = set()
     for attempt in sorted(attempts, key=lambda attempt: attempt.attempt):
         if attempt.kind is not AttemptKind.IMPORT:
             continue
         if is_ambiguous(attempt):
             maybe_applied = True
         elif maybe_applied and attempt.result in REFUSALS:
-            said.add(attempt.result)
-    if ALREADY_IMPORTED in said:
-        return ALREADY_IMPORTED
+            said.add(didit.AnswerCode(attempt.result))
+    if didit.AnswerCode.ALREADY_IMPORTED in said:
+        return didit.AnswerCode.ALREADY_IMPORTED
     return min(said) if said else None

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import structlog
 
@@ -40,10 +41,7 @@ from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
 from bridge.observability import Metrics
 from bridge.pacing import Pacer, PacerClosed
 from bridge.pipeline.ambiguity import (
-    ALREADY_IMPORTED,
-    AMBIGUOUS,
-    RECONCILED_IMPORTED,
-    RECONCILED_NOT_IMPORTED,
+    AttemptResult,
     is_ambiguous,
     refused_after_unanswered,
     unresolved_ambiguity,
@@ -72,6 +70,16 @@ from bridge.types import (
 )
 
 log = structlog.get_logger()
+
+
+class OwnReason(StrEnum):
+    """The reason codes of outcomes the import job decides without a verdict of Didit's."""
+
+    TOKEN_ERASED = "token_erased"  # noqa: S105 - a code
+    SHARE_TOKEN_EXPIRED = "share_token_expired"  # noqa: S105 - a code
+    RECONCILE_UNRESOLVED = "reconcile_unresolved"
+    SESSION_NOT_LISTED = "session_not_listed"
+
 
 RECONCILE_GIVE_UP_S = 3600.0  # an undecided reconcile is asked again until this long past the
 MAX_TOKEN_TTL_S = 86_400.0  # deadline (a token without exp: received + Didit's longest TTL)
@@ -126,7 +134,9 @@ class ImportHandler:
         if notification.deadline is not None and self._clock() >= notification.deadline:
             return await self._expire(job, notification)
         if notification.token is None:
-            return await self._finish(job, notification, _failed("token_erased", "no token kept"))
+            return await self._finish(
+                job, notification, _failed(OwnReason.TOKEN_ERASED, "no token kept")
+            )
         return await self._import(job, notification, notification.token)
 
     async def _import(self, job: Job, notification: Notification, token: str) -> JobResult:
@@ -253,7 +263,7 @@ class ImportHandler:
         if found is None and refused is None:
             return None
         undecided = _NOT_LISTED if found is None else found
-        redeemed = refused == ALREADY_IMPORTED
+        redeemed = refused is didit.AnswerCode.ALREADY_IMPORTED
         return await self._undecided(job, notification, undecided, redeemed=redeemed)
 
     async def _reconcile(
@@ -297,11 +307,11 @@ class ImportHandler:
             taken=taken,
         )
         result = (
-            "ambiguous_match"
+            AttemptResult.AMBIGUOUS_MATCH
             if isinstance(found, didit.AmbiguousMatch)
-            else RECONCILED_NOT_IMPORTED
+            else AttemptResult.RECONCILED_NOT_IMPORTED
             if found is None
-            else RECONCILED_IMPORTED
+            else AttemptResult.RECONCILED_IMPORTED
         )
         await self._store.end_import_attempt(
             job, attempt, http_status=200, result=result, latency_ms=_ms_since(started)
@@ -331,19 +341,21 @@ class ImportHandler:
             outcome = Outcome(
                 status=NotificationStatus.IMPORTED,
                 reason=Reason(
-                    code="session_not_listed",
+                    code=OwnReason.SESSION_NOT_LISTED,
                     message="Didit said the share is already imported after an unanswered "
                     "import of ours, but its session never appeared in the session list",
                 ),
             )
         else:
             outcome = _failed(
-                "reconcile_unresolved",
+                OwnReason.RECONCILE_UNRESOLVED,
                 f"could not tell whether an unanswered import applied ({undecided.why})",
             )
         return await self._finish(job, notification, outcome)
 
-    def _retry(self, notification: Notification, code: str, retry_after: float | None) -> Retry:
+    def _retry(
+        self, notification: Notification, code: didit.AnswerCode, retry_after: float | None
+    ) -> Retry:
         # Never sleep past the deadline: the next run records `expired` (after reconciling).
         structlog.contextvars.bind_contextvars(outcome="retry", reason=code)
         if self._metrics is not None:
@@ -352,7 +364,7 @@ class ImportHandler:
 
     async def _expire(self, job: Job, notification: Notification) -> JobResult:
         reason = Reason(
-            code="share_token_expired",
+            code=OwnReason.SHARE_TOKEN_EXPIRED,
             message="the share token expired before it could be redeemed",
         )
         return await self._finish(
@@ -415,7 +427,7 @@ class ImportHandler:
         if status is not NotificationStatus.FAILED:
             self._metrics.token_erasures.inc()  # record_outcome erased it (a failed one waits)
 
-    def _count_reconcile(self, result: str) -> None:
+    def _count_reconcile(self, result: AttemptResult | didit.AnswerCode) -> None:
         if self._metrics is not None:
             self._metrics.reconciliations.labels(result=result).inc()
 
@@ -433,7 +445,7 @@ class ImportHandler:
         )
 
 
-def _failed(code: str, message: str) -> Outcome:
+def _failed(code: OwnReason, message: str) -> Outcome:
     return Outcome(status=NotificationStatus.FAILED, reason=Reason(code=code, message=message))
 
 
@@ -444,12 +456,14 @@ def _ms_since(started: float) -> int:
 _NOT_LISTED = _Undecided("reconcile: refused after an unanswered import, session not listed", None)
 
 
-def _attempt_result(outcome: didit.ImportOutcome, *, maybe_applied: bool) -> str:
+def _attempt_result(
+    outcome: didit.ImportOutcome, *, maybe_applied: bool
+) -> AttemptResult | didit.AnswerCode:
     """What an import attempt's answer was: ``AMBIGUOUS`` when it may have applied unseen; for a
     403 what it said (``already_imported``, ...), which steers later runs
     (``refused_after_unanswered``)."""
     if maybe_applied:
-        return AMBIGUOUS
+        return AttemptResult.AMBIGUOUS
     if isinstance(outcome, didit.NeedsReconcile):
         return outcome.fallback.code
     return outcome.code

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from bridge.didit import AnswerCode
 from bridge.pipeline.ambiguity import (
-    ALREADY_IMPORTED,
-    AMBIGUOUS,
-    RECONCILED_IMPORTED,
-    RECONCILED_NOT_IMPORTED,
+    AttemptResult,
     refused_after_unanswered,
     unresolved_ambiguity,
 )
@@ -66,18 +64,22 @@ def test_ambiguity_follows_the_last_import_and_reconciliation() -> None:
     assert not attempts.unresolved()
     attempts.begin()
     assert attempts.unresolved()  # a crash here leaves it unended
-    attempts.end(http_status=None, result=AMBIGUOUS)
+    attempts.end(http_status=None, result=AttemptResult.AMBIGUOUS)
     assert attempts.unresolved()
-    attempts.record(AttemptKind.RECONCILE, http_status=None, result="upstream_unavailable")
+    attempts.record(AttemptKind.RECONCILE, http_status=None, result=AnswerCode.UPSTREAM_UNAVAILABLE)
     assert attempts.unresolved()  # the reconcile got no answer either
-    attempts.record(AttemptKind.RECONCILE, http_status=200, result="ambiguous_match")
+    attempts.record(AttemptKind.RECONCILE, http_status=200, result=AttemptResult.AMBIGUOUS_MATCH)
     assert attempts.unresolved()  # answered, but could not tell
-    attempts.record(AttemptKind.RECONCILE, http_status=200, result=RECONCILED_NOT_IMPORTED)
+    attempts.record(
+        AttemptKind.RECONCILE, http_status=200, result=AttemptResult.RECONCILED_NOT_IMPORTED
+    )
     assert not attempts.unresolved()
-    attempts.record(AttemptKind.IMPORT, http_status=429, result="rate_limited")
+    attempts.record(AttemptKind.IMPORT, http_status=429, result=AnswerCode.RATE_LIMITED)
     assert not attempts.unresolved()
-    attempts.record(AttemptKind.IMPORT, http_status=None, result=AMBIGUOUS)
-    attempts.record(AttemptKind.RECONCILE, http_status=200, result=RECONCILED_IMPORTED)
+    attempts.record(AttemptKind.IMPORT, http_status=None, result=AttemptResult.AMBIGUOUS)
+    attempts.record(
+        AttemptKind.RECONCILE, http_status=200, result=AttemptResult.RECONCILED_IMPORTED
+    )
     assert not attempts.unresolved()
 
 
@@ -85,21 +87,27 @@ def test_a_refusal_after_an_ambiguous_import_is_never_settled_by_an_empty_list()
     """A 403 after an attempt that may have applied: only the session list may settle it, and
     a list that does not show the session yet does not."""
     attempts = Attempts()
-    attempts.record(AttemptKind.IMPORT, http_status=None, result=AMBIGUOUS)
-    attempts.record(AttemptKind.RECONCILE, http_status=200, result=RECONCILED_NOT_IMPORTED)
-    attempts.record(AttemptKind.IMPORT, http_status=403, result="token_not_for_this_application")
-    attempts.record(AttemptKind.RECONCILE, http_status=200, result=RECONCILED_NOT_IMPORTED)
+    attempts.record(AttemptKind.IMPORT, http_status=None, result=AttemptResult.AMBIGUOUS)
+    attempts.record(
+        AttemptKind.RECONCILE, http_status=200, result=AttemptResult.RECONCILED_NOT_IMPORTED
+    )
+    attempts.record(
+        AttemptKind.IMPORT, http_status=403, result=AnswerCode.TOKEN_NOT_FOR_THIS_APPLICATION
+    )
+    attempts.record(
+        AttemptKind.RECONCILE, http_status=200, result=AttemptResult.RECONCILED_NOT_IMPORTED
+    )
     assert attempts.unresolved()
-    assert refused_after_unanswered(attempts.recorded) == "token_not_for_this_application"
-    attempts.record(AttemptKind.IMPORT, http_status=403, result=ALREADY_IMPORTED)
-    assert refused_after_unanswered(attempts.recorded) == ALREADY_IMPORTED  # it wins
+    assert refused_after_unanswered(attempts.recorded) == AnswerCode.TOKEN_NOT_FOR_THIS_APPLICATION
+    attempts.record(AttemptKind.IMPORT, http_status=403, result=AnswerCode.ALREADY_IMPORTED)
+    assert refused_after_unanswered(attempts.recorded) == AnswerCode.ALREADY_IMPORTED  # it wins
 
 
 def test_a_refusal_before_any_ambiguous_import_is_judged_on_its_words() -> None:
     attempts = Attempts()
-    attempts.record(AttemptKind.IMPORT, http_status=403, result=ALREADY_IMPORTED)
+    attempts.record(AttemptKind.IMPORT, http_status=403, result=AnswerCode.ALREADY_IMPORTED)
     assert refused_after_unanswered(attempts.recorded) is None
     assert not attempts.unresolved()
-    attempts.record(AttemptKind.IMPORT, http_status=None, result=AMBIGUOUS)
+    attempts.record(AttemptKind.IMPORT, http_status=None, result=AttemptResult.AMBIGUOUS)
     assert refused_after_unanswered(attempts.recorded) is None  # the refusal came before it
     assert attempts.unresolved()

@@ -15,7 +15,7 @@ from bridge.errors import StoreUnavailable
 from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from bridge.pipeline import imports
-from bridge.pipeline.ambiguity import AMBIGUOUS, is_ambiguous
+from bridge.pipeline.ambiguity import AttemptResult, is_ambiguous
 from bridge.store import AttemptKind, Job, RetryResult, Store, open_store
 from bridge.types import Complete, Done, NotificationStatus, Release, Retry
 from tests.pipeline.conftest import (
@@ -143,7 +143,7 @@ class TestRetries:
         notification_id = await rig.accept()
         result = await rig.handler(await rig.claim())
         assert isinstance(result, Retry)
-        assert await attempts(rig, notification_id) == [("import", AMBIGUOUS)]
+        assert await attempts(rig, notification_id) == [("import", AttemptResult.AMBIGUOUS)]
 
     async def test_a_timeout_is_ambiguous_and_never_a_failure(self, rig: Rig) -> None:
         rig.fake.imports.append(httpx.ReadTimeout("slow"))
@@ -151,7 +151,7 @@ class TestRetries:
         result = await rig.handler(await rig.claim())
         assert isinstance(result, Retry)
         assert result.delay_s is None
-        assert await attempts(rig, notification_id) == [("import", AMBIGUOUS)]
+        assert await attempts(rig, notification_id) == [("import", AttemptResult.AMBIGUOUS)]
         assert await status(rig, notification_id) == ("pending", None)
 
 
@@ -182,7 +182,7 @@ class TestReconciliation:
         assert n.session is not None
         assert n.session.session_id == "made-1"
         assert await attempts(rig, notification_id) == [
-            ("import", AMBIGUOUS),
+            ("import", AttemptResult.AMBIGUOUS),
             ("reconcile", "imported"),
         ]
         query = dict(rig.fake.calls[-1].url.params)
@@ -196,7 +196,7 @@ class TestReconciliation:
         assert await rig.handler(job) == Done()
         assert rig.fake.import_calls == 2
         assert await attempts(rig, notification_id) == [
-            ("import", AMBIGUOUS),
+            ("import", AttemptResult.AMBIGUOUS),
             ("reconcile", "not_imported"),
             ("import", "imported"),
         ]
@@ -353,7 +353,7 @@ class TestRedeemedOnce:
         assert done.session is not None
         assert (done.status.value, done.session.session_id) == ("imported", "sess-b")
         assert await attempts(rig, second) == [
-            ("import", AMBIGUOUS),
+            ("import", AttemptResult.AMBIGUOUS),
             ("reconcile", "not_imported"),
             ("import", "imported"),
         ]
