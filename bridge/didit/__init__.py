@@ -10,7 +10,7 @@ How the pipeline reads an :class:`ImportAnswer` (docs/architecture.md, Imports a
 - :class:`Imported`: record ``outcome.session``.
 - :class:`Rejected` / :class:`Failed`: final (``rejected`` / ``failed``), ``outcome.reason``.
 - :class:`RetryLater`: back to the durable queue, not before ``retry_after_s``; when
-  ``may_have_applied`` (a 5xx) the next attempt reconciles first.
+  ``ambiguous`` (a 5xx: the import may have happened) the next attempt reconciles first.
 - :class:`NeedsReconcile` (a 403, a 409): reconcile; if nothing was imported, record ``fallback``.
 - :class:`NoAnswer`: the import may have happened; mark the attempt ambiguous; reconcile next.
 

@@ -101,14 +101,14 @@ def classify_import(
     def failed(code: AnswerCode) -> Failed:
         return Failed(code=code, message=message, http_status=status)
 
-    def retry(code: AnswerCode, *, may_have_applied: bool) -> RetryLater:
+    def retry(code: AnswerCode, *, ambiguous: bool) -> RetryLater:
         info = parse_rate_limit(headers, now=now)
         return RetryLater(
             code=code,
             message=message,
             http_status=status,
             retry_after_s=info.retry_after_s if info else None,
-            may_have_applied=may_have_applied,
+            ambiguous=ambiguous,
         )
 
     if 200 <= status < 300:
@@ -147,11 +147,11 @@ def classify_import(
     if status == 402:
         return failed(AnswerCode.INSUFFICIENT_BALANCE)
     if status == 429:
-        return retry(AnswerCode.RATE_LIMITED, may_have_applied=False)
+        return retry(AnswerCode.RATE_LIMITED, ambiguous=False)
     if status == 408:
-        return retry(AnswerCode.UPSTREAM_UNAVAILABLE, may_have_applied=False)
+        return retry(AnswerCode.UPSTREAM_UNAVAILABLE, ambiguous=False)
     if 500 <= status < 600:
-        return retry(AnswerCode.UPSTREAM_UNAVAILABLE, may_have_applied=True)
+        return retry(AnswerCode.UPSTREAM_UNAVAILABLE, ambiguous=True)
     return Failed(
         code=AnswerCode.UNEXPECTED_RESPONSE,
         message=f"HTTP {status}: {message}" if message != f"HTTP {status}" else message,

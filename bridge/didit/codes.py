@@ -8,7 +8,7 @@ from enum import StrEnum
 
 class AnswerCode(StrEnum):
     IMPORTED = "imported"  # a 201 with a session_id
-    NO_ANSWER = "no_answer"  # no usable answer (a bare 201, a timeout): the import may have applied
+    NO_ANSWER = "no_answer"  # no usable answer (a bare 201, a timeout): the attempt is ambiguous
     FORBIDDEN = "forbidden"  # a 403, until reconciliation lets it be judged on its words
     CONFLICT = "conflict"  # a 409, likewise
     # rejected: retrying cannot help

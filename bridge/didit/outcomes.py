@@ -66,7 +66,7 @@ class RetryLater(Outcome):
     """Try again through the durable queue, not before ``retry_after_s`` when given."""
 
     retry_after_s: float | None = None
-    may_have_applied: bool = False  # a 5xx: the import may have happened; reconcile first
+    ambiguous: bool = False  # a 5xx: the import may have happened; reconcile first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

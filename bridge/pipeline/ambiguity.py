@@ -44,12 +44,12 @@ def is_ambiguous(attempt: ImportAttempt) -> bool:
 def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     """Whether the next attempt must reconcile before it may import.
 
-    True when Didit refused an import (a 403) after an attempt of ours that may have applied
-    (``refused_after_unanswered``): no import is sent again, only the list can settle it. Also
+    True when Didit refused an import (a 403) after an ambiguous attempt of ours
+    (``refused_after_ambiguous``): no import is sent again, only the list can settle it. Also
     when the latest *import* attempt is ambiguous (no end recorded, or ended without an answer)
     and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or ``RECONCILED_NOT_IMPORTED``.
     """
-    if refused_after_unanswered(attempts) is not None:
+    if refused_after_ambiguous(attempts) is not None:
         return True
     ordered = sorted(attempts, key=lambda attempt: attempt.attempt)
     imports = [attempt for attempt in ordered if attempt.kind is AttemptKind.IMPORT]
@@ -65,21 +65,21 @@ def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
     )
 
 
-def refused_after_unanswered(attempts: Sequence[ImportAttempt]) -> didit.AnswerCode | None:
-    """What Didit said (one of ``REFUSALS``) when it refused an import after an import attempt
-    of ours that may have applied; None when it never did. Such a 403 most likely refuses our
+def refused_after_ambiguous(attempts: Sequence[ImportAttempt]) -> didit.AnswerCode | None:
+    """What Didit said (one of ``REFUSALS``) when it refused an import after an ambiguous import
+    attempt of ours; None when it never did. Such a 403 most likely refuses our
     own redeemed share, whatever its words: the share must not be imported again, nor judged on
     those words while its session may still appear in the list. ``already_imported`` wins over
     any other refusal: the share is redeemed (by us, almost surely), only its session is still
     unknown."""
-    maybe_applied = False
+    ambiguous = False
     said: set[didit.AnswerCode] = set()
     for attempt in sorted(attempts, key=lambda attempt: attempt.attempt):
         if attempt.kind is not AttemptKind.IMPORT:
             continue
         if is_ambiguous(attempt):
-            maybe_applied = True
-        elif maybe_applied and attempt.result in REFUSALS:
+            ambiguous = True
+        elif ambiguous and attempt.result in REFUSALS:
             said.add(didit.AnswerCode(attempt.result))
     if didit.AnswerCode.ALREADY_IMPORTED in said:
         return didit.AnswerCode.ALREADY_IMPORTED

@@ -3,12 +3,13 @@
 
 One run of :class:`ImportHandler` for a pending notification:
 
-1. If an earlier attempt may have redeemed the token (it ended without an answer, or with a 5xx),
-   *reconcile* first: list our sessions for the notification's vendor_data and workflow since
-   that attempt. Found: the share is imported, without calling import again. A session already
-   recorded on another notification, listed as shared from another source session, or listed
-   without our vendor_data, is never this one's (two shares of one customer often share
-   vendor_data; vendor_data starts with the partner, so it is never another partner's).
+1. If an earlier attempt is ambiguous (it may have redeemed the token: it ended without an
+   answer, or with a 5xx), *reconcile* first: list our sessions for the notification's
+   vendor_data and workflow since that attempt. Found: the share is imported, without calling
+   import again. A session already recorded on another notification, listed as shared from
+   another source session, or listed without our vendor_data, is never this one's (two shares
+   of one customer often share vendor_data; vendor_data starts with the partner, so it is never
+   another partner's).
 2. Past the token's deadline: ``expired``, without a call.
 3. Wait for the pacer, record the attempt as started (committed), call import.
 4. Map Didit's answer: 201 imported; 401/400/404 rejected or failed; a 403 reconciles before it
@@ -18,7 +19,7 @@ One run of :class:`ImportHandler` for a pending notification:
 A final answer's attempt end, the outcome, its event and one delivery per subscribed destination
 are written in one transaction (:meth:`Store.record_outcome`), which also erases the token: a 201
 is never on record without its outcome, so no later run can take it for an answered attempt
-and send a second import. "Already imported" after an attempt of ours that may have applied means
+and send a second import. "Already imported" after an ambiguous attempt of ours means
 the share is ours: no import is sent again, and a list that does not show the session yet is
 asked again. A reconcile that cannot decide is asked again until an hour past the deadline; then
 the share ends ``imported`` without a session (Didit said it was imported) or ``failed``
@@ -43,7 +44,7 @@ from bridge.pacing import Pacer, PacerClosed
 from bridge.pipeline.ambiguity import (
     AttemptResult,
     is_ambiguous,
-    refused_after_unanswered,
+    refused_after_ambiguous,
     unresolved_ambiguity,
 )
 from bridge.pipeline.fair_share import RejectionWatch
@@ -88,7 +89,7 @@ MAX_TOKEN_TTL_S = 86_400.0  # deadline (a token without exp: received + Didit's 
 @dataclass(frozen=True, slots=True)
 class _Undecided:
     """Reconciliation could not tell (a failed list call, several candidate sessions, a 403
-    after an unanswered attempt with no session listed yet)."""
+    after an ambiguous attempt with no session listed yet)."""
 
     why: str
     delay_s: float | None  # None: the worker's backoff (growing, capped), not a fixed poll
@@ -163,13 +164,13 @@ class ImportHandler:
             self._rejections.observe(
                 notification.partner, rejected=isinstance(outcome, didit.Rejected)
             )
-        maybe_applied = isinstance(outcome, didit.NoAnswer) or (
-            isinstance(outcome, didit.RetryLater) and outcome.may_have_applied
+        ambiguous = isinstance(outcome, didit.NoAnswer) or (
+            isinstance(outcome, didit.RetryLater) and outcome.ambiguous
         )
         ending = AttemptEnd(
             attempt=attempt,
             http_status=answer.http_status,
-            result=_attempt_result(outcome, maybe_applied=maybe_applied),
+            result=_attempt_result(outcome, ambiguous=ambiguous),
             latency_ms=round(answer.latency_s * 1000),
             error=None if isinstance(outcome, didit.Imported) else outcome.message[:500],
         )
@@ -248,7 +249,7 @@ class ImportHandler:
         """Reconcile, and what settles this run: imported, asked again later, or None (the
         list shows no import: the caller may import, or judge a 403 on its words).
 
-        After an unanswered attempt of ours, a 403 most likely refuses our own redeemed share,
+        After an ambiguous attempt of ours, a 403 most likely refuses our own redeemed share,
         whatever its words (Didit's are not documented): an empty list does not let it be
         judged on them, nor imported again, while its session may still appear.
         """
@@ -259,7 +260,7 @@ class ImportHandler:
             )
         if isinstance(found, Done):
             return found
-        refused = refused_after_unanswered(attempts)
+        refused = refused_after_ambiguous(attempts)
         if found is None and refused is None:
             return None
         undecided = _NOT_LISTED if found is None else found
@@ -457,12 +458,12 @@ _NOT_LISTED = _Undecided("reconcile: refused after an unanswered import, session
 
 
 def _attempt_result(
-    outcome: didit.ImportOutcome, *, maybe_applied: bool
+    outcome: didit.ImportOutcome, *, ambiguous: bool
 ) -> AttemptResult | didit.AnswerCode:
     """What an import attempt's answer was: ``AMBIGUOUS`` when it may have applied unseen; for a
     403 what it said (``already_imported``, ...), which steers later runs
-    (``refused_after_unanswered``)."""
-    if maybe_applied:
+    (``refused_after_ambiguous``)."""
+    if ambiguous:
         return AttemptResult.AMBIGUOUS
     if isinstance(outcome, didit.NeedsReconcile):
         return outcome.fallback.code

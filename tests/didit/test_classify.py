@@ -368,7 +368,7 @@ class TestClassifyImport:
     def test_429_with_retry_after_seconds(self) -> None:
         outcome = classify_import(429, body({"detail": "Slow down"}), {"Retry-After": "12"})
         assert isinstance(outcome, RetryLater)
-        assert (outcome.code, outcome.retry_after_s, outcome.may_have_applied) == (
+        assert (outcome.code, outcome.retry_after_s, outcome.ambiguous) == (
             "rate_limited",
             12.0,
             False,
@@ -381,10 +381,10 @@ class TestClassifyImport:
         assert outcome.retry_after_s == pytest.approx(9.0)
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
-    def test_5xx_retries_later_and_may_have_applied(self, status: int) -> None:
+    def test_5xx_retries_later_and_is_ambiguous(self, status: int) -> None:
         outcome = classify_import(status, b"<html>oops</html>", {})
         assert isinstance(outcome, RetryLater)
-        assert (outcome.code, outcome.retry_after_s, outcome.may_have_applied) == (
+        assert (outcome.code, outcome.retry_after_s, outcome.ambiguous) == (
             "upstream_unavailable",
             None,
             True,
@@ -398,7 +398,7 @@ class TestClassifyImport:
     def test_408_retries_later(self) -> None:
         outcome = classify_import(408, b"", {})
         assert isinstance(outcome, RetryLater)
-        assert not outcome.may_have_applied
+        assert not outcome.ambiguous
 
     def test_409_is_reconciled(self) -> None:
         outcome = classify_import(409, body({"detail": "Conflict"}), {})

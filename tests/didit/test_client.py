@@ -177,7 +177,7 @@ class TestTransportFailures:
         assert len(fake.requests) == CONNECT_ATTEMPTS
         assert isinstance(answer.outcome, RetryLater)
         assert answer.outcome.code == "upstream_unavailable"
-        assert not answer.outcome.may_have_applied
+        assert not answer.outcome.ambiguous
         assert answer.http_status is None
         assert "ConnectError" in answer.outcome.message
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bridge.didit import AnswerCode
 from bridge.pipeline.ambiguity import (
     AttemptResult,
-    refused_after_unanswered,
+    refused_after_ambiguous,
     unresolved_ambiguity,
 )
 from bridge.store import AttemptKind, ImportAttempt
@@ -84,7 +84,7 @@ def test_ambiguity_follows_the_last_import_and_reconciliation() -> None:
 
 
 def test_a_refusal_after_an_ambiguous_import_is_never_settled_by_an_empty_list() -> None:
-    """A 403 after an attempt that may have applied: only the session list may settle it, and
+    """A 403 after an ambiguous attempt: only the session list may settle it, and
     a list that does not show the session yet does not."""
     attempts = Attempts()
     attempts.record(AttemptKind.IMPORT, http_status=None, result=AttemptResult.AMBIGUOUS)
@@ -98,16 +98,16 @@ def test_a_refusal_after_an_ambiguous_import_is_never_settled_by_an_empty_list()
         AttemptKind.RECONCILE, http_status=200, result=AttemptResult.RECONCILED_NOT_IMPORTED
     )
     assert attempts.unresolved()
-    assert refused_after_unanswered(attempts.recorded) == AnswerCode.TOKEN_NOT_FOR_THIS_APPLICATION
+    assert refused_after_ambiguous(attempts.recorded) == AnswerCode.TOKEN_NOT_FOR_THIS_APPLICATION
     attempts.record(AttemptKind.IMPORT, http_status=403, result=AnswerCode.ALREADY_IMPORTED)
-    assert refused_after_unanswered(attempts.recorded) == AnswerCode.ALREADY_IMPORTED  # it wins
+    assert refused_after_ambiguous(attempts.recorded) == AnswerCode.ALREADY_IMPORTED  # it wins
 
 
 def test_a_refusal_before_any_ambiguous_import_is_judged_on_its_words() -> None:
     attempts = Attempts()
     attempts.record(AttemptKind.IMPORT, http_status=403, result=AnswerCode.ALREADY_IMPORTED)
-    assert refused_after_unanswered(attempts.recorded) is None
+    assert refused_after_ambiguous(attempts.recorded) is None
     assert not attempts.unresolved()
     attempts.record(AttemptKind.IMPORT, http_status=None, result=AttemptResult.AMBIGUOUS)
-    assert refused_after_unanswered(attempts.recorded) is None  # the refusal came before it
+    assert refused_after_ambiguous(attempts.recorded) is None  # the refusal came before it
     assert attempts.unresolved()
