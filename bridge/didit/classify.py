@@ -1,4 +1,4 @@
-"""Import answers to outcomes (docs/architecture.md, Imports and outcomes), as pure functions."""
+"""Import answers to verdicts (docs/architecture.md, Imports and outcomes), as pure functions."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from collections.abc import Mapping
 from typing import Literal
 
 from bridge.didit._fields import int_or_none, str_or_none
-from bridge.didit.bodies import error_message, parse_json
-from bridge.didit.codes import AnswerCode
-from bridge.didit.outcomes import (
+from bridge.didit.answers import (
     Failed,
     Imported,
     ImportedSession,
-    ImportOutcome,
+    ImportVerdict,
     NeedsReconcile,
     NoAnswer,
     Rejected,
     RetryLater,
 )
+from bridge.didit.bodies import error_message, parse_json
+from bridge.didit.codes import AnswerCode
 from bridge.didit.ratelimit import parse_rate_limit
 
 _SHARE_TOKEN_TEXT = re.compile(r"share[\s_-]*token|\bjwt\b", re.IGNORECASE)
@@ -82,8 +82,8 @@ def _session(body: object) -> ImportedSession | None:
 
 def classify_import(
     status: int, body: bytes | object, headers: Mapping[str, str], *, now: float | None = None
-) -> ImportOutcome:
-    """Map one answer of ``POST /v3/session/import-shared/`` to its outcome (pure).
+) -> ImportVerdict:
+    """Map one answer of ``POST /v3/session/import-shared/`` to its verdict (pure).
 
     ``body`` is the raw bytes or an already parsed JSON value; ``now`` (epoch seconds) converts
     an HTTP-date ``Retry-After``. Choices beyond docs/didit.md: a 2xx without ``session_id`` is

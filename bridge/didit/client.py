@@ -18,17 +18,17 @@ from tenacity import (
     wait_random,
 )
 
-from bridge.didit.bodies import body_excerpt, error_message, parse_json
-from bridge.didit.classify import classify_import
-from bridge.didit.codes import AnswerCode
-from bridge.didit.outcomes import (
+from bridge.didit.answers import (
     DiditError,
     Exchange,
     ImportAnswer,
-    ImportOutcome,
+    ImportVerdict,
     NoAnswer,
     RetryLater,
 )
+from bridge.didit.bodies import body_excerpt, error_message, parse_json
+from bridge.didit.classify import classify_import
+from bridge.didit.codes import AnswerCode
 from bridge.didit.ratelimit import parse_rate_limit
 from bridge.didit.reconcile import SessionRow
 from bridge.times import iso_utc
@@ -128,7 +128,7 @@ class DiditClient:
         self._observe("POST", IMPORT_PATH, response.status_code, latency, info, None)
         status = response.status_code
         return ImportAnswer(
-            outcome=classify_import(status, response.content, response.headers),
+            verdict=classify_import(status, response.content, response.headers),
             http_status=status,
             latency_s=latency,
             rate_limit=info,
@@ -198,22 +198,22 @@ class DiditClient:
     def _import_failure(self, exc: httpx.HTTPError, latency: float, tries: int) -> ImportAnswer:
         name = type(exc).__name__
         self._observe("POST", IMPORT_PATH, None, latency, None, name)
-        outcome: ImportOutcome
+        verdict: ImportVerdict
         if isinstance(exc, _NOT_SENT):
-            outcome = RetryLater(
+            verdict = RetryLater(
                 code=AnswerCode.UPSTREAM_UNAVAILABLE,
                 message=f"{name}: the request was not sent",
                 http_status=None,
             )
         else:
-            outcome = NoAnswer(
+            verdict = NoAnswer(
                 code=AnswerCode.NO_ANSWER,
                 message=f"{name}: no answer; the import may have happened",
                 http_status=None,
                 error_type=name,
             )
         return ImportAnswer(
-            outcome=outcome,
+            verdict=verdict,
             http_status=None,
             latency_s=latency,
             rate_limit=None,

@@ -159,22 +159,22 @@ class ImportHandler:
             trust_review=route.trust_review,
         )
         self._pacer.observe(answer.rate_limit, answer.http_status)
-        outcome = answer.outcome
-        if self._rejections is not None and isinstance(outcome, didit.Imported | didit.Rejected):
+        verdict = answer.verdict
+        if self._rejections is not None and isinstance(verdict, didit.Imported | didit.Rejected):
             self._rejections.observe(
-                notification.partner, rejected=isinstance(outcome, didit.Rejected)
+                notification.partner, rejected=isinstance(verdict, didit.Rejected)
             )
-        ambiguous = isinstance(outcome, didit.NoAnswer) or (
-            isinstance(outcome, didit.RetryLater) and outcome.ambiguous
+        ambiguous = isinstance(verdict, didit.NoAnswer) or (
+            isinstance(verdict, didit.RetryLater) and verdict.ambiguous
         )
         ending = AttemptEnd(
             attempt=attempt,
             http_status=answer.http_status,
-            result=_attempt_result(outcome, ambiguous=ambiguous),
+            result=_attempt_result(verdict, ambiguous=ambiguous),
             latency_ms=round(answer.latency_s * 1000),
-            error=None if isinstance(outcome, didit.Imported) else outcome.message[:500],
+            error=None if isinstance(verdict, didit.Imported) else verdict.message[:500],
         )
-        final = isinstance(outcome, didit.Imported | didit.Rejected | didit.Failed)
+        final = isinstance(verdict, didit.Imported | didit.Rejected | didit.Failed)
         # A final answer is recorded with its outcome, in one transaction: a 201 whose outcome
         # was lost (a crash, a failed commit) must not read as an answered attempt, which the
         # next run would follow with a second import; unended, it reads as ambiguous instead.
@@ -190,10 +190,10 @@ class ImportHandler:
         log.info(
             "import_answered",
             http_status=answer.http_status,
-            result=outcome.code,
+            result=verdict.code,
             latency_ms=round(answer.latency_s * 1000),
         )
-        match outcome:
+        match verdict:
             case didit.Imported(session=session):
                 return await self._finish(
                     job,
@@ -205,22 +205,22 @@ class ImportHandler:
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.REJECTED, reason=outcome.reason),
+                    Outcome(status=NotificationStatus.REJECTED, reason=verdict.reason),
                     ending=ending,
                 )
             case didit.Failed():
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.FAILED, reason=outcome.reason),
+                    Outcome(status=NotificationStatus.FAILED, reason=verdict.reason),
                     ending=ending,
                 )
             case didit.NeedsReconcile(fallback=fallback):
                 return await self._after_forbidden(job, notification, fallback)
             case didit.RetryLater(retry_after_s=retry_after):
-                return self._retry(notification, outcome.code, retry_after)
+                return self._retry(notification, verdict.code, retry_after)
             case didit.NoAnswer():
-                return self._retry(notification, outcome.code, None)
+                return self._retry(notification, verdict.code, None)
 
     async def _after_forbidden(
         self, job: Job, notification: Notification, fallback: didit.Rejected | didit.Failed
@@ -458,16 +458,16 @@ _NOT_LISTED = _Undecided("reconcile: refused after an unanswered import, session
 
 
 def _attempt_result(
-    outcome: didit.ImportOutcome, *, ambiguous: bool
+    verdict: didit.ImportVerdict, *, ambiguous: bool
 ) -> AttemptResult | didit.AnswerCode:
     """What an import attempt's answer was: ``AMBIGUOUS`` when it may have applied unseen; for a
     403 what it said (``already_imported``, ...), which steers later runs
     (``refused_after_ambiguous``)."""
     if ambiguous:
         return AttemptResult.AMBIGUOUS
-    if isinstance(outcome, didit.NeedsReconcile):
-        return outcome.fallback.code
-    return outcome.code
+    if isinstance(verdict, didit.NeedsReconcile):
+        return verdict.fallback.code
+    return verdict.code
 
 
 def _give_up_at(notification: Notification) -> float:
