@@ -51,11 +51,11 @@ from bridge.pipeline.fair_share import RejectionWatch
 from bridge.store import (
     AttemptEnd,
     AttemptKind,
+    FinalOutcome,
     ImportAttempt,
     Job,
     NewEvent,
     Notification,
-    Outcome,
     Store,
 )
 from bridge.store.ids import new_id
@@ -198,21 +198,21 @@ class ImportHandler:
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.IMPORTED, session=session.as_session()),
+                    FinalOutcome(status=NotificationStatus.IMPORTED, session=session.as_session()),
                     ending=ending,
                 )
             case didit.Rejected():
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.REJECTED, reason=verdict.reason),
+                    FinalOutcome(status=NotificationStatus.REJECTED, reason=verdict.reason),
                     ending=ending,
                 )
             case didit.Failed():
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.FAILED, reason=verdict.reason),
+                    FinalOutcome(status=NotificationStatus.FAILED, reason=verdict.reason),
                     ending=ending,
                 )
             case didit.NeedsReconcile(fallback=fallback):
@@ -237,7 +237,9 @@ class ImportHandler:
             if isinstance(fallback, didit.Rejected)
             else NotificationStatus.FAILED
         )
-        return await self._finish(job, notification, Outcome(status=status, reason=fallback.reason))
+        return await self._finish(
+            job, notification, FinalOutcome(status=status, reason=fallback.reason)
+        )
 
     async def _reconciled(
         self,
@@ -256,7 +258,7 @@ class ImportHandler:
         found = await self._reconcile(job, notification, since)
         if isinstance(found, DiditSession):
             return await self._finish(
-                job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
+                job, notification, FinalOutcome(status=NotificationStatus.IMPORTED, session=found)
             )
         if isinstance(found, Done):
             return found
@@ -339,7 +341,7 @@ class ImportHandler:
         if self._clock() < give_up_at:
             return Retry(undecided.why, delay_s=undecided.delay_s, not_after=give_up_at)
         if redeemed:
-            outcome = Outcome(
+            outcome = FinalOutcome(
                 status=NotificationStatus.IMPORTED,
                 reason=Reason(
                     code=OwnReason.SESSION_NOT_LISTED,
@@ -369,14 +371,14 @@ class ImportHandler:
             message="the share token expired before it could be redeemed",
         )
         return await self._finish(
-            job, notification, Outcome(status=NotificationStatus.EXPIRED, reason=reason)
+            job, notification, FinalOutcome(status=NotificationStatus.EXPIRED, reason=reason)
         )
 
     async def _finish(
         self,
         job: Job,
         notification: Notification,
-        outcome: Outcome,
+        outcome: FinalOutcome,
         *,
         ending: AttemptEnd | None = None,
     ) -> JobResult:
@@ -446,8 +448,8 @@ class ImportHandler:
         )
 
 
-def _failed(code: OwnReason, message: str) -> Outcome:
-    return Outcome(status=NotificationStatus.FAILED, reason=Reason(code=code, message=message))
+def _failed(code: OwnReason, message: str) -> FinalOutcome:
+    return FinalOutcome(status=NotificationStatus.FAILED, reason=Reason(code=code, message=message))
 
 
 def _ms_since(started: float) -> int:

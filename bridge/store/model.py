@@ -168,7 +168,7 @@ class AttemptEnd:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class FinalOutcome:
     """The final state of a notification, written by ``record_outcome``."""
 
     status: NotificationStatus  # a final one: imported, rejected, expired or failed

@@ -13,10 +13,10 @@ from bridge.store import (
     AttemptKind,
     AttemptReport,
     DeliveryStatus,
+    FinalOutcome,
     Job,
     JobKind,
     NewEvent,
-    Outcome,
     QueueGauges,
     RetryResult,
     StatusChange,
@@ -55,7 +55,7 @@ async def finish(store: Store, clock: FakeClock, status: NotificationStatus, key
     job = await claim_one(store)
     assert job.ref == accepted.id
     reason = Reason(code="some_reason", message="why", http_status=403)
-    assert await store.record_outcome(job, Outcome(status=status, reason=reason), [])
+    assert await store.record_outcome(job, FinalOutcome(status=status, reason=reason), [])
     return accepted.id
 
 
@@ -143,7 +143,7 @@ class TestAccept:
         assert replay.duplicate
         assert replay.id == first.id
         job = await claim_one(store)
-        assert await store.record_outcome(job, Outcome(status=NotificationStatus.FAILED), [])
+        assert await store.record_outcome(job, FinalOutcome(status=NotificationStatus.FAILED), [])
         late = await store.accept(notification("k1", message_id="m1"))
         assert late.duplicate
         assert late.id == first.id
@@ -332,7 +332,9 @@ class TestFencing:
     ) -> None:
         """A fenced-out outcome leaves the notification pending with its token, no events."""
         old, new = await self.stolen(store, clock)
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        outcome = FinalOutcome(
+            status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
+        )
         assert not await store.record_outcome(old, outcome, [event(clock, "crm")])
         stored = await store.load_notification(old.ref)
         assert stored is not None
@@ -354,7 +356,9 @@ class TestFencing:
         first, second = await claim_one(store), await claim_one(store)
         attempt = await store.begin_import_attempt(second)
         assert attempt is not None
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        outcome = FinalOutcome(
+            status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
+        )
         assert await store.record_outcome(first, outcome, [])
         assert await store.sessions_recorded(["s", "t"], other_than=second.ref) == {"s"}
         assert await store.sessions_recorded(["s"], other_than=first.ref) == frozenset()
@@ -374,7 +378,9 @@ class TestFencing:
         job = await claim_one(store)
         attempt = await store.begin_import_attempt(job)
         assert attempt is not None
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        outcome = FinalOutcome(
+            status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
+        )
         ending = AttemptEnd(attempt=attempt, http_status=201, result="imported", latency_ms=7)
         assert await store.record_outcome(job, outcome, [], ending=ending)
         [ended] = await store.list_import_attempts(job.ref)
@@ -471,7 +477,7 @@ class TestOutcome:
         clock.advance(5)
         session = DiditSession(session_id="sess-9", session_number=43762, status="In Review")
         first, second = event(clock, "crm", "audit"), event(clock, "crm")
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=session)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED, session=session)
         assert await store.record_outcome(job, outcome, [first, second])
         stored = await store.load_notification(accepted.id)
         assert stored is not None
@@ -500,7 +506,7 @@ class TestOutcome:
         accepted = await store.accept(notification())
         job = await claim_one(store)
         duplicate = event(clock, "crm")
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         with pytest.raises(ValueError, match="conflict"):
             await store.record_outcome(job, outcome, [duplicate, duplicate])
         stored = await store.load_notification(accepted.id)
@@ -515,7 +521,7 @@ class TestOutcome:
         await store.accept(notification())
         job = await claim_one(store)
         with pytest.raises(ValueError, match="final"):
-            await store.record_outcome(job, Outcome(status=NotificationStatus.PENDING), [])
+            await store.record_outcome(job, FinalOutcome(status=NotificationStatus.PENDING), [])
 
     @pytest.mark.parametrize("status", [NotificationStatus.REJECTED, NotificationStatus.EXPIRED])
     async def test_token_is_erased_at_a_final_state(
@@ -554,7 +560,7 @@ class TestStatusUpdates:
         await store.accept(notification())
         job = await claim_one(store)
         session = DiditSession(session_id="sess-1", session_number=7, status="In Review")
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=session)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED, session=session)
         assert await store.record_outcome(job, outcome, [])
         found = await store.find_by_session("sess-1")
         assert found is not None
@@ -593,7 +599,7 @@ async def imported(store: Store, key: str, *, status: str | None = "Not Started"
     job = await claim_one(store)
     session = DiditSession(session_id=f"session-of-{key}", status=status)
     assert await store.record_outcome(
-        job, Outcome(status=NotificationStatus.IMPORTED, session=session), []
+        job, FinalOutcome(status=NotificationStatus.IMPORTED, session=session), []
     )
     return job.ref
 
@@ -752,7 +758,7 @@ class TestDeliveries:
         job = await claim_one(store)
         new_event = event(clock, *destinations)
         assert await store.record_outcome(
-            job, Outcome(status=NotificationStatus.IMPORTED), [new_event]
+            job, FinalOutcome(status=NotificationStatus.IMPORTED), [new_event]
         )
         return await claim_one(store, kind=JobKind.DELIVER, owner="d")
 
@@ -866,7 +872,7 @@ class TestDeliveries:
         for key in ("x1", "x2", "x3"):
             await store.accept(notification(key))
             job = await claim_one(store)
-            imported = Outcome(status=NotificationStatus.IMPORTED)
+            imported = FinalOutcome(status=NotificationStatus.IMPORTED)
             assert await store.record_outcome(job, imported, [event(clock, "a", "b", "c")])
         for job in await store.claim(JobKind.DELIVER, owner="d", lease_s=30, limit=20):
             if job.lane != "c":
@@ -894,7 +900,7 @@ class TestDeliveries:
         await store.set_destination_enabled("crm", enabled=False, reason="410 Gone")
         await store.accept(notification())
         job = await claim_one(store)
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         assert await store.record_outcome(job, outcome, [event(clock, "crm", "audit")])
         jobs = await store.claim(JobKind.DELIVER, owner="d", lease_s=30, limit=10)
         assert [job.lane for job in jobs] == ["audit"]
@@ -911,7 +917,7 @@ class TestDeliveries:
         """skip_lanes leaves a busy destination's deliveries for later."""
         await store.accept(notification())
         job = await claim_one(store)
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         assert await store.record_outcome(job, outcome, [event(clock, "crm", "audit")])
         jobs = await store.claim(
             JobKind.DELIVER, owner="d", lease_s=30, limit=10, skip_lanes={"audit"}
@@ -968,7 +974,7 @@ class TestOperations:
         attempt = await store.begin_import_attempt(job)
         assert attempt == 1
         await store.end_import_attempt(job, 1, http_status=201, result="imported", latency_ms=80)
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         assert await store.record_outcome(job, outcome, [event(clock, "crm")])
         timeline = await store.timeline(accepted.id)
         assert timeline is not None

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bridge.store import AttemptReport, Job, JobKind, Outcome, Store
+from bridge.store import AttemptReport, FinalOutcome, Job, JobKind, Store
 from bridge.types import DiditSession, EventType, NotificationStatus, Reason
 from tests.store.backends import PG_DSN, StoreTarget, drop_pg_schema, new_pg_schema
 from tests.store.helpers import START, FakeClock, notification
@@ -135,7 +135,7 @@ async def _write(store: Store, clock: FakeClock, job: Job, rng: random.Random) -
         return await store.bury(job, error="gave up")
     status = rng.choice(FINAL)
     session = DiditSession(session_id=f"s{rng.randrange(6)}") if status.is_final else None
-    outcome = Outcome(
+    outcome = FinalOutcome(
         status=status,
         session=session if status is NotificationStatus.IMPORTED else None,
         reason=None if status is NotificationStatus.IMPORTED else Reason(code="c", message="m"),
