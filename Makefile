@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check bridge tests bench
 
 types: $(STAMP)
-	$(BIN)/mypy bridge tests
+	$(BIN)/mypy bridge tests bench
 
 imports: $(STAMP)
 	$(BIN)/lint-imports

@@ -40,11 +40,11 @@ from bridge.observability import configure_logging, reset_logging
 from bridge.pipeline import DeliverHandler, delivery_concurrency
 from bridge.store import (
     AttemptReport,
+    FinalOutcome,
     Job,
     JobKind,
     NewEvent,
     NewNotification,
-    Outcome,
     Store,
     open_store,
 )
@@ -268,10 +268,10 @@ async def _seed(store: Store, count: int) -> None:
         done += len(jobs)
 
 
-def _imported(job: Job) -> Outcome:
+def _imported(job: Job) -> FinalOutcome:
     """Imported as a Didit session of its own: the store refuses a session with two owners."""
     session = DiditSession(session_id=f"session-of-{job.ref}", status="In Review")
-    return Outcome(status=NotificationStatus.IMPORTED, session=session)
+    return FinalOutcome(status=NotificationStatus.IMPORTED, session=session)
 
 
 def _notification(number: int) -> NewNotification:

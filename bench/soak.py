@@ -168,10 +168,16 @@ class _Soak:
         ends = started + self.args.minutes * 60
         try:
             sampler = asyncio.create_task(self._sample_every(store, started))
-            async with httpx.AsyncClient(timeout=10.0) as client:
+            admin_headers = {"authorization": f"Bearer {self.secrets.admin}"}
+            async with (
+                httpx.AsyncClient(timeout=10.0) as client,
+                httpx.AsyncClient(
+                    base_url=self.bridge.url, headers=admin_headers, timeout=10.0
+                ) as admin,
+            ):
                 number = 0
                 while time.monotonic() < ends and self.bridge.alive():
-                    await self._batch(client, store, number)
+                    await self._batch(client, admin, store, number)
                     number += 1
             await self._drain(store)
             sampler.cancel()
@@ -185,7 +191,9 @@ class _Soak:
             self.problems.append(f"bridge serve exited with {self.bridge.process.returncode}")
         return self.samples, self.problems
 
-    async def _batch(self, client: httpx.AsyncClient, store: Store, number: int) -> None:
+    async def _batch(
+        self, client: httpx.AsyncClient, admin: httpx.AsyncClient, store: Store, number: int
+    ) -> None:
         """One demo plan with fresh tokens, sent, then checked once it has settled."""
         mix = mix_for(self.args.batch)
         _, material = await asyncio.to_thread(sandbox_setup.mint, self.control, mix)
@@ -200,7 +208,7 @@ class _Soak:
         self.sent += len(plan)
         await self._drain(store)
         accepted = {a.notification_id for a in traffic.answers.values() if a.notification_id}
-        recorded = await records.with_timelines(store, accepted)
+        recorded = await records.with_timelines(admin, accepted)  # as an operator reads
         for message in plan:
             answer = traffic.answers.get(message.index)
             found = [answer_problem(message, answer, traffic.answers)]

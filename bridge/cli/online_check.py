@@ -62,7 +62,10 @@ async def _api_key(settings: Settings) -> Finding:
                 max_pages=1,
             )
         except didit.DiditError as exc:
-            refused = exc.code in ("upstream_auth", "upstream_forbidden")
+            refused = exc.code in (
+                didit.AnswerCode.UPSTREAM_AUTH,
+                didit.AnswerCode.UPSTREAM_FORBIDDEN,
+            )
             why = "Didit refused the key" if refused else exc.code
             return Finding(Result.FAILED, subject, f"GET {didit.SESSIONS_PATH}: {why} ({exc})")
     return Finding(Result.OK, subject, f"an authenticated GET {didit.SESSIONS_PATH} answered 200")

@@ -7,10 +7,10 @@ is never logged, and every message taken from an answer is scrubbed of JWT-shape
 
 How the pipeline reads an :class:`ImportAnswer` (docs/architecture.md, Imports and outcomes):
 
-- :class:`Imported`: record ``outcome.session``.
-- :class:`Rejected` / :class:`Failed`: final (``rejected`` / ``failed``), ``outcome.reason``.
+- :class:`Imported`: record ``verdict.session``.
+- :class:`Rejected` / :class:`Failed`: final (``rejected`` / ``failed``), ``verdict.reason``.
 - :class:`RetryLater`: back to the durable queue, not before ``retry_after_s``; when
-  ``may_have_applied`` (a 5xx) the next attempt reconciles first.
+  ``ambiguous`` (a 5xx: the import may have happened) the next attempt reconciles first.
 - :class:`NeedsReconcile` (a 403, a 409): reconcile; if nothing was imported, record ``fallback``.
 - :class:`NoAnswer`: the import may have happened; mark the attempt ambiguous; reconcile next.
 
@@ -19,6 +19,20 @@ Feed ``answer.rate_limit`` and ``answer.http_status`` to the pacer after every i
 
 from __future__ import annotations
 
+from bridge.didit.answers import (
+    AnswerVerdict,
+    DiditError,
+    Exchange,
+    Failed,
+    ImportAnswer,
+    Imported,
+    ImportedSession,
+    ImportVerdict,
+    NeedsReconcile,
+    NoAnswer,
+    Rejected,
+    RetryLater,
+)
 from bridge.didit.bodies import (
     EXCERPT_MAX_CHARS,
     MESSAGE_MAX_CHARS,
@@ -34,20 +48,7 @@ from bridge.didit.client import (
     SESSIONS_PATH,
     DiditClient,
 )
-from bridge.didit.outcomes import (
-    DiditError,
-    Exchange,
-    Failed,
-    ImportAnswer,
-    Imported,
-    ImportedSession,
-    ImportOutcome,
-    NeedsReconcile,
-    NoAnswer,
-    Outcome,
-    Rejected,
-    RetryLater,
-)
+from bridge.didit.codes import AnswerCode
 from bridge.didit.ratelimit import MAX_RESET_IN_S, MAX_RETRY_AFTER_S, parse_rate_limit
 from bridge.didit.reconcile import RECONCILE_SKEW, AmbiguousMatch, SessionRow, find_imported
 
@@ -62,18 +63,19 @@ __all__ = [
     "RECONCILE_SKEW",
     "SESSIONS_PATH",
     "AmbiguousMatch",
+    "AnswerCode",
+    "AnswerVerdict",
     "DiditClient",
     "DiditError",
     "Exchange",
     "Failed",
     "ForbiddenReason",
     "ImportAnswer",
-    "ImportOutcome",
+    "ImportVerdict",
     "Imported",
     "ImportedSession",
     "NeedsReconcile",
     "NoAnswer",
-    "Outcome",
     "Rejected",
     "RetryLater",
     "SessionRow",

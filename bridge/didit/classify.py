@@ -1,4 +1,4 @@
-"""Import answers to outcomes (docs/architecture.md, Imports and outcomes), as pure functions."""
+"""Import answers to verdicts (docs/architecture.md, Imports and outcomes), as pure functions."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ from collections.abc import Mapping
 from typing import Literal
 
 from bridge.didit._fields import int_or_none, str_or_none
-from bridge.didit.bodies import error_message, parse_json
-from bridge.didit.outcomes import (
+from bridge.didit.answers import (
     Failed,
     Imported,
     ImportedSession,
-    ImportOutcome,
+    ImportVerdict,
     NeedsReconcile,
     NoAnswer,
     Rejected,
     RetryLater,
 )
+from bridge.didit.bodies import error_message, parse_json
+from bridge.didit.codes import AnswerCode
 from bridge.didit.ratelimit import parse_rate_limit
 
 _SHARE_TOKEN_TEXT = re.compile(r"share[\s_-]*token|\bjwt\b", re.IGNORECASE)
@@ -40,7 +41,9 @@ _OTHER_APP_TEXT = re.compile(
 _WORKFLOW_TEXT = re.compile(r"workflow", re.IGNORECASE)
 
 ForbiddenReason = Literal[
-    "already_imported", "token_not_for_this_application", "upstream_forbidden"
+    AnswerCode.ALREADY_IMPORTED,
+    AnswerCode.TOKEN_NOT_FOR_THIS_APPLICATION,
+    AnswerCode.UPSTREAM_FORBIDDEN,
 ]
 
 
@@ -52,12 +55,12 @@ def classify_forbidden(body_text: str) -> ForbiddenReason:
     never a rejection that would drop a token that might still be good.
     """
     if _ALREADY_TEXT.search(body_text):
-        return "already_imported"
+        return AnswerCode.ALREADY_IMPORTED
     if _CREDITS_TEXT.search(body_text):
-        return "upstream_forbidden"
+        return AnswerCode.UPSTREAM_FORBIDDEN
     if _OTHER_APP_TEXT.search(body_text):
-        return "token_not_for_this_application"
-    return "upstream_forbidden"
+        return AnswerCode.TOKEN_NOT_FOR_THIS_APPLICATION
+    return AnswerCode.UPSTREAM_FORBIDDEN
 
 
 def _session(body: object) -> ImportedSession | None:
@@ -79,8 +82,8 @@ def _session(body: object) -> ImportedSession | None:
 
 def classify_import(
     status: int, body: bytes | object, headers: Mapping[str, str], *, now: float | None = None
-) -> ImportOutcome:
-    """Map one answer of ``POST /v3/session/import-shared/`` to its outcome (pure).
+) -> ImportVerdict:
+    """Map one answer of ``POST /v3/session/import-shared/`` to its verdict (pure).
 
     ``body`` is the raw bytes or an already parsed JSON value; ``now`` (epoch seconds) converts
     an HTTP-date ``Retry-After``. Choices beyond docs/didit.md: a 2xx without ``session_id`` is
@@ -92,63 +95,65 @@ def classify_import(
     value = parse_json(bytes(body)) if isinstance(body, bytes | bytearray) else body
     message = error_message(value) or f"HTTP {status}"
 
-    def rejected(code: str) -> Rejected:
+    def rejected(code: AnswerCode) -> Rejected:
         return Rejected(code=code, message=message, http_status=status)
 
-    def failed(code: str) -> Failed:
+    def failed(code: AnswerCode) -> Failed:
         return Failed(code=code, message=message, http_status=status)
 
-    def retry(code: str, *, may_have_applied: bool) -> RetryLater:
+    def retry(code: AnswerCode, *, ambiguous: bool) -> RetryLater:
         info = parse_rate_limit(headers, now=now)
         return RetryLater(
             code=code,
             message=message,
             http_status=status,
             retry_after_s=info.retry_after_s if info else None,
-            may_have_applied=may_have_applied,
+            ambiguous=ambiguous,
         )
 
     if 200 <= status < 300:
         session = _session(value)
         if session is None:
             return NoAnswer(
-                code="no_answer",
+                code=AnswerCode.NO_ANSWER,
                 message=f"HTTP {status} without a session_id",
                 http_status=status,
                 error_type="MissingSessionId",
             )
-        return Imported(code="imported", message="", http_status=status, session=session)
+        return Imported(code=AnswerCode.IMPORTED, message="", http_status=status, session=session)
     if status == 401:
         if not _SHARE_TOKEN_TEXT.search(message) and _API_KEY_TEXT.search(message):
-            return failed("upstream_auth")
-        return rejected("token_invalid_or_expired")
+            return failed(AnswerCode.UPSTREAM_AUTH)
+        return rejected(AnswerCode.TOKEN_INVALID_OR_EXPIRED)
     if status in {403, 409}:
-        reason = classify_forbidden(message) if status == 403 else "upstream_forbidden"
+        reason = classify_forbidden(message) if status == 403 else AnswerCode.UPSTREAM_FORBIDDEN
         fallback: Rejected | Failed
-        if reason == "upstream_forbidden":
-            fallback = failed("upstream_forbidden" if status == 403 else "unexpected_response")
+        if reason == AnswerCode.UPSTREAM_FORBIDDEN:
+            fallback = failed(
+                AnswerCode.UPSTREAM_FORBIDDEN if status == 403 else AnswerCode.UNEXPECTED_RESPONSE
+            )
         else:
             fallback = rejected(reason)
-        code = "forbidden" if status == 403 else "conflict"
+        code = AnswerCode.FORBIDDEN if status == 403 else AnswerCode.CONFLICT
         return NeedsReconcile(code=code, message=message, http_status=status, fallback=fallback)
     if status == 404:
         if isinstance(value, str):
-            return failed("unexpected_response")
+            return failed(AnswerCode.UNEXPECTED_RESPONSE)
         if _WORKFLOW_TEXT.search(message):
-            return failed("workflow_not_found")
-        return rejected("source_session_not_found")
+            return failed(AnswerCode.WORKFLOW_NOT_FOUND)
+        return rejected(AnswerCode.SOURCE_SESSION_NOT_FOUND)
     if status in {400, 422}:
-        return rejected("bad_request")
+        return rejected(AnswerCode.BAD_REQUEST)
     if status == 402:
-        return failed("insufficient_balance")
+        return failed(AnswerCode.INSUFFICIENT_BALANCE)
     if status == 429:
-        return retry("rate_limited", may_have_applied=False)
+        return retry(AnswerCode.RATE_LIMITED, ambiguous=False)
     if status == 408:
-        return retry("upstream_unavailable", may_have_applied=False)
+        return retry(AnswerCode.UPSTREAM_UNAVAILABLE, ambiguous=False)
     if 500 <= status < 600:
-        return retry("upstream_unavailable", may_have_applied=True)
+        return retry(AnswerCode.UPSTREAM_UNAVAILABLE, ambiguous=True)
     return Failed(
-        code="unexpected_response",
+        code=AnswerCode.UNEXPECTED_RESPONSE,
         message=f"HTTP {status}: {message}" if message != f"HTTP {status}" else message,
         http_status=status,
     )

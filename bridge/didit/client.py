@@ -18,16 +18,17 @@ from tenacity import (
     wait_random,
 )
 
-from bridge.didit.bodies import body_excerpt, error_message, parse_json
-from bridge.didit.classify import classify_import
-from bridge.didit.outcomes import (
+from bridge.didit.answers import (
     DiditError,
     Exchange,
     ImportAnswer,
-    ImportOutcome,
+    ImportVerdict,
     NoAnswer,
     RetryLater,
 )
+from bridge.didit.bodies import body_excerpt, error_message, parse_json
+from bridge.didit.classify import classify_import
+from bridge.didit.codes import AnswerCode
 from bridge.didit.ratelimit import parse_rate_limit
 from bridge.didit.reconcile import SessionRow
 from bridge.times import iso_utc
@@ -127,7 +128,7 @@ class DiditClient:
         self._observe("POST", IMPORT_PATH, response.status_code, latency, info, None)
         status = response.status_code
         return ImportAnswer(
-            outcome=classify_import(status, response.content, response.headers),
+            verdict=classify_import(status, response.content, response.headers),
             http_status=status,
             latency_s=latency,
             rate_limit=info,
@@ -178,7 +179,9 @@ class DiditClient:
         path = DECISION_PATH.format(session_id=quote(session_id, safe=""))
         value = await self._get_json(path, DECISION_PATH, None)
         if not isinstance(value, dict):
-            raise DiditError("the decision is not a JSON object", code="unexpected_response")
+            raise DiditError(
+                "the decision is not a JSON object", code=AnswerCode.UNEXPECTED_RESPONSE
+            )
         return value
 
     # ---------------------------------------------------------------------------------------
@@ -195,22 +198,22 @@ class DiditClient:
     def _import_failure(self, exc: httpx.HTTPError, latency: float, tries: int) -> ImportAnswer:
         name = type(exc).__name__
         self._observe("POST", IMPORT_PATH, None, latency, None, name)
-        outcome: ImportOutcome
+        verdict: ImportVerdict
         if isinstance(exc, _NOT_SENT):
-            outcome = RetryLater(
-                code="upstream_unavailable",
+            verdict = RetryLater(
+                code=AnswerCode.UPSTREAM_UNAVAILABLE,
                 message=f"{name}: the request was not sent",
                 http_status=None,
             )
         else:
-            outcome = NoAnswer(
-                code="no_answer",
+            verdict = NoAnswer(
+                code=AnswerCode.NO_ANSWER,
                 message=f"{name}: no answer; the import may have happened",
                 http_status=None,
                 error_type=name,
             )
         return ImportAnswer(
-            outcome=outcome,
+            verdict=verdict,
             http_status=None,
             latency_s=latency,
             rate_limit=None,
@@ -230,7 +233,7 @@ class DiditClient:
         except httpx.HTTPError as exc:
             name = type(exc).__name__
             self._observe("GET", template, None, time.perf_counter() - started, None, name)
-            raise DiditError(f"{name}: no answer", code="upstream_unavailable") from None
+            raise DiditError(f"{name}: no answer", code=AnswerCode.UPSTREAM_UNAVAILABLE) from None
         if response is None:
             raise AssertionError("tenacity ended without a response or an error")
         info = parse_rate_limit(response.headers)
@@ -240,15 +243,17 @@ class DiditClient:
             value = parse_json(response.content)
             if not isinstance(value, str):
                 return value
-            code = "unexpected_response"
+            code = AnswerCode.UNEXPECTED_RESPONSE
         elif status == 429:
-            code = "rate_limited"
+            code = AnswerCode.RATE_LIMITED
         elif status >= 500:
-            code = "upstream_unavailable"
+            code = AnswerCode.UPSTREAM_UNAVAILABLE
         else:
-            code = {401: "upstream_auth", 403: "upstream_forbidden", 404: "not_found"}.get(
-                status, "unexpected_response"
-            )
+            code = {
+                401: AnswerCode.UPSTREAM_AUTH,
+                403: AnswerCode.UPSTREAM_FORBIDDEN,
+                404: AnswerCode.NOT_FOUND,
+            }.get(status, AnswerCode.UNEXPECTED_RESPONSE)
         raise DiditError(
             f"HTTP {status}: {error_message(response.content)}",
             code=code,

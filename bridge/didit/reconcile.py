@@ -67,7 +67,7 @@ def find_imported(
     """Find the session an ambiguous import created, among rows listed after it.
 
     A row matches when its vendor_data and workflow equal ours and it was created at or after
-    ``since - skew`` (``since``: when the first unanswered attempt started). A row without
+    ``since - skew`` (``since``: when the first ambiguous attempt started). A row without
     ``vendor_data`` never matches: vendor_data is what ties a session to the partner whose share
     it is, and adopting a session on a guess could hand one partner's session to another. A
     missing workflow or creation time does not exclude a row (the list call filtered on them and

@@ -3,12 +3,13 @@
 
 One run of :class:`ImportHandler` for a pending notification:
 
-1. If an earlier attempt may have redeemed the token (it ended without an answer, or with a 5xx),
-   *reconcile* first: list our sessions for the notification's vendor_data and workflow since
-   that attempt. Found: the share is imported, without calling import again. A session already
-   recorded on another notification, listed as shared from another source session, or listed
-   without our vendor_data, is never this one's (two shares of one customer often share
-   vendor_data; vendor_data starts with the partner, so it is never another partner's).
+1. If an earlier attempt is ambiguous (it may have redeemed the token: it ended without an
+   answer, or with a 5xx), *reconcile* first: list our sessions for the notification's
+   vendor_data and workflow since that attempt. Found: the share is imported, without calling
+   import again. A session already recorded on another notification, listed as shared from
+   another source session, or listed without our vendor_data, is never this one's (two shares
+   of one customer often share vendor_data; vendor_data starts with the partner, so it is never
+   another partner's).
 2. Past the token's deadline: ``expired``, without a call.
 3. Wait for the pacer, record the attempt as started (committed), call import.
 4. Map Didit's answer: 201 imported; 401/400/404 rejected or failed; a 403 reconciles before it
@@ -18,7 +19,7 @@ One run of :class:`ImportHandler` for a pending notification:
 A final answer's attempt end, the outcome, its event and one delivery per subscribed destination
 are written in one transaction (:meth:`Store.record_outcome`), which also erases the token: a 201
 is never on record without its outcome, so no later run can take it for an answered attempt
-and send a second import. "Already imported" after an attempt of ours that may have applied means
+and send a second import. "Already imported" after an ambiguous attempt of ours means
 the share is ours: no import is sent again, and a list that does not show the session yet is
 asked again. A reconcile that cannot decide is asked again until an hour past the deadline; then
 the share ends ``imported`` without a session (Didit said it was imported) or ``failed``
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import structlog
 
@@ -39,22 +41,22 @@ from bridge.config import Settings
 from bridge.events import EVENT_FOR_STATUS, ShareFacts, render_event
 from bridge.observability import Metrics
 from bridge.pacing import Pacer, PacerClosed
+from bridge.pipeline.ambiguity import (
+    AttemptResult,
+    is_ambiguous,
+    refused_after_ambiguous,
+    unresolved_ambiguity,
+)
 from bridge.pipeline.fair_share import RejectionWatch
 from bridge.store import (
-    ALREADY_IMPORTED,
-    AMBIGUOUS,
-    RECONCILED_IMPORTED,
-    RECONCILED_NOT_IMPORTED,
     AttemptEnd,
     AttemptKind,
+    FinalOutcome,
     ImportAttempt,
     Job,
     NewEvent,
     Notification,
-    Outcome,
     Store,
-    refused_after_unanswered,
-    unresolved_ambiguity,
 )
 from bridge.store.ids import new_id
 from bridge.types import (
@@ -70,6 +72,16 @@ from bridge.types import (
 
 log = structlog.get_logger()
 
+
+class OwnReason(StrEnum):
+    """The reason codes of outcomes the import job decides without a verdict of Didit's."""
+
+    TOKEN_ERASED = "token_erased"  # noqa: S105 - a code
+    SHARE_TOKEN_EXPIRED = "share_token_expired"  # noqa: S105 - a code
+    RECONCILE_UNRESOLVED = "reconcile_unresolved"
+    SESSION_NOT_LISTED = "session_not_listed"
+
+
 RECONCILE_GIVE_UP_S = 3600.0  # an undecided reconcile is asked again until this long past the
 MAX_TOKEN_TTL_S = 86_400.0  # deadline (a token without exp: received + Didit's longest TTL)
 
@@ -77,7 +89,7 @@ MAX_TOKEN_TTL_S = 86_400.0  # deadline (a token without exp: received + Didit's 
 @dataclass(frozen=True, slots=True)
 class _Undecided:
     """Reconciliation could not tell (a failed list call, several candidate sessions, a 403
-    after an unanswered attempt with no session listed yet)."""
+    after an ambiguous attempt with no session listed yet)."""
 
     why: str
     delay_s: float | None  # None: the worker's backoff (growing, capped), not a fixed poll
@@ -116,14 +128,16 @@ class ImportHandler:
         )
         attempts = await self._store.list_import_attempts(notification.id)
         if unresolved_ambiguity(attempts):
-            since = min(attempt.started_at for attempt in attempts if attempt.ambiguous)
+            since = min(attempt.started_at for attempt in attempts if is_ambiguous(attempt))
             settled = await self._reconciled(job, notification, since, attempts)
             if settled is not None:
                 return settled  # imported, or asked again later: never import blindly
         if notification.deadline is not None and self._clock() >= notification.deadline:
             return await self._expire(job, notification)
         if notification.token is None:
-            return await self._finish(job, notification, _failed("token_erased", "no token kept"))
+            return await self._finish(
+                job, notification, _failed(OwnReason.TOKEN_ERASED, "no token kept")
+            )
         return await self._import(job, notification, notification.token)
 
     async def _import(self, job: Job, notification: Notification, token: str) -> JobResult:
@@ -145,22 +159,22 @@ class ImportHandler:
             trust_review=route.trust_review,
         )
         self._pacer.observe(answer.rate_limit, answer.http_status)
-        outcome = answer.outcome
-        if self._rejections is not None and isinstance(outcome, didit.Imported | didit.Rejected):
+        verdict = answer.verdict
+        if self._rejections is not None and isinstance(verdict, didit.Imported | didit.Rejected):
             self._rejections.observe(
-                notification.partner, rejected=isinstance(outcome, didit.Rejected)
+                notification.partner, rejected=isinstance(verdict, didit.Rejected)
             )
-        maybe_applied = isinstance(outcome, didit.NoAnswer) or (
-            isinstance(outcome, didit.RetryLater) and outcome.may_have_applied
+        ambiguous = isinstance(verdict, didit.NoAnswer) or (
+            isinstance(verdict, didit.RetryLater) and verdict.ambiguous
         )
         ending = AttemptEnd(
             attempt=attempt,
             http_status=answer.http_status,
-            result=_attempt_result(outcome, maybe_applied=maybe_applied),
+            result=_attempt_result(verdict, ambiguous=ambiguous),
             latency_ms=round(answer.latency_s * 1000),
-            error=None if isinstance(outcome, didit.Imported) else outcome.message[:500],
+            error=None if isinstance(verdict, didit.Imported) else verdict.message[:500],
         )
-        final = isinstance(outcome, didit.Imported | didit.Rejected | didit.Failed)
+        final = isinstance(verdict, didit.Imported | didit.Rejected | didit.Failed)
         # A final answer is recorded with its outcome, in one transaction: a 201 whose outcome
         # was lost (a crash, a failed commit) must not read as an answered attempt, which the
         # next run would follow with a second import; unended, it reads as ambiguous instead.
@@ -176,37 +190,37 @@ class ImportHandler:
         log.info(
             "import_answered",
             http_status=answer.http_status,
-            result=outcome.code,
+            result=verdict.code,
             latency_ms=round(answer.latency_s * 1000),
         )
-        match outcome:
+        match verdict:
             case didit.Imported(session=session):
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.IMPORTED, session=session.as_session()),
+                    FinalOutcome(status=NotificationStatus.IMPORTED, session=session.as_session()),
                     ending=ending,
                 )
             case didit.Rejected():
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.REJECTED, reason=outcome.reason),
+                    FinalOutcome(status=NotificationStatus.REJECTED, reason=verdict.reason),
                     ending=ending,
                 )
             case didit.Failed():
                 return await self._finish(
                     job,
                     notification,
-                    Outcome(status=NotificationStatus.FAILED, reason=outcome.reason),
+                    FinalOutcome(status=NotificationStatus.FAILED, reason=verdict.reason),
                     ending=ending,
                 )
             case didit.NeedsReconcile(fallback=fallback):
                 return await self._after_forbidden(job, notification, fallback)
             case didit.RetryLater(retry_after_s=retry_after):
-                return self._retry(notification, outcome.code, retry_after)
+                return self._retry(notification, verdict.code, retry_after)
             case didit.NoAnswer():
-                return self._retry(notification, outcome.code, None)
+                return self._retry(notification, verdict.code, None)
 
     async def _after_forbidden(
         self, job: Job, notification: Notification, fallback: didit.Rejected | didit.Failed
@@ -223,7 +237,9 @@ class ImportHandler:
             if isinstance(fallback, didit.Rejected)
             else NotificationStatus.FAILED
         )
-        return await self._finish(job, notification, Outcome(status=status, reason=fallback.reason))
+        return await self._finish(
+            job, notification, FinalOutcome(status=status, reason=fallback.reason)
+        )
 
     async def _reconciled(
         self,
@@ -235,22 +251,22 @@ class ImportHandler:
         """Reconcile, and what settles this run: imported, asked again later, or None (the
         list shows no import: the caller may import, or judge a 403 on its words).
 
-        After an unanswered attempt of ours, a 403 most likely refuses our own redeemed share,
+        After an ambiguous attempt of ours, a 403 most likely refuses our own redeemed share,
         whatever its words (Didit's are not documented): an empty list does not let it be
         judged on them, nor imported again, while its session may still appear.
         """
         found = await self._reconcile(job, notification, since)
         if isinstance(found, DiditSession):
             return await self._finish(
-                job, notification, Outcome(status=NotificationStatus.IMPORTED, session=found)
+                job, notification, FinalOutcome(status=NotificationStatus.IMPORTED, session=found)
             )
         if isinstance(found, Done):
             return found
-        refused = refused_after_unanswered(attempts)
+        refused = refused_after_ambiguous(attempts)
         if found is None and refused is None:
             return None
         undecided = _NOT_LISTED if found is None else found
-        redeemed = refused == ALREADY_IMPORTED
+        redeemed = refused is didit.AnswerCode.ALREADY_IMPORTED
         return await self._undecided(job, notification, undecided, redeemed=redeemed)
 
     async def _reconcile(
@@ -294,11 +310,11 @@ class ImportHandler:
             taken=taken,
         )
         result = (
-            "ambiguous_match"
+            AttemptResult.AMBIGUOUS_MATCH
             if isinstance(found, didit.AmbiguousMatch)
-            else RECONCILED_NOT_IMPORTED
+            else AttemptResult.RECONCILED_NOT_IMPORTED
             if found is None
-            else RECONCILED_IMPORTED
+            else AttemptResult.RECONCILED_IMPORTED
         )
         await self._store.end_import_attempt(
             job, attempt, http_status=200, result=result, latency_ms=_ms_since(started)
@@ -325,22 +341,24 @@ class ImportHandler:
         if self._clock() < give_up_at:
             return Retry(undecided.why, delay_s=undecided.delay_s, not_after=give_up_at)
         if redeemed:
-            outcome = Outcome(
+            outcome = FinalOutcome(
                 status=NotificationStatus.IMPORTED,
                 reason=Reason(
-                    code="session_not_listed",
+                    code=OwnReason.SESSION_NOT_LISTED,
                     message="Didit said the share is already imported after an unanswered "
                     "import of ours, but its session never appeared in the session list",
                 ),
             )
         else:
             outcome = _failed(
-                "reconcile_unresolved",
+                OwnReason.RECONCILE_UNRESOLVED,
                 f"could not tell whether an unanswered import applied ({undecided.why})",
             )
         return await self._finish(job, notification, outcome)
 
-    def _retry(self, notification: Notification, code: str, retry_after: float | None) -> Retry:
+    def _retry(
+        self, notification: Notification, code: didit.AnswerCode, retry_after: float | None
+    ) -> Retry:
         # Never sleep past the deadline: the next run records `expired` (after reconciling).
         structlog.contextvars.bind_contextvars(outcome="retry", reason=code)
         if self._metrics is not None:
@@ -349,18 +367,18 @@ class ImportHandler:
 
     async def _expire(self, job: Job, notification: Notification) -> JobResult:
         reason = Reason(
-            code="share_token_expired",
+            code=OwnReason.SHARE_TOKEN_EXPIRED,
             message="the share token expired before it could be redeemed",
         )
         return await self._finish(
-            job, notification, Outcome(status=NotificationStatus.EXPIRED, reason=reason)
+            job, notification, FinalOutcome(status=NotificationStatus.EXPIRED, reason=reason)
         )
 
     async def _finish(
         self,
         job: Job,
         notification: Notification,
-        outcome: Outcome,
+        outcome: FinalOutcome,
         *,
         ending: AttemptEnd | None = None,
     ) -> JobResult:
@@ -412,7 +430,7 @@ class ImportHandler:
         if status is not NotificationStatus.FAILED:
             self._metrics.token_erasures.inc()  # record_outcome erased it (a failed one waits)
 
-    def _count_reconcile(self, result: str) -> None:
+    def _count_reconcile(self, result: AttemptResult | didit.AnswerCode) -> None:
         if self._metrics is not None:
             self._metrics.reconciliations.labels(result=result).inc()
 
@@ -430,8 +448,8 @@ class ImportHandler:
         )
 
 
-def _failed(code: str, message: str) -> Outcome:
-    return Outcome(status=NotificationStatus.FAILED, reason=Reason(code=code, message=message))
+def _failed(code: OwnReason, message: str) -> FinalOutcome:
+    return FinalOutcome(status=NotificationStatus.FAILED, reason=Reason(code=code, message=message))
 
 
 def _ms_since(started: float) -> int:
@@ -441,15 +459,17 @@ def _ms_since(started: float) -> int:
 _NOT_LISTED = _Undecided("reconcile: refused after an unanswered import, session not listed", None)
 
 
-def _attempt_result(outcome: didit.ImportOutcome, *, maybe_applied: bool) -> str:
+def _attempt_result(
+    verdict: didit.ImportVerdict, *, ambiguous: bool
+) -> AttemptResult | didit.AnswerCode:
     """What an import attempt's answer was: ``AMBIGUOUS`` when it may have applied unseen; for a
     403 what it said (``already_imported``, ...), which steers later runs
-    (``refused_after_unanswered``)."""
-    if maybe_applied:
-        return AMBIGUOUS
-    if isinstance(outcome, didit.NeedsReconcile):
-        return outcome.fallback.code
-    return outcome.code
+    (``refused_after_ambiguous``)."""
+    if ambiguous:
+        return AttemptResult.AMBIGUOUS
+    if isinstance(verdict, didit.NeedsReconcile):
+        return verdict.fallback.code
+    return verdict.code
 
 
 def _give_up_at(notification: Notification) -> float:

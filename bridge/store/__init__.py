@@ -18,9 +18,10 @@ migrations. The verbs are the same on every backend:
   risk (``FairShare``); deliveries are claimed by ``run_after``. Every later write about a job
   is fenced by its lease (job id, owner and attempt number, status ``running``): ``False`` (or
   ``None``) means the lease was lost and nothing was written.
-- **Import attempts.** ``begin_import_attempt`` is committed before the request is sent; an
-  attempt with no end, or ended as ``AMBIGUOUS``, may have redeemed the token, until a later
-  reconcile attempt ends ``RECONCILED_IMPORTED`` or ``RECONCILED_NOT_IMPORTED``.
+- **Import attempts.** ``begin_import_attempt`` is committed before the request is sent, so an
+  attempt with no end is on record after a crash; ``end_import_attempt`` stores the result the
+  caller gives. What the attempts mean (may one have redeemed the token?) is the import
+  pipeline's rule, not the store's.
 - **Outcomes.** ``record_outcome`` writes the final status, the events (an outbox whose bytes
   are fixed) and a delivery plus deliver job per destination, and completes the import job,
   all in one transaction.
@@ -44,11 +45,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bridge.store.model import (
-    ALREADY_IMPORTED,
-    AMBIGUOUS,
     FAILED_TOKEN_RETENTION_S,
-    RECONCILED_IMPORTED,
-    RECONCILED_NOT_IMPORTED,
     Accepted,
     AttemptEnd,
     AttemptKind,
@@ -59,6 +56,7 @@ from bridge.store.model import (
     DestinationState,
     Event,
     FairShare,
+    FinalOutcome,
     ImportAttempt,
     Job,
     JobKind,
@@ -66,24 +64,17 @@ from bridge.store.model import (
     NewEvent,
     NewNotification,
     Notification,
-    Outcome,
     QueueGauges,
     RetryResult,
     RouteChange,
     StatusChange,
     StoreStats,
     Timeline,
-    refused_after_unanswered,
-    unresolved_ambiguity,
 )
 from bridge.types import NotificationStatus, Route, SharedQuota
 
 __all__ = [
-    "ALREADY_IMPORTED",
-    "AMBIGUOUS",
     "FAILED_TOKEN_RETENTION_S",
-    "RECONCILED_IMPORTED",
-    "RECONCILED_NOT_IMPORTED",
     "Accepted",
     "AttemptEnd",
     "AttemptKind",
@@ -95,6 +86,7 @@ __all__ = [
     "DestinationState",
     "Event",
     "FairShare",
+    "FinalOutcome",
     "ImportAttempt",
     "Job",
     "JobKind",
@@ -102,7 +94,6 @@ __all__ = [
     "NewEvent",
     "NewNotification",
     "Notification",
-    "Outcome",
     "QueueGauges",
     "RetryResult",
     "RouteChange",
@@ -112,9 +103,7 @@ __all__ = [
     "Timeline",
     "migrate_store",
     "open_store",
-    "refused_after_unanswered",
     "sqlite_path",
-    "unresolved_ambiguity",
 ]
 
 Clock = Callable[[], float]
@@ -227,7 +216,7 @@ class Store(Protocol):
         latency_ms: int,
         error: str | None = None,
     ) -> bool:
-        """Record how an attempt ended; ``result=AMBIGUOUS`` when no answer came back.
+        """Record how an attempt ended, with the ``result`` the caller made of the answer.
 
         False if the lease was lost or that attempt already has an end.
         """
@@ -237,14 +226,10 @@ class Store(Protocol):
         """A notification's attempts, oldest first."""
         ...
 
-    async def last_attempt_ambiguous(self, notification_id: str) -> bool:
-        """Must the next attempt reconcile first? See ``unresolved_ambiguity``."""
-        ...
-
     async def record_outcome(
         self,
         job: Job,
-        outcome: Outcome,
+        outcome: FinalOutcome,
         events: Sequence[NewEvent],
         *,
         ending: AttemptEnd | None = None,

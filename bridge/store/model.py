@@ -6,7 +6,7 @@ token are left out of ``repr`` so a value logged by mistake does not leak it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -59,18 +59,6 @@ class StatusChange(StrEnum):
 
 #: How long a failed notification without a deadline keeps its token for an operator retry.
 FAILED_TOKEN_RETENTION_S = 86_400.0
-
-#: ``ImportAttempt.result`` for an attempt that ended without an answer (timeout, reset).
-AMBIGUOUS = "ambiguous"
-#: The results of a reconcile attempt that settle an ambiguous import: Didit's session list
-#: showed the import happened, or showed it did not. Any other result (an error, several
-#: candidate sessions) leaves the ambiguity in place.
-RECONCILED_IMPORTED = "imported"
-RECONCILED_NOT_IMPORTED = "not_imported"
-#: The result of an import attempt that Didit refused because the share is already imported;
-#: ``REFUSALS``: every result of an import attempt Didit refused with a 403 (or 409).
-ALREADY_IMPORTED = "already_imported"
-REFUSALS = frozenset({ALREADY_IMPORTED, "token_not_for_this_application", "upstream_forbidden"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,13 +154,6 @@ class ImportAttempt:
     latency_ms: int | None
     error: str | None
 
-    @property
-    def ambiguous(self) -> bool:
-        """An import that never ended, or ended without an answer: it may have redeemed."""
-        return self.kind is AttemptKind.IMPORT and (
-            self.ended_at is None or self.result == AMBIGUOUS
-        )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptEnd:
@@ -181,13 +162,13 @@ class AttemptEnd:
 
     attempt: int
     http_status: int | None
-    result: str  # AMBIGUOUS when no answer came back
+    result: str  # what the caller made of the answer, stored as given
     latency_ms: int
     error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class FinalOutcome:
     """The final state of a notification, written by ``record_outcome``."""
 
     status: NotificationStatus  # a final one: imported, rejected, expired or failed
@@ -303,49 +284,3 @@ class QueueGauges:
     oldest_pending_received_at: float | None  # None when nothing is pending
     dead_deliveries: int
     disabled_destinations: int
-
-
-def unresolved_ambiguity(attempts: Sequence[ImportAttempt]) -> bool:
-    """Whether the next attempt must reconcile before it may import.
-
-    True when Didit refused an import (a 403) after an attempt of ours that may have applied
-    (``refused_after_unanswered``): no import is sent again, only the list can settle it. Also
-    when the latest *import* attempt is ambiguous (no end recorded, or ended without an answer)
-    and no reconcile attempt after it ended ``RECONCILED_IMPORTED`` or
-    ``RECONCILED_NOT_IMPORTED``.
-    """
-    if refused_after_unanswered(attempts) is not None:
-        return True
-    ordered = sorted(attempts, key=lambda attempt: attempt.attempt)
-    imports = [attempt for attempt in ordered if attempt.kind is AttemptKind.IMPORT]
-    if not imports or not imports[-1].ambiguous:
-        return False
-    last = imports[-1].attempt
-    settled = (RECONCILED_IMPORTED, RECONCILED_NOT_IMPORTED)
-    return not any(
-        attempt.kind is AttemptKind.RECONCILE
-        and attempt.attempt > last
-        and attempt.result in settled
-        for attempt in ordered
-    )
-
-
-def refused_after_unanswered(attempts: Sequence[ImportAttempt]) -> str | None:
-    """What Didit said (one of ``REFUSALS``) when it refused an import after an import attempt
-    of ours that may have applied; None when it never did. Such a 403 most likely refuses our
-    own redeemed share, whatever its words: the share must not be imported again, nor judged on
-    those words while its session may still appear in the list. ``ALREADY_IMPORTED`` wins over
-    any other refusal: the share is redeemed (by us, almost surely), only its session is still
-    unknown."""
-    maybe_applied = False
-    said: set[str] = set()
-    for attempt in sorted(attempts, key=lambda attempt: attempt.attempt):
-        if attempt.kind is not AttemptKind.IMPORT:
-            continue
-        if attempt.ambiguous:
-            maybe_applied = True
-        elif maybe_applied and attempt.result in REFUSALS:
-            said.add(attempt.result)
-    if ALREADY_IMPORTED in said:
-        return ALREADY_IMPORTED
-    return min(said) if said else None

@@ -48,6 +48,7 @@ from bridge.store.model import (
     DeliveryStatus,
     DestinationState,
     FairShare,
+    FinalOutcome,
     ImportAttempt,
     Job,
     JobKind,
@@ -55,13 +56,11 @@ from bridge.store.model import (
     NewEvent,
     NewNotification,
     Notification,
-    Outcome,
     QueueGauges,
     RetryResult,
     StatusChange,
     StoreStats,
     Timeline,
-    unresolved_ambiguity,
 )
 from bridge.store.token_seal import TokenSeal
 from bridge.types import (
@@ -518,13 +517,10 @@ class PostgresStore:
         rows = await self._rows(connection, "select_attempts", {"notification_id": notification_id})
         return tuple(_rows.import_attempt(row) for row in rows)
 
-    async def last_attempt_ambiguous(self, notification_id: str) -> bool:
-        return unresolved_ambiguity(await self.list_import_attempts(notification_id))
-
     async def record_outcome(
         self,
         job: Job,
-        outcome: Outcome,
+        outcome: FinalOutcome,
         events: Sequence[NewEvent],
         *,
         ending: AttemptEnd | None = None,

@@ -33,6 +33,7 @@ from bridge.store.model import (
     DeliveryStatus,
     DestinationState,
     FairShare,
+    FinalOutcome,
     ImportAttempt,
     Job,
     JobKind,
@@ -40,13 +41,11 @@ from bridge.store.model import (
     NewEvent,
     NewNotification,
     Notification,
-    Outcome,
     QueueGauges,
     RetryResult,
     StatusChange,
     StoreStats,
     Timeline,
-    unresolved_ambiguity,
 )
 from bridge.types import DIDIT_FINAL_STATUSES, NotificationStatus, Route, didit_status_key
 
@@ -396,13 +395,10 @@ class SqliteStore:
         ).fetchall()
         return tuple(_rows.import_attempt(row) for row in rows)
 
-    async def last_attempt_ambiguous(self, notification_id: str) -> bool:
-        return unresolved_ambiguity(await self.list_import_attempts(notification_id))
-
     async def record_outcome(
         self,
         job: Job,
-        outcome: Outcome,
+        outcome: FinalOutcome,
         events: Sequence[NewEvent],
         *,
         ending: AttemptEnd | None = None,

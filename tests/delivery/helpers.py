@@ -15,7 +15,7 @@ from bridge import config
 from bridge.delivery import Sender
 from bridge.events import ShareFacts, render_event
 from bridge.pipeline import Alarm, DeliverHandler, delivery_concurrency
-from bridge.store import JobKind, NewEvent, Outcome, Store
+from bridge.store import FinalOutcome, JobKind, NewEvent, Store
 from bridge.store.ids import new_id
 from bridge.types import DiditSession, EventType, NotificationStatus
 from bridge.worker import Worker
@@ -88,7 +88,7 @@ async def seed_events(
         for job in jobs:
             event = _imported_event(job.ref, destinations, clock())
             events.append(event)
-            outcome = Outcome(
+            outcome = FinalOutcome(
                 status=NotificationStatus.IMPORTED,
                 session=DiditSession(session_id=f"s-{job.ref}", status="In Review"),
             )

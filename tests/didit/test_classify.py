@@ -203,9 +203,9 @@ CREATED = {
 
 class TestClassifyImport:
     def test_201_is_imported_with_the_session(self) -> None:
-        outcome = classify_import(201, body(CREATED), {})
-        assert isinstance(outcome, Imported)
-        session = outcome.session
+        verdict = classify_import(201, body(CREATED), {})
+        assert isinstance(verdict, Imported)
+        session = verdict.session
         assert (session.session_id, session.session_number, session.status) == (
             CREATED["session_id"],
             43762,
@@ -217,7 +217,7 @@ class TestClassifyImport:
             "user-1",
         )
         assert session.raw["session_url"] is None
-        assert outcome.http_status == 201
+        assert verdict.http_status == 201
         assert session.as_session() == DiditSession(
             session_id="11111111-2222-3333-4444-555555555555",
             session_number=43762,
@@ -225,19 +225,19 @@ class TestClassifyImport:
         )
 
     def test_201_needs_only_a_session_id(self) -> None:
-        outcome = classify_import(201, body({"session_id": "s-1", "session_number": "7"}), {})
-        assert isinstance(outcome, Imported)
-        assert (outcome.session.session_id, outcome.session.session_number) == ("s-1", 7)
-        assert outcome.session.status is None
+        verdict = classify_import(201, body({"session_id": "s-1", "session_number": "7"}), {})
+        assert isinstance(verdict, Imported)
+        assert (verdict.session.session_id, verdict.session.session_number) == ("s-1", 7)
+        assert verdict.session.status is None
 
     @pytest.mark.parametrize(
         "raw",
         [body({"status": "In Review"}), b"", b"not json", body(["x"]), body({"session_id": ""})],
     )
     def test_201_without_a_session_id_is_ambiguous_never_a_failure(self, raw: bytes) -> None:
-        outcome = classify_import(201, raw, {})
-        assert isinstance(outcome, NoAnswer)
-        assert outcome.http_status == 201
+        verdict = classify_import(201, raw, {})
+        assert isinstance(verdict, NoAnswer)
+        assert verdict.http_status == 201
 
     @pytest.mark.parametrize(
         "raw",
@@ -250,10 +250,10 @@ class TestClassifyImport:
         ],
     )
     def test_401_for_the_token_is_rejected(self, raw: bytes) -> None:
-        outcome = classify_import(401, raw, {})
-        assert isinstance(outcome, Rejected)
-        assert outcome.code == "token_invalid_or_expired"
-        assert outcome.http_status == 401
+        verdict = classify_import(401, raw, {})
+        assert isinstance(verdict, Rejected)
+        assert verdict.code == "token_invalid_or_expired"
+        assert verdict.http_status == 401
 
     @pytest.mark.parametrize(
         "raw",
@@ -265,9 +265,9 @@ class TestClassifyImport:
         ],
     )
     def test_401_for_our_api_key_is_failed(self, raw: bytes) -> None:
-        outcome = classify_import(401, raw, {})
-        assert isinstance(outcome, Failed)
-        assert outcome.code == "upstream_auth"
+        verdict = classify_import(401, raw, {})
+        assert isinstance(verdict, Failed)
+        assert verdict.code == "upstream_auth"
 
     @pytest.mark.parametrize(
         ("raw", "fallback_type", "code"),
@@ -299,11 +299,11 @@ class TestClassifyImport:
         ],
     )
     def test_403_is_reconciled_first(self, raw: bytes, fallback_type: type, code: str) -> None:
-        outcome = classify_import(403, raw, {})
-        assert isinstance(outcome, NeedsReconcile)
-        assert outcome.http_status == 403
-        assert isinstance(outcome.fallback, fallback_type)
-        assert outcome.fallback.code == code
+        verdict = classify_import(403, raw, {})
+        assert isinstance(verdict, NeedsReconcile)
+        assert verdict.http_status == 403
+        assert isinstance(verdict.fallback, fallback_type)
+        assert verdict.fallback.code == code
 
     @pytest.mark.parametrize(
         ("text", "reason"),
@@ -340,35 +340,35 @@ class TestClassifyImport:
         ],
     )
     def test_404(self, raw: bytes, expected_type: type, code: str) -> None:
-        outcome = classify_import(404, raw, {})
-        assert isinstance(outcome, expected_type)
-        assert outcome.code == code
+        verdict = classify_import(404, raw, {})
+        assert isinstance(verdict, expected_type)
+        assert verdict.code == code
 
     @pytest.mark.parametrize("status", [400, 422])
     @pytest.mark.parametrize(
         "raw", [body({"share_token": ["This field is required."]}), body(["bad"]), b"oops"]
     )
     def test_400_and_422_are_bad_requests(self, status: int, raw: bytes) -> None:
-        outcome = classify_import(status, raw, {})
-        assert isinstance(outcome, Rejected)
-        assert outcome.code == "bad_request"
-        assert outcome.message
+        verdict = classify_import(status, raw, {})
+        assert isinstance(verdict, Rejected)
+        assert verdict.code == "bad_request"
+        assert verdict.message
 
     def test_field_keyed_400_message(self) -> None:
-        outcome = classify_import(400, body({"share_token": ["This field is required."]}), {})
-        assert outcome.message == "share_token: This field is required."
+        verdict = classify_import(400, body({"share_token": ["This field is required."]}), {})
+        assert verdict.message == "share_token: This field is required."
 
     def test_402_is_insufficient_balance(self) -> None:
-        outcome = classify_import(402, body({"message": "Insufficient balance"}), {})
-        assert isinstance(outcome, Failed)
-        assert outcome.reason == Reason(
+        verdict = classify_import(402, body({"message": "Insufficient balance"}), {})
+        assert isinstance(verdict, Failed)
+        assert verdict.reason == Reason(
             code="insufficient_balance", message="Insufficient balance", http_status=402
         )
 
     def test_429_with_retry_after_seconds(self) -> None:
-        outcome = classify_import(429, body({"detail": "Slow down"}), {"Retry-After": "12"})
-        assert isinstance(outcome, RetryLater)
-        assert (outcome.code, outcome.retry_after_s, outcome.may_have_applied) == (
+        verdict = classify_import(429, body({"detail": "Slow down"}), {"Retry-After": "12"})
+        assert isinstance(verdict, RetryLater)
+        assert (verdict.code, verdict.retry_after_s, verdict.ambiguous) == (
             "rate_limited",
             12.0,
             False,
@@ -376,59 +376,59 @@ class TestClassifyImport:
 
     def test_429_with_retry_after_date(self) -> None:
         when = format_datetime(datetime.fromtimestamp(NOW + 9, tz=UTC), usegmt=True)
-        outcome = classify_import(429, b"", {"Retry-After": when}, now=NOW)
-        assert isinstance(outcome, RetryLater)
-        assert outcome.retry_after_s == pytest.approx(9.0)
+        verdict = classify_import(429, b"", {"Retry-After": when}, now=NOW)
+        assert isinstance(verdict, RetryLater)
+        assert verdict.retry_after_s == pytest.approx(9.0)
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504, 599])
-    def test_5xx_retries_later_and_may_have_applied(self, status: int) -> None:
-        outcome = classify_import(status, b"<html>oops</html>", {})
-        assert isinstance(outcome, RetryLater)
-        assert (outcome.code, outcome.retry_after_s, outcome.may_have_applied) == (
+    def test_5xx_retries_later_and_is_ambiguous(self, status: int) -> None:
+        verdict = classify_import(status, b"<html>oops</html>", {})
+        assert isinstance(verdict, RetryLater)
+        assert (verdict.code, verdict.retry_after_s, verdict.ambiguous) == (
             "upstream_unavailable",
             None,
             True,
         )
 
     def test_503_honours_retry_after(self) -> None:
-        outcome = classify_import(503, b"", {"Retry-After": "30"})
-        assert isinstance(outcome, RetryLater)
-        assert outcome.retry_after_s == 30.0
+        verdict = classify_import(503, b"", {"Retry-After": "30"})
+        assert isinstance(verdict, RetryLater)
+        assert verdict.retry_after_s == 30.0
 
     def test_408_retries_later(self) -> None:
-        outcome = classify_import(408, b"", {})
-        assert isinstance(outcome, RetryLater)
-        assert not outcome.may_have_applied
+        verdict = classify_import(408, b"", {})
+        assert isinstance(verdict, RetryLater)
+        assert not verdict.ambiguous
 
     def test_409_is_reconciled(self) -> None:
-        outcome = classify_import(409, body({"detail": "Conflict"}), {})
-        assert isinstance(outcome, NeedsReconcile)
-        assert outcome.fallback.code == "unexpected_response"
+        verdict = classify_import(409, body({"detail": "Conflict"}), {})
+        assert isinstance(verdict, NeedsReconcile)
+        assert verdict.fallback.code == "unexpected_response"
 
     @pytest.mark.parametrize("status", [301, 302, 307, 308, 405, 410, 415, 100])
     def test_anything_else_is_an_unexpected_response(self, status: int) -> None:
-        outcome = classify_import(status, body({"detail": "Moved"}), {"location": "/elsewhere"})
-        assert isinstance(outcome, Failed)
-        assert outcome.code == "unexpected_response"
-        assert str(status) in outcome.message
+        verdict = classify_import(status, body({"detail": "Moved"}), {"location": "/elsewhere"})
+        assert isinstance(verdict, Failed)
+        assert verdict.code == "unexpected_response"
+        assert str(status) in verdict.message
 
     def test_messages_never_hold_the_token(self) -> None:
         for status in (400, 401, 403, 404, 500):
-            outcome = classify_import(status, body({"detail": f"bad token {TOKEN}"}), {})
-            assert TOKEN not in outcome.message
-            assert TOKEN not in repr(outcome)
+            verdict = classify_import(status, body({"detail": f"bad token {TOKEN}"}), {})
+            assert TOKEN not in verdict.message
+            assert TOKEN not in repr(verdict)
 
     @given(st.integers(min_value=100, max_value=599), st.binary(max_size=512))
     def test_any_answer_is_classified_and_a_2xx_is_never_final_failure(
         self, status: int, raw: bytes
     ) -> None:
-        """Whatever comes back, an outcome results; a 2xx is never rejected or failed."""
-        outcome = classify_import(status, raw, {"Retry-After": "x"})
-        assert outcome.http_status == status
+        """Whatever comes back, a verdict results; a 2xx is never rejected or failed."""
+        verdict = classify_import(status, raw, {"Retry-After": "x"})
+        assert verdict.http_status == status
         if 200 <= status < 300:
-            assert isinstance(outcome, Imported | NoAnswer)
+            assert isinstance(verdict, Imported | NoAnswer)
         if status == 403:
-            assert isinstance(outcome, NeedsReconcile)
+            assert isinstance(verdict, NeedsReconcile)
 
 
 # ---------------------------------------------------------------------------------------------

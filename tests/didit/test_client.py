@@ -10,6 +10,7 @@ import pytest
 
 from bridge.didit import (
     CONNECT_ATTEMPTS,
+    AnswerVerdict,
     DiditClient,
     DiditError,
     Exchange,
@@ -17,7 +18,6 @@ from bridge.didit import (
     Imported,
     NeedsReconcile,
     NoAnswer,
-    Outcome,
     Rejected,
     RetryLater,
 )
@@ -80,8 +80,8 @@ class TestImportRequest:
             "vendor_data": "acme:1",
             "trust_review": False,
         }
-        assert isinstance(answer.outcome, Imported)
-        assert answer.outcome.session.session_id == "new-1"
+        assert isinstance(answer.verdict, Imported)
+        assert answer.verdict.session.session_id == "new-1"
         assert (answer.http_status, answer.tries, answer.body_excerpt) == (201, 1, "")
         assert answer.latency_s >= 0.0
 
@@ -114,8 +114,8 @@ class TestImportRequest:
         )
         async with client(fake) as didit:
             answer = await redeem(didit)
-        assert isinstance(answer.outcome, RetryLater)
-        assert answer.outcome.retry_after_s == 9.0
+        assert isinstance(answer.verdict, RetryLater)
+        assert answer.verdict.retry_after_s == 9.0
         assert answer.rate_limit is not None
         assert answer.rate_limit.retry_after_s == 9.0
         assert answer.body_excerpt == '{"detail":"Too many"}'
@@ -144,12 +144,12 @@ class TestImportRequest:
         ],
     )
     async def test_answers_are_classified(
-        self, response: httpx.Response, expected: type[Outcome], code: str
+        self, response: httpx.Response, expected: type[AnswerVerdict], code: str
     ) -> None:
         async with client(FakeDidit(response)) as didit:
             answer = await redeem(didit)
-        assert isinstance(answer.outcome, expected)
-        assert answer.outcome.code == code
+        assert isinstance(answer.verdict, expected)
+        assert answer.verdict.code == code
         assert answer.http_status == response.status_code
 
     async def test_the_token_never_shows_in_the_answer(self) -> None:
@@ -168,18 +168,18 @@ class TestTransportFailures:
             answer = await redeem(didit)
         assert len(fake.requests) == 3
         assert answer.tries == 3
-        assert isinstance(answer.outcome, Imported)
+        assert isinstance(answer.verdict, Imported)
 
     async def test_unsent_after_every_try_is_retried_later_not_ambiguous(self) -> None:
         fake = FakeDidit(*(httpx.ConnectError("refused") for _ in range(5)))
         async with client(fake) as didit:
             answer = await redeem(didit)
         assert len(fake.requests) == CONNECT_ATTEMPTS
-        assert isinstance(answer.outcome, RetryLater)
-        assert answer.outcome.code == "upstream_unavailable"
-        assert not answer.outcome.may_have_applied
+        assert isinstance(answer.verdict, RetryLater)
+        assert answer.verdict.code == "upstream_unavailable"
+        assert not answer.verdict.ambiguous
         assert answer.http_status is None
-        assert "ConnectError" in answer.outcome.message
+        assert "ConnectError" in answer.verdict.message
 
     @pytest.mark.parametrize(
         "error",
@@ -199,9 +199,9 @@ class TestTransportFailures:
         async with client(fake) as didit:
             answer = await redeem(didit)
         assert len(fake.requests) == 1
-        assert isinstance(answer.outcome, NoAnswer)
-        assert answer.outcome.error_type == error.__name__
-        assert answer.outcome.code == "no_answer"
+        assert isinstance(answer.verdict, NoAnswer)
+        assert answer.verdict.error_type == error.__name__
+        assert answer.verdict.code == "no_answer"
         assert answer.http_status is None
         assert TOKEN not in repr(answer)
 
@@ -212,8 +212,8 @@ class TestTransportFailures:
         async with client(fake) as didit:
             answer = await redeem(didit)
         assert len(fake.requests) == 1
-        assert isinstance(answer.outcome, Failed)
-        assert answer.outcome.code == "unexpected_response"
+        assert isinstance(answer.verdict, Failed)
+        assert answer.verdict.code == "unexpected_response"
         assert answer.http_status == 301
 
 

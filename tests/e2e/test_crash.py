@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.pipeline.ambiguity import AttemptResult
 from bridge.sandbox.control import SandboxControl
-from bridge.store import AMBIGUOUS, RECONCILED_IMPORTED
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
 from tests.support.read_only import read_rows
 from tests.support.waiting import wait_until
@@ -116,8 +116,8 @@ def _attempt_summary(db_path: Path) -> dict[str, int]:
         db_path,
         f"""SELECT
              sum(kind = 'import' AND ended_at IS NULL),
-             sum(kind = 'import' AND result = '{AMBIGUOUS}'),
-             sum(kind = 'reconcile' AND result = '{RECONCILED_IMPORTED}')
+             sum(kind = 'import' AND result = '{AttemptResult.AMBIGUOUS}'),
+             sum(kind = 'reconcile' AND result = '{AttemptResult.RECONCILED_IMPORTED}')
            FROM import_attempts""",  # noqa: S608 - constants of ours, not input
     )
     cut_short, ambiguous, found = (int(value or 0) for value in row)

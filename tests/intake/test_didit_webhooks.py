@@ -21,7 +21,7 @@ from bridge.app import DiditWebhooks, Health, Intake, LiveConfig, create_app
 from bridge.config import Settings
 from bridge.errors import StoreUnavailable
 from bridge.signing import sign_didit_webhook
-from bridge.store import JobKind, NewNotification, Outcome, Store
+from bridge.store import FinalOutcome, JobKind, NewNotification, Store
 from bridge.types import DiditSession, NotificationStatus, Route, SessionKind
 from tests.intake.conftest import TARGET, error_code, load_settings
 from tests.store.helpers import START, FakeClock
@@ -118,7 +118,7 @@ async def imported_notification(store: Store, *, didit_status: str = "In Review"
     )
     [job] = await store.claim(JobKind.IMPORT, owner="t", lease_s=30)
     session = DiditSession(session_id=OUR_SESSION, session_number=43001, status=didit_status)
-    outcome = Outcome(status=NotificationStatus.IMPORTED, session=session)
+    outcome = FinalOutcome(status=NotificationStatus.IMPORTED, session=session)
     assert await store.record_outcome(job, outcome, [])
     return accepted.id
 

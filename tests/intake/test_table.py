@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from bridge.errors import StoreUnavailable
-from bridge.store import JobKind, Outcome, Store
+from bridge.store import FinalOutcome, JobKind, Store
 from bridge.types import DiditSession, NotificationStatus, Reason
 from tests.intake.conftest import (
     KYB_WORKFLOW,
@@ -45,7 +45,7 @@ async def finish(store: Store, status: NotificationStatus) -> None:
     session = DiditSession(session_id="s-1") if status is NotificationStatus.IMPORTED else None
     reason = None if session else Reason(code="x", message="x")
     assert await store.record_outcome(
-        job, Outcome(status=status, session=session, reason=reason), []
+        job, FinalOutcome(status=status, session=session, reason=reason), []
     )
 
 

@@ -19,9 +19,9 @@ from bridge.cli.notifications_command import render_timeline
 from bridge.errors import ConfigIssue, StoreUnavailable
 from bridge.store import (
     AttemptReport,
+    FinalOutcome,
     JobKind,
     NewEvent,
-    Outcome,
     Store,
     open_store,
 )
@@ -89,7 +89,9 @@ class Harness:
         reason = None if status is NotificationStatus.IMPORTED else Reason(code="x", message="y")
         event_id = new_id("evt", self.clock())
         event = NewEvent(id=event_id, type=EventType.IMPORTED, body=b"{}", destinations=to)
-        assert await self.store.record_outcome(job, Outcome(status=status, reason=reason), [event])
+        assert await self.store.record_outcome(
+            job, FinalOutcome(status=status, reason=reason), [event]
+        )
         return accepted.id
 
     async def dead_delivery(self) -> str:

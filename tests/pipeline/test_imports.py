@@ -15,7 +15,8 @@ from bridge.errors import StoreUnavailable
 from bridge.observability import Metrics
 from bridge.pacing import Pacer
 from bridge.pipeline import imports
-from bridge.store import AMBIGUOUS, AttemptKind, Job, RetryResult, Store, open_store
+from bridge.pipeline.ambiguity import AttemptResult, is_ambiguous
+from bridge.store import AttemptKind, Job, RetryResult, Store, open_store
 from bridge.types import Complete, Done, NotificationStatus, Release, Retry
 from tests.pipeline.conftest import (
     WORKFLOW,
@@ -142,7 +143,7 @@ class TestRetries:
         notification_id = await rig.accept()
         result = await rig.handler(await rig.claim())
         assert isinstance(result, Retry)
-        assert await attempts(rig, notification_id) == [("import", AMBIGUOUS)]
+        assert await attempts(rig, notification_id) == [("import", AttemptResult.AMBIGUOUS)]
 
     async def test_a_timeout_is_ambiguous_and_never_a_failure(self, rig: Rig) -> None:
         rig.fake.imports.append(httpx.ReadTimeout("slow"))
@@ -150,7 +151,7 @@ class TestRetries:
         result = await rig.handler(await rig.claim())
         assert isinstance(result, Retry)
         assert result.delay_s is None
-        assert await attempts(rig, notification_id) == [("import", AMBIGUOUS)]
+        assert await attempts(rig, notification_id) == [("import", AttemptResult.AMBIGUOUS)]
         assert await status(rig, notification_id) == ("pending", None)
 
 
@@ -181,7 +182,7 @@ class TestReconciliation:
         assert n.session is not None
         assert n.session.session_id == "made-1"
         assert await attempts(rig, notification_id) == [
-            ("import", AMBIGUOUS),
+            ("import", AttemptResult.AMBIGUOUS),
             ("reconcile", "imported"),
         ]
         query = dict(rig.fake.calls[-1].url.params)
@@ -195,7 +196,7 @@ class TestReconciliation:
         assert await rig.handler(job) == Done()
         assert rig.fake.import_calls == 2
         assert await attempts(rig, notification_id) == [
-            ("import", AMBIGUOUS),
+            ("import", AttemptResult.AMBIGUOUS),
             ("reconcile", "not_imported"),
             ("import", "imported"),
         ]
@@ -331,7 +332,7 @@ async def next_run(rig: Rig, job: Job, result: object) -> Job:
 
 class TestRedeemedOnce:
     """A share is redeemed at most once, and never reported as anything but imported when it
-    was: the ways an answered or unanswered import could be misread."""
+    was: the ways an answered or ambiguous import could be misread."""
 
     async def test_another_notifications_session_is_never_adopted(self, rig: Rig) -> None:
         """Two shares of one customer share vendor_data; the list shows the first's session."""
@@ -339,7 +340,7 @@ class TestRedeemedOnce:
         second = await rig.accept(key="b")
         rig.fake.imports.append(httpx.Response(201, json=imported_body("sess-a")))
         assert await rig.handler(await rig.claim()) == Done()
-        rig.fake.imports.append(httpx.ReadTimeout("lost"))  # the second one: unanswered
+        rig.fake.imports.append(httpx.ReadTimeout("lost"))  # the second one: ambiguous
         job = await rig.claim()
         job = await next_run(rig, job, await rig.handler(job))
         rig.fake.lists.append(
@@ -352,7 +353,7 @@ class TestRedeemedOnce:
         assert done.session is not None
         assert (done.status.value, done.session.session_id) == ("imported", "sess-b")
         assert await attempts(rig, second) == [
-            ("import", AMBIGUOUS),
+            ("import", AttemptResult.AMBIGUOUS),
             ("reconcile", "not_imported"),
             ("import", "imported"),
         ]
@@ -364,7 +365,7 @@ class TestRedeemedOnce:
     async def test_a_201_whose_outcome_was_not_recorded_is_not_imported_again(
         self, rig: Rig
     ) -> None:
-        """The commit that records a 201 fails: the attempt stays unanswered, so the next run
+        """The commit that records a 201 fails: the attempt stays ambiguous, so the next run
         reconciles and finds the session instead of sending a second import."""
         notification_id = await rig.accept()
         rig.fake.imports.append(httpx.Response(201, json=imported_body("new-1")))
@@ -381,7 +382,7 @@ class TestRedeemedOnce:
         with pytest.raises(StoreUnavailable):
             await rig.handler(job)
         [attempt] = await rig.store.list_import_attempts(notification_id)
-        assert attempt.ambiguous
+        assert is_ambiguous(attempt)
         rig.fake.lists.append(
             httpx.Response(200, json={"results": [session_row("new-1", at=START)]})
         )
@@ -389,7 +390,7 @@ class TestRedeemedOnce:
         assert await status(rig, notification_id) == ("imported", None)
         assert rig.fake.import_calls == 1
 
-    async def test_already_imported_after_an_unanswered_attempt_is_never_rejected(
+    async def test_already_imported_after_an_ambiguous_attempt_is_never_rejected(
         self, rig: Rig
     ) -> None:
         """Didit's list lags its "already imported": reconcile again, never import again."""
@@ -461,10 +462,10 @@ class TestRedeemedOnce:
         assert [e["kind"] for e in logs if e["event"] == "alert"] == ["reconcile_unresolved"]
         assert rig.fake.import_calls == 1
 
-    async def test_a_403_in_other_words_after_an_unanswered_attempt_is_not_judged_on_them(
+    async def test_a_403_in_other_words_after_an_ambiguous_attempt_is_not_judged_on_them(
         self, rig: Rig
     ) -> None:
-        """Didit's 403 wording is not documented: after an unanswered attempt of ours a bare
+        """Didit's 403 wording is not documented: after an ambiguous attempt of ours a bare
         "Forbidden." may refuse our own redeemed share. Later runs only list, never import."""
         notification_id, job = await ambiguous_first(rig)
         rig.fake.lists.append(httpx.Response(200, json={"results": []}))
@@ -634,7 +635,7 @@ class TestLeaseLost:
 
     async def test_lost_before_the_outcome_is_recorded_writes_nothing(self, rig: Rig) -> None:
         """Not even the attempt's end: the 201 and its outcome go together or not at all, so
-        the new owner sees an unanswered attempt and reconciles instead of importing again."""
+        the new owner sees an ambiguous attempt and reconciles instead of importing again."""
         stealing = StealingStore(rig.store, rig, "begin_import_attempt")
         handler = imports.ImportHandler(
             store=stealing,
@@ -652,7 +653,7 @@ class TestLeaseLost:
         assert any(entry["event"] == "outcome_not_recorded" for entry in logs)
         assert await events(rig, notification_id) == []
         [attempt] = await rig.store.list_import_attempts(notification_id)
-        assert attempt.ambiguous
+        assert is_ambiguous(attempt)
 
     async def test_lost_before_a_reconcile_begins_calls_nothing(self, rig: Rig) -> None:
         notification_id, job = await ambiguous_first(rig)

@@ -10,17 +10,14 @@ import pytest
 
 from bridge.errors import StoreUnavailable
 from bridge.store import (
-    AMBIGUOUS,
-    RECONCILED_IMPORTED,
-    RECONCILED_NOT_IMPORTED,
     AttemptEnd,
     AttemptKind,
     AttemptReport,
     DeliveryStatus,
+    FinalOutcome,
     Job,
     JobKind,
     NewEvent,
-    Outcome,
     QueueGauges,
     RetryResult,
     StatusChange,
@@ -59,7 +56,7 @@ async def finish(store: Store, clock: FakeClock, status: NotificationStatus, key
     job = await claim_one(store)
     assert job.ref == accepted.id
     reason = Reason(code="some_reason", message="why", http_status=403)
-    assert await store.record_outcome(job, Outcome(status=status, reason=reason), [])
+    assert await store.record_outcome(job, FinalOutcome(status=status, reason=reason), [])
     return accepted.id
 
 
@@ -147,7 +144,7 @@ class TestAccept:
         assert replay.duplicate
         assert replay.id == first.id
         job = await claim_one(store)
-        assert await store.record_outcome(job, Outcome(status=NotificationStatus.FAILED), [])
+        assert await store.record_outcome(job, FinalOutcome(status=NotificationStatus.FAILED), [])
         late = await store.accept(notification("k1", message_id="m1"))
         assert late.duplicate
         assert late.id == first.id
@@ -336,7 +333,9 @@ class TestFencing:
     ) -> None:
         """A fenced-out outcome leaves the notification pending with its token, no events."""
         old, new = await self.stolen(store, clock)
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        outcome = FinalOutcome(
+            status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
+        )
         assert not await store.record_outcome(old, outcome, [event(clock, "crm")])
         stored = await store.load_notification(old.ref)
         assert stored is not None
@@ -358,7 +357,9 @@ class TestFencing:
         first, second = await claim_one(store), await claim_one(store)
         attempt = await store.begin_import_attempt(second)
         assert attempt is not None
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        outcome = FinalOutcome(
+            status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
+        )
         assert await store.record_outcome(first, outcome, [])
         assert await store.sessions_recorded(["s", "t"], other_than=second.ref) == {"s"}
         assert await store.sessions_recorded(["s"], other_than=first.ref) == frozenset()
@@ -378,7 +379,9 @@ class TestFencing:
         job = await claim_one(store)
         attempt = await store.begin_import_attempt(job)
         assert attempt is not None
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s"))
+        outcome = FinalOutcome(
+            status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
+        )
         ending = AttemptEnd(attempt=attempt, http_status=201, result="imported", latency_ms=7)
         assert await store.record_outcome(job, outcome, [], ending=ending)
         [ended] = await store.list_import_attempts(job.ref)
@@ -464,40 +467,6 @@ class TestImportAttempts:
         assert second.kind is AttemptKind.RECONCILE
         assert second.ended_at is None
 
-    async def test_ambiguity_follows_the_last_import_and_reconciliation(self, store: Store) -> None:
-        """Unended or AMBIGUOUS import: reconcile; a 2xx reconcile or an answered import: not."""
-        accepted = await store.accept(notification())
-        job = await claim_one(store)
-        nid = accepted.id
-        assert not await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job) == 1
-        assert await store.last_attempt_ambiguous(nid)  # a crash here leaves it unended
-        await store.end_import_attempt(job, 1, http_status=None, result=AMBIGUOUS, latency_ms=15)
-        assert await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 2
-        await store.end_import_attempt(job, 2, http_status=None, result="error", latency_ms=9)
-        assert await store.last_attempt_ambiguous(nid)  # the reconcile got no answer either
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 3
-        await store.end_import_attempt(
-            job, 3, http_status=200, result="ambiguous_match", latency_ms=9
-        )
-        assert await store.last_attempt_ambiguous(nid)  # answered, but could not tell
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 4
-        await store.end_import_attempt(
-            job, 4, http_status=200, result=RECONCILED_NOT_IMPORTED, latency_ms=9
-        )
-        assert not await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job) == 5
-        await store.end_import_attempt(job, 5, http_status=500, result="retry", latency_ms=9)
-        assert not await store.last_attempt_ambiguous(nid)
-        assert await store.begin_import_attempt(job) == 6
-        await store.end_import_attempt(job, 6, http_status=None, result=AMBIGUOUS, latency_ms=9)
-        assert await store.begin_import_attempt(job, kind=AttemptKind.RECONCILE) == 7
-        await store.end_import_attempt(
-            job, 7, http_status=200, result=RECONCILED_IMPORTED, latency_ms=9
-        )
-        assert not await store.last_attempt_ambiguous(nid)
-
 
 class TestOutcome:
     async def test_outcome_events_deliveries_and_jobs_are_written_together(
@@ -509,7 +478,7 @@ class TestOutcome:
         clock.advance(5)
         session = DiditSession(session_id="sess-9", session_number=43762, status="In Review")
         first, second = event(clock, "crm", "audit"), event(clock, "crm")
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=session)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED, session=session)
         assert await store.record_outcome(job, outcome, [first, second])
         stored = await store.load_notification(accepted.id)
         assert stored is not None
@@ -538,7 +507,7 @@ class TestOutcome:
         accepted = await store.accept(notification())
         job = await claim_one(store)
         duplicate = event(clock, "crm")
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         with pytest.raises(ValueError, match="conflict"):
             await store.record_outcome(job, outcome, [duplicate, duplicate])
         stored = await store.load_notification(accepted.id)
@@ -553,7 +522,7 @@ class TestOutcome:
         await store.accept(notification())
         job = await claim_one(store)
         with pytest.raises(ValueError, match="final"):
-            await store.record_outcome(job, Outcome(status=NotificationStatus.PENDING), [])
+            await store.record_outcome(job, FinalOutcome(status=NotificationStatus.PENDING), [])
 
     @pytest.mark.parametrize("status", [NotificationStatus.REJECTED, NotificationStatus.EXPIRED])
     async def test_token_is_erased_at_a_final_state(
@@ -592,7 +561,7 @@ class TestStatusUpdates:
         await store.accept(notification())
         job = await claim_one(store)
         session = DiditSession(session_id="sess-1", session_number=7, status="In Review")
-        outcome = Outcome(status=NotificationStatus.IMPORTED, session=session)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED, session=session)
         assert await store.record_outcome(job, outcome, [])
         found = await store.find_by_session("sess-1")
         assert found is not None
@@ -631,7 +600,7 @@ async def imported(store: Store, key: str, *, status: str | None = "Not Started"
     job = await claim_one(store)
     session = DiditSession(session_id=f"session-of-{key}", status=status)
     assert await store.record_outcome(
-        job, Outcome(status=NotificationStatus.IMPORTED, session=session), []
+        job, FinalOutcome(status=NotificationStatus.IMPORTED, session=session), []
     )
     return job.ref
 
@@ -794,7 +763,7 @@ class TestRetryNotification:
         assert timeline is not None
         assert [(c.old, c.new) for c in timeline.route_changes] == [(before.route, new)]
         job = await claim_one(store)
-        assert await store.record_outcome(job, Outcome(status=NotificationStatus.FAILED), [])
+        assert await store.record_outcome(job, FinalOutcome(status=NotificationStatus.FAILED), [])
         assert await store.retry_notification(failed, route=new) is RetryResult.REQUEUED
         timeline = await store.timeline(failed)
         assert timeline is not None
@@ -816,7 +785,7 @@ class TestDeliveries:
         job = await claim_one(store)
         new_event = event(clock, *destinations)
         assert await store.record_outcome(
-            job, Outcome(status=NotificationStatus.IMPORTED), [new_event]
+            job, FinalOutcome(status=NotificationStatus.IMPORTED), [new_event]
         )
         return await claim_one(store, kind=JobKind.DELIVER, owner="d")
 
@@ -930,7 +899,7 @@ class TestDeliveries:
         for key in ("x1", "x2", "x3"):
             await store.accept(notification(key))
             job = await claim_one(store)
-            imported = Outcome(status=NotificationStatus.IMPORTED)
+            imported = FinalOutcome(status=NotificationStatus.IMPORTED)
             assert await store.record_outcome(job, imported, [event(clock, "a", "b", "c")])
         for job in await store.claim(JobKind.DELIVER, owner="d", lease_s=30, limit=20):
             if job.lane != "c":
@@ -958,7 +927,7 @@ class TestDeliveries:
         await store.set_destination_enabled("crm", enabled=False, reason="410 Gone")
         await store.accept(notification())
         job = await claim_one(store)
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         assert await store.record_outcome(job, outcome, [event(clock, "crm", "audit")])
         jobs = await store.claim(JobKind.DELIVER, owner="d", lease_s=30, limit=10)
         assert [job.lane for job in jobs] == ["audit"]
@@ -975,7 +944,7 @@ class TestDeliveries:
         """skip_lanes leaves a busy destination's deliveries for later."""
         await store.accept(notification())
         job = await claim_one(store)
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         assert await store.record_outcome(job, outcome, [event(clock, "crm", "audit")])
         jobs = await store.claim(
             JobKind.DELIVER, owner="d", lease_s=30, limit=10, skip_lanes={"audit"}
@@ -1032,7 +1001,7 @@ class TestOperations:
         attempt = await store.begin_import_attempt(job)
         assert attempt == 1
         await store.end_import_attempt(job, 1, http_status=201, result="imported", latency_ms=80)
-        outcome = Outcome(status=NotificationStatus.IMPORTED)
+        outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         assert await store.record_outcome(job, outcome, [event(clock, "crm")])
         timeline = await store.timeline(accepted.id)
         assert timeline is not None

@@ -21,12 +21,13 @@ import pytest
 import yaml
 from psycopg import sql
 
+from bridge.pipeline.ambiguity import unresolved_ambiguity
 from bridge.store import (
     AttemptEnd,
     AttemptReport,
     DeliveryStatus,
+    FinalOutcome,
     JobKind,
-    Outcome,
     Store,
 )
 from bridge.store.copy import CopyRefused, CopyTarget, copy_store
@@ -79,13 +80,13 @@ async def fill(store: Store, clock: FakeClock) -> dict[str, str]:
     assert await store.release(jobs[ids["pending"]])
     assert await store.begin_import_attempt(jobs[ids["running"]]) == 1  # never answered
     reason = Reason(code="insufficient_balance", message="no credits", http_status=402)
-    failed = Outcome(status=NotificationStatus.FAILED, reason=reason)
+    failed = FinalOutcome(status=NotificationStatus.FAILED, reason=reason)
     assert await store.record_outcome(jobs[ids["failed"]], failed, [])
     job = jobs[ids["imported"]]
     attempt = await store.begin_import_attempt(job)
     assert attempt is not None
     session = DiditSession(session_id="sess-1", session_number=7, status="In Review")
-    imported = Outcome(status=NotificationStatus.IMPORTED, session=session)
+    imported = FinalOutcome(status=NotificationStatus.IMPORTED, session=session)
     ending = AttemptEnd(attempt=attempt, http_status=201, result="imported", latency_ms=12)
     assert await store.record_outcome(job, imported, [event(clock, "crm", "audit")], ending=ending)
     deliveries = await store.claim(JobKind.DELIVER, owner="w1", lease_s=60, limit=2)
@@ -128,7 +129,7 @@ async def test_everything_moves_and_pending_work_resumes(
     # The crashed lease is released at once; its unanswered attempt still forces a reconcile.
     claimed = await copy_of.claim(JobKind.IMPORT, owner="w2", lease_s=60, limit=4)
     assert {job.ref: job.attempts for job in claimed} == {ids["running"]: 2, ids["pending"]: 1}
-    assert await copy_of.last_attempt_ambiguous(ids["running"])
+    assert unresolved_ambiguity(await copy_of.list_import_attempts(ids["running"]))
     # New work gets new job ids after the copied ones.
     fresh = await copy_of.accept(notification("k-new", message_id="m-new"))
     assert not fresh.duplicate

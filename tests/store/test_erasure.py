@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store import JobKind, NewNotification, Outcome
+from bridge.store import FinalOutcome, JobKind, NewNotification
 from bridge.store._sqlite_connection import connect, create_owner_only
 from bridge.store.sqlite import SqliteStore
 from bridge.types import DiditSession, NotificationStatus, Reason
@@ -76,7 +76,7 @@ async def finish_all(store: SqliteStore, status: NotificationStatus) -> None:
     for job in await store.claim(JobKind.IMPORT, owner="w", lease_s=30, limit=100):
         session = DiditSession(session_id=f"s-{job.ref}") if status.value == "imported" else None
         reason = None if session else Reason(code="some_reason", message="why")
-        outcome = Outcome(status=status, session=session, reason=reason)
+        outcome = FinalOutcome(status=status, session=session, reason=reason)
         assert await store.record_outcome(job, outcome, [])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.store import Outcome, Store
+from bridge.store import FinalOutcome, Store
 from bridge.types import NotificationStatus
 from tests.store.helpers import accepted_in_one_group, notification
 from tests.store.test_contract import claim_one
@@ -20,7 +20,7 @@ async def test_a_business_key_duplicate_records_its_message_id(store: Store) -> 
     assert second.id == first.id
     assert await store.find_message("acme", "W2") == first.id
     job = await claim_one(store)
-    assert await store.record_outcome(job, Outcome(status=NotificationStatus.FAILED), [])
+    assert await store.record_outcome(job, FinalOutcome(status=NotificationStatus.FAILED), [])
     replay = await store.accept(notification("k", message_id="W2"))  # a fresh token would do
     assert replay.duplicate
     assert replay.id == first.id

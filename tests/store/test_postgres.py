@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from bridge.errors import StoreUnavailable
-from bridge.store import FairShare, JobKind, NewNotification, Outcome, Store, open_store
+from bridge.store import FairShare, FinalOutcome, JobKind, NewNotification, Store, open_store
 from bridge.store.postgres import PostgresStore
 from bridge.store.queries import load_migrations
 from bridge.types import DiditSession, NotificationStatus, Reason
@@ -144,7 +144,7 @@ class TestTokenAtRest:
             status = statuses[i % 4]
             session = DiditSession(session_id=f"s{i}") if status.is_final else None
             reason = Reason(code="r", message="m", http_status=403)
-            outcome = Outcome(status=status, session=session, reason=reason)
+            outcome = FinalOutcome(status=status, session=session, reason=reason)
             assert await store.record_outcome(job, outcome, [])
         clock.advance(3_600)  # past the deadline: failed ones are erased too
         assert await store.erase_stale_tokens() == 3
@@ -227,7 +227,7 @@ async def test_rotating_the_token_key_as_the_readme_says(
     # the old token reaches its final state and is erased, as every token does
     for job in await during.claim(JobKind.IMPORT, owner="w", lease_s=30, limit=2):
         if job.ref == sealed_old.id:
-            outcome = Outcome(
+            outcome = FinalOutcome(
                 status=NotificationStatus.IMPORTED, session=DiditSession(session_id="s")
             )
             assert await during.record_outcome(job, outcome, [])
@@ -313,7 +313,7 @@ async def test_work_committed_by_one_store_wakes_the_workers_of_another(
     [job] = await a.claim(JobKind.IMPORT, owner="w", lease_s=30)
     clock.advance(31)
     [thief] = await a.claim(JobKind.IMPORT, owner="x", lease_s=30)
-    outcome = Outcome(status=NotificationStatus.IMPORTED)
+    outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
     assert not await a.record_outcome(job, outcome, [contract_event(clock, "crm")])  # fenced
     await asyncio.sleep(0.5)
     assert not woken[JobKind.DELIVER].is_set()

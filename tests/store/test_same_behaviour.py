@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bridge.store import AttemptReport, Job, JobKind, Outcome, Store
+from bridge.store import AttemptReport, FinalOutcome, Job, JobKind, Store
 from bridge.types import DiditSession, EventType, NotificationStatus, Reason
 from tests.store.backends import PG_DSN, StoreTarget, drop_pg_schema, new_pg_schema
 from tests.store.helpers import START, FakeClock, notification
@@ -125,7 +125,8 @@ async def _write(store: Store, clock: FakeClock, job: Job, rng: random.Random) -
             await store.end_import_attempt(
                 job, attempt, http_status=None, result="ambiguous", latency_ms=1
             )
-        return ("attempt", attempt, await store.last_attempt_ambiguous(job.ref))
+        attempts = await store.list_import_attempts(job.ref)
+        return ("attempt", attempt, [(a.attempt, a.kind, a.ended_at, a.result) for a in attempts])
     if choice == 1:
         return await store.retry(job, run_after=clock() + 10, error="HTTP 503")
     if choice == 2:
@@ -134,7 +135,7 @@ async def _write(store: Store, clock: FakeClock, job: Job, rng: random.Random) -
         return await store.bury(job, error="gave up")
     status = rng.choice(FINAL)
     session = DiditSession(session_id=f"s{rng.randrange(6)}") if status.is_final else None
-    outcome = Outcome(
+    outcome = FinalOutcome(
         status=status,
         session=session if status is NotificationStatus.IMPORTED else None,
         reason=None if status is NotificationStatus.IMPORTED else Reason(code="c", message="m"),

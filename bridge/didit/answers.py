@@ -1,4 +1,4 @@
-"""What one call to Didit means: import outcomes, answer metadata, the read error."""
+"""What one call to Didit answered: an import's verdict, answer metadata, the read error."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.didit.codes import AnswerCode
 from bridge.errors import BridgeError
 from bridge.types import DiditSession, RateLimitInfo, Reason
 
@@ -30,66 +31,66 @@ class ImportedSession:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    """What an import attempt means; ``message`` comes from Didit's answer, scrubbed."""
+class AnswerVerdict:
+    """What an import's answer means; ``message`` comes from Didit's answer, scrubbed."""
 
-    code: str
+    code: AnswerCode
     message: str
     http_status: int | None
 
     @property
     def reason(self) -> Reason:
-        """The event's ``reason`` (docs/events.md) for this outcome."""
+        """The event's ``reason`` (docs/events.md) when the share ends on this verdict."""
         return Reason(code=self.code, message=self.message, http_status=self.http_status)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Imported(Outcome):
+class Imported(AnswerVerdict):
     """201: the token was redeemed into ``session``."""
 
     session: ImportedSession
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Rejected(Outcome):
+class Rejected(AnswerVerdict):
     """Didit refused the token; retrying cannot help (notification ends ``rejected``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Failed(Outcome):
+class Failed(AnswerVerdict):
     """Our side or Didit's needs an operator (notification ends ``failed``; retry allowed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RetryLater(Outcome):
+class RetryLater(AnswerVerdict):
     """Try again through the durable queue, not before ``retry_after_s`` when given."""
 
     retry_after_s: float | None = None
-    may_have_applied: bool = False  # a 5xx: the import may have happened; reconcile first
+    ambiguous: bool = False  # a 5xx: the import may have happened; reconcile first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NeedsReconcile(Outcome):
+class NeedsReconcile(AnswerVerdict):
     """A 403 (or 409): reconcile; if no import is found, record ``fallback``."""
 
     fallback: Rejected | Failed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class NoAnswer(Outcome):
+class NoAnswer(AnswerVerdict):
     """No usable answer: the import may have happened, so the attempt is ambiguous."""
 
     error_type: str  # the exception class name, or "MissingSessionId" for a bare 201
 
 
-ImportOutcome = Imported | Rejected | Failed | RetryLater | NeedsReconcile | NoAnswer
+ImportVerdict = Imported | Rejected | Failed | RetryLater | NeedsReconcile | NoAnswer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImportAnswer:
-    """One import call: its outcome and what the logs, metrics and pacer need to know."""
+    """One import call: its verdict and what the logs, metrics and pacer need to know."""
 
-    outcome: ImportOutcome
+    verdict: ImportVerdict
     http_status: int | None  # None when no answer arrived
     latency_s: float
     rate_limit: RateLimitInfo | None
@@ -112,13 +113,13 @@ class Exchange:
 class DiditError(BridgeError):
     """Didit did not answer a read (list, decision) as expected."""
 
-    code = "upstream_unavailable"
+    code: AnswerCode = AnswerCode.UPSTREAM_UNAVAILABLE
 
     def __init__(
         self,
         message: str,
         *,
-        code: str,
+        code: AnswerCode,
         http_status: int | None = None,
         retry_after_s: float | None = None,
         rate_limit: RateLimitInfo | None = None,
@@ -131,4 +132,4 @@ class DiditError(BridgeError):
     @property
     def retryable(self) -> bool:
         """True when asking again later may succeed (no answer, 429, 5xx)."""
-        return self.code in {"upstream_unavailable", "rate_limited"}
+        return self.code in {AnswerCode.UPSTREAM_UNAVAILABLE, AnswerCode.RATE_LIMITED}
