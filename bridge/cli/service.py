@@ -161,10 +161,12 @@ class Service:
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._didit_verifier = auth.didit_webhook_verifier(settings)
+        health = Health(store=self.store, workers_running=self._workers_running)
         self.metrics_endpoint = MetricsEndpoint(
             self.metrics,
             snapshot=lambda: store_snapshot(self.store),
             before_render=[PacerCounters(self.metrics, self.pacer)],
+            readiness=health.ready,
         )
         self.app: BridgeApp = create_app(
             intake=Intake(
@@ -174,7 +176,7 @@ class Service:
                 draining=lambda: self.draining,
                 metrics=self.metrics,
             ),
-            health=Health(store=self.store, workers_running=self._workers_running),
+            health=health,
             didit_webhooks=DiditWebhooks(
                 verifier=lambda: self._didit_verifier,
                 store=self.store,
