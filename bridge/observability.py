@@ -13,7 +13,7 @@ import random
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from types import TracebackType
 from typing import Any, Final, Literal, TextIO, cast
@@ -337,6 +337,7 @@ def configure_logging(
     stream: TextIO | None = None,
     production: bool = False,
     redactor: Redactor | None = None,
+    processors: Sequence[Processor] = (),
 ) -> None:
     """Configure structlog and stdlib logging (uvicorn, httpx) to write redacted lines to *stream*.
 
@@ -345,7 +346,7 @@ def configure_logging(
     first use and writes the event loop's lines once per turn of the loop (see ``LineWriter``;
     tests leave it off so they can reconfigure and read each line as soon as it is logged).
     Safe to call again; pass the same *redactor* every time (without one, only the built-in
-    patterns apply).
+    patterns apply). *processors* run before redaction (the tracing's ``trace_id``/``span_id``).
 
     uvicorn must be started with ``log_config=None`` so that it does not install its own handlers.
     """
@@ -367,6 +368,7 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         render_exception,
+        *processors,
     ]
     writer = LineWriter(out, gather=production)
     structlog.configure(

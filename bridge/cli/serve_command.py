@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import signal
 import sys
 import threading
@@ -19,6 +20,7 @@ from bridge.cli._common import add_config_argument, env_default
 from bridge.cli.service import Service
 from bridge.errors import ConfigError, StoreUnavailable
 from bridge.observability import Redactor, configure_logging
+from bridge.tracing import start_tracing
 
 DRAIN_GRACE_S = 0.5  # after SIGTERM, keep answering 503 this long before closing the socket
 
@@ -89,15 +91,21 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"bridge serve: invalid configuration:\n{exc}\n")
         return 1
+    try:
+        tracing = start_tracing(settings.telemetry, os.environ)
+    except RuntimeError as exc:  # configured, but the otel extra is not installed
+        sys.stderr.write(f"bridge serve: {exc}\n")
+        return 1
     redactor = Redactor()
     configure_logging(
         level=settings.logging.level,
         fmt=settings.logging.format,
         production=True,
         redactor=redactor,
+        processors=() if tracing is None else (tracing.log_processor(),),
     )
     try:
-        service = Service(settings, redactor=redactor, config_path=args.config)
+        service = Service(settings, redactor=redactor, config_path=args.config, tracing=tracing)
     except StoreUnavailable as exc:
         sys.stderr.write(f"bridge serve: {exc.message}\n")
         return 1

@@ -38,6 +38,7 @@ from bridge.observability import Metrics, Redactor, bind_job
 from bridge.pacing import Pacer
 from bridge.pipeline import Alarm, DeliverHandler, ImportHandler, delivery_concurrency
 from bridge.store import Job, JobKind, Store, open_store
+from bridge.tracing import NO_TRACING, Tracing
 from bridge.types import JobResult
 from bridge.worker import Worker, backoff_s
 
@@ -87,8 +88,10 @@ class Service:
         *,
         redactor: Redactor | None = None,
         config_path: str | os.PathLike[str] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.config_path = None if config_path is None else Path(config_path)
         self.metrics = Metrics()
         self._reloads = Counter(
@@ -122,6 +125,7 @@ class Service:
                         pacer=self.pacer,
                         settings=self.current,
                         metrics=self.metrics,
+                        tracing=tracing or NO_TRACING,
                     )
                 )
             ),
@@ -141,6 +145,7 @@ class Service:
             rng=rng,
             metrics=self.metrics,
             retry_scheduled=self.retry_alarm.at,
+            tracing=tracing or NO_TRACING,
         )
         slowest = max((d.timeout_s for d in settings.destinations.values()), default=15.0)
         # Heartbeats hold a lease while a POST runs; its length is how soon a crashed process's
@@ -175,6 +180,7 @@ class Service:
                 on_accepted=self.import_worker.notify,
                 draining=lambda: self.draining,
                 metrics=self.metrics,
+                tracing=tracing,
             ),
             health=health,
             didit_webhooks=DiditWebhooks(
@@ -284,6 +290,9 @@ class Service:
         await self.client.aclose()
         await self.sender.aclose()
         await self.store.close()
+        if self.tracing is not None:
+            # Blocks while the last spans go out (the exporter's own timeout bounds it).
+            await asyncio.to_thread(self.tracing.shutdown)
         log.info("bridge_stopped")
 
     def _then_wake_deliveries(

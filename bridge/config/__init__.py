@@ -40,6 +40,7 @@ from bridge.config.settings import (
     ServerSettings,
     Settings,
     StoreSettings,
+    TelemetrySettings,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "Settings",
     "StandardWebhooksAuth",
     "StoreSettings",
+    "TelemetrySettings",
     "format_path",
     "load",
     "load_text",

@@ -56,7 +56,7 @@ _QUERIES = queries.load_queries("sqlite")
 _ACCEPTED_COLUMNS = (
     "id", "partner", "partner_event_id", "message_id", "business_key", "token", "token_sha256",
     "session_kind", "source_application_id", "source_session_id", "deadline", "rule",
-    "workflow_id", "vendor_data", "trust_review", "destinations", "now", "now",
+    "workflow_id", "vendor_data", "trust_review", "destinations", "trace_context", "now", "now",
 )  # fmt: skip
 # Rows go in chunks of these sizes only (64s, then the binary digits of the rest), so that the
 # connection's statement cache holds a few statements per table instead of one per run length.
@@ -169,6 +169,7 @@ class SqliteStore:
             "vendor_data": route.vendor_data,
             "trust_review": int(route.trust_review),
             "destinations": json.dumps(list(route.destinations)),
+            "trace_context": new.trace_context,
             "now": now,
         }
         return await self._write_batched(self._accept_batch, row)
