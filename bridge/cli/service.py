@@ -339,4 +339,6 @@ def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
     for section, key in RESTART_ONLY:
         if getattr(getattr(old, section), key) != getattr(getattr(new, section), key):
             changed.append(f"{section}.{key}")
+    if old.telemetry != new.telemetry:  # an optional section: compared whole
+        changed.append("telemetry")
     return changed
