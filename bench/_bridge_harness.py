@@ -128,8 +128,10 @@ def bridge_config(
     max_in_flight: int = 1,
     timeout_s: float = 5.0,
     log_level: str = "info",
+    otlp_endpoint: str | None = None,
 ) -> Path:
-    """Write a config with one api-key partner and one catch-all rule; its path."""
+    """Write a config with one api-key partner and one catch-all rule (and, with an
+    ``otlp_endpoint``, traces of every notification sent there); its path."""
     document = {
         "didit": {
             "base_url": didit_base_url,
@@ -155,6 +157,8 @@ def bridge_config(
         ],
         "logging": {"level": log_level, "format": "json"},
     }
+    if otlp_endpoint is not None:
+        document["telemetry"] = {"otlp_endpoint": otlp_endpoint, "sample_ratio": 1.0}
     path = directory / "bridge.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path

@@ -17,18 +17,25 @@ The import worker must not take CPU from intake during the measurement: the brid
 ``base_url`` is a closed local port and its pace is 1 import a minute (1 in flight), so the
 worker holds one job, waiting for the pacer, while the backlog grows.
 
+With ``--telemetry`` a second ``bridge serve`` (same core) traces every notification
+(``telemetry: {sample_ratio: 1.0}``) to an OTLP/HTTP endpoint in this process that accepts and
+drops each export; its rounds alternate with the others as ``traced``.
+
 Targets: ratio at least 0.5, bridge p99 under 25 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import sqlite3
 import statistics
 import sys
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.queues import Queue
 from pathlib import Path
 
@@ -61,6 +68,9 @@ def main(argv: Sequence[str] = ()) -> int:
     parser.add_argument(
         "--warmup", type=int, default=None, help="requests per server before the rounds"
     )
+    parser.add_argument(
+        "--telemetry", action="store_true", help="also a bridge exporting a trace per request"
+    )
     args = parser.parse_args(list(argv))
 
     spawn = multiprocessing.get_context("spawn")
@@ -84,8 +94,24 @@ def main(argv: Sequence[str] = ()) -> int:
                 didit_base_url=f"http://{HOST}:{free_port()}",  # nothing listens there
                 log_level=args.log_level,
             )
-            with bridge_serve(config, port, cpu=SERVER_CPU) as bridge:
+            with contextlib.ExitStack() as stack:
+                bridge = stack.enter_context(bridge_serve(config, port, cpu=SERVER_CPU))
                 ports["bridge"] = bridge.port
+                if args.telemetry:
+                    collector = stack.enter_context(_otlp_sink())
+                    traced_dir = Path(folder) / "traced"
+                    traced_dir.mkdir()
+                    traced_port = free_port()
+                    traced_config = bridge_config(
+                        traced_dir,
+                        port=traced_port,
+                        didit_base_url=f"http://{HOST}:{free_port()}",
+                        log_level=args.log_level,
+                        otlp_endpoint=collector,
+                    )
+                    stack.enter_context(bridge_serve(traced_config, traced_port, cpu=SERVER_CPU))
+                    ports["traced"] = traced_port
+                    rounds["traced"] = []
                 warmup = max(args.requests // 5, 1000) if args.warmup is None else args.warmup
                 for name in rounds:
                     _round(ports[name], warmup, args.connections)
@@ -122,6 +148,7 @@ def main(argv: Sequence[str] = ()) -> int:
         "bridge": "bridge serve",
         "baseline": "bare Starlette, 202",
         "floor": "raw ASGI + the store's durable accept, no checks, no log line",
+        "traced": "bridge serve, a trace per notification exported by OTLP/HTTP",
     }
     note(
         f"durable 202s/s, median of {args.rounds} rounds of {args.requests} "
@@ -138,6 +165,31 @@ def main(argv: Sequence[str] = ()) -> int:
         f"{'met' if met else 'MISSED'}"
     )
     return 0 if met and stored == accepted and not refused else 1
+
+
+@contextlib.contextmanager
+def _otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that answers 200 to every export and keeps nothing; its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer((HOST, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _round(port: int, count: int, connections: int) -> LoadResult:

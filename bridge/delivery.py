@@ -171,16 +171,25 @@ class Sender:
         await asyncio.gather(*(client.aclose() for client in clients), return_exceptions=True)
 
     async def send(
-        self, name: str, destination: Destination, *, message_id: str, body: bytes
+        self,
+        name: str,
+        destination: Destination,
+        *,
+        message_id: str,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
     ) -> DeliveryResult:
-        """POST ``body`` signed as ``message_id`` to ``destination``; never raises for HTTP."""
+        """POST ``body`` signed as ``message_id`` to ``destination``, with ``headers`` added (a
+        ``traceparent``); never raises for HTTP."""
         target = self._target(name, destination)
         timestamp = int(self._clock())
-        headers = target.signer.headers(message_id, timestamp, body)
+        sent = target.signer.headers(message_id, timestamp, body)
+        if headers is not None:
+            sent = {**headers, **sent}  # the signature's headers are never overridden
         started = time.perf_counter()
         try:
             async with asyncio.timeout(destination.timeout_s):
-                response = await self._post(target, headers, body)
+                response = await self._post(target, sent, body)
         except TimeoutError:
             return _no_answer(started, f"no answer within {destination.timeout_s:g}s")
         except Exception as exc:  # noqa: BLE001 - transport errors, and whatever a URL or an

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import orjson
@@ -32,6 +32,7 @@ from bridge.errors import StoreUnavailable
 from bridge.observability import UNKNOWN_PARTNER, Metrics, new_request_id
 from bridge.signing import Verifier
 from bridge.store import NewNotification, Store
+from bridge.tracing import Span, Tracing
 
 __all__ = ["DEADLINE_MARGIN_S", "INTAKE_PATH", "Intake", "LiveConfig", "partner_in"]
 
@@ -79,6 +80,7 @@ class Intake:
         clock: Callable[[], float] = time.time,
         draining: Callable[[], bool] = lambda: False,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._live = live
         self._store = store
@@ -86,13 +88,19 @@ class Intake:
         self._clock = clock
         self._draining = draining
         self._metrics = metrics
+        self._tracing = tracing
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, span: Span | None = None
+    ) -> None:
+        if span is None and self._tracing is not None:
+            with self._tracing.intake(Headers(scope=scope)) as traced:
+                return await self(scope, receive, send, traced)
         started = time.perf_counter()
         request_id = new_request_id()
         partner: str = scope["path_params"]["partner"]  # set by the router (BridgeApp's too)
         try:
-            answer = await self._answer(scope, receive, partner)
+            answer = await self._answer(scope, receive, partner, span)
         except Exception:  # a bug: the partner still gets an answer with a code, and a line
             log.exception("intake_failed", request_id=request_id)
             answer = _refused(Refusal(500, "internal_error", "the bridge failed; send it again"))
@@ -105,6 +113,16 @@ class Intake:
             await send({"type": "http.response.body", "body": body})
         finally:  # the partner may be gone by now; the line is written all the same
             self._record(scope, request_id, partner, answer, time.perf_counter() - started)
+            if span is not None:
+                span.set(
+                    partner=partner
+                    if partner in self._live().settings.partners
+                    else UNKNOWN_PARTNER,
+                    notification_id=answer.notification_id,
+                    rule=answer.rule,
+                    outcome=answer.outcome,
+                    http_status=answer.status,
+                )
 
     def _record(
         self, scope: Scope, request_id: str, partner: str, answer: _Answer, duration: float
@@ -131,11 +149,15 @@ class Intake:
             **fields,
         )
 
-    async def _answer(self, scope: Scope, receive: Receive, partner: str) -> _Answer:
+    async def _answer(
+        self, scope: Scope, receive: Receive, partner: str, span: Span | None
+    ) -> _Answer:
         try:
             new = await self._screened(scope, receive, partner)
             if isinstance(new, str):  # a partner's retry of a message already accepted
                 return _accepted(new, duplicate=True, rule=None)
+            if span is not None:  # later work joins this trace, in whichever process runs it
+                new = replace(new, trace_context=span.traceparent())
             accepted = await self._store.accept(new)
         except Refusal as refusal:
             return _refused(refusal)

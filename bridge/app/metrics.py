@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -78,6 +78,7 @@ class MetricsEndpoint:
         *,
         snapshot: SnapshotReader,
         before_render: Sequence[Callable[[], None]] = (),
+        readiness: Callable[[], Awaitable[bool]] | None = None,
         timeout_s: float = SNAPSHOT_TIMEOUT_S,
     ) -> None:
         self._metrics = metrics
@@ -86,6 +87,12 @@ class MetricsEndpoint:
         self._timeout_s = timeout_s
         self._cached: Mapping[str, float] = {}
         metrics.set_snapshot_source(lambda: self._cached)
+        self._readiness = readiness
+        # What /readyz answers, as a series: a Prometheus without a prober can alert on it.
+        self._ready = None if readiness is None else Gauge(
+            "bridge_ready", "1 while /readyz answers 200 (store, config, workers), else 0.",
+            registry=metrics.registry,
+        )  # fmt: skip
 
     async def refresh(self) -> None:
         """Read the store's gauges now; keep the previous values if the store fails."""
@@ -93,6 +100,8 @@ class MetricsEndpoint:
             self._cached = await asyncio.wait_for(self._snapshot(), self._timeout_s)
         except (StoreUnavailable, TimeoutError):
             log.warning("metrics_snapshot_failed")
+        if self._readiness is not None and self._ready is not None:
+            self._ready.set(1.0 if await self._readiness() else 0.0)
         for hook in self._before_render:
             hook()
 

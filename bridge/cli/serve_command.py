@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from bridge.cli._common import add_config_argument, env_default, load_with_warni
 from bridge.cli.service import Service
 from bridge.errors import StoreUnavailable
 from bridge.observability import Redactor, configure_logging
+from bridge.tracing import start_tracing
 
 log = structlog.get_logger()
 
@@ -101,17 +103,23 @@ def run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     settings = loaded.settings
+    try:
+        tracing = start_tracing(settings.telemetry, os.environ)
+    except RuntimeError as exc:  # configured, but the otel extra is not installed
+        sys.stderr.write(f"share-bridge serve: {exc}\n")
+        return 1
     redactor = Redactor()
     configure_logging(
         level=settings.logging.level,
         fmt=settings.logging.format,
         production=True,
         redactor=redactor,
+        processors=() if tracing is None else (tracing.log_processor(),),
     )
     for warning in loaded.warnings:
         log.warning("config_warning", path=warning.path, issue=str(warning))
     try:
-        service = Service(settings, redactor=redactor, config_path=args.config)
+        service = Service(settings, redactor=redactor, config_path=args.config, tracing=tracing)
     except StoreUnavailable as exc:
         sys.stderr.write(f"share-bridge serve: {exc.message}\n")
         return 1

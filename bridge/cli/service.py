@@ -48,6 +48,7 @@ from bridge.pipeline import (
     fair_share,
 )
 from bridge.store import Job, JobKind, Store, sqlite_path
+from bridge.tracing import NO_TRACING, Tracing
 from bridge.types import JobResult
 from bridge.worker import Worker, backoff_s
 
@@ -107,8 +108,10 @@ class Service:
         *,
         redactor: Redactor | None = None,
         config_path: str | os.PathLike[str] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.config_path = None if config_path is None else Path(config_path)
         self.metrics = Metrics()
         self._reloads = Counter(
@@ -149,6 +152,7 @@ class Service:
                         settings=self.current,
                         metrics=self.metrics,
                         rejections=self.rejections,
+                        tracing=tracing or NO_TRACING,
                     )
                 )
             ),
@@ -171,6 +175,7 @@ class Service:
             rng=rng,
             metrics=self.metrics,
             retry_scheduled=self.retry_alarm.at,
+            tracing=tracing or NO_TRACING,
         )
         slowest = max((d.timeout_s for d in settings.destinations.values()), default=15.0)
         # Heartbeats hold a lease while a POST runs; its length is how soon a crashed process's
@@ -194,10 +199,12 @@ class Service:
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self._didit_verifier = auth.didit_webhook_verifier(settings)
+        health = Health(store=self.store, workers_running=self._workers_running)
         self.metrics_endpoint = MetricsEndpoint(
             self.metrics,
             snapshot=lambda: store_snapshot(self.store),
             before_render=[PacerCounters(self.metrics, self.pacer)],
+            readiness=health.ready,
         )
         self.app: BridgeApp = create_app(
             intake=Intake(
@@ -206,8 +213,9 @@ class Service:
                 on_accepted=self.import_worker.notify,
                 draining=lambda: self.draining,
                 metrics=self.metrics,
+                tracing=tracing,
             ),
-            health=Health(store=self.store, workers_running=self._workers_running),
+            health=health,
             didit_webhooks=DiditWebhooks(
                 verifier=lambda: self._didit_verifier,
                 store=self.store,
@@ -320,6 +328,9 @@ class Service:
         await self.client.aclose()
         await self.sender.aclose()
         await self.store.close()
+        if self.tracing is not None:
+            # Blocks while the last spans go out (the exporter's own timeout bounds it).
+            await asyncio.to_thread(self.tracing.shutdown)
         log.info("bridge_stopped")
 
     def _then_wake_deliveries(
@@ -375,4 +386,6 @@ def _restart_only_changes(old: Settings, new: Settings) -> list[str]:
     for section, key in RESTART_ONLY:
         if getattr(getattr(old, section), key) != getattr(getattr(new, section), key):
             changed.append(f"{section}.{key}")
+    if old.telemetry != new.telemetry:  # an optional section: compared whole
+        changed.append("telemetry")
     return changed

@@ -48,6 +48,7 @@ from bridge.config.settings import (
     ServerSettings,
     Settings,
     StoreSettings,
+    TelemetrySettings,
 )
 from bridge.config.warnings import settings_warnings
 
@@ -80,6 +81,7 @@ __all__ = [
     "Settings",
     "StandardWebhooksAuth",
     "StoreSettings",
+    "TelemetrySettings",
     "format_path",
     "load",
     "load_for_operations",

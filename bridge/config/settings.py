@@ -143,6 +143,17 @@ class LoggingSettings(ConfigModel):
     format: Literal["json", "console"] = "json"
 
 
+class TelemetrySettings(ConfigModel):
+    """OpenTelemetry traces (the ``otel`` extra): sent by OTLP/HTTP to ``otlp_endpoint``.
+
+    Without an endpoint here, the standard ``OTEL_EXPORTER_OTLP_*`` variables may give one.
+    """
+
+    otlp_endpoint: HttpUrl | None = None
+    service_name: str = "share-bridge"
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class Settings(ConfigModel):
     didit: DiditSettings
     store: StoreSettings = StoreSettings()
@@ -153,6 +164,7 @@ class Settings(ConfigModel):
     didit_webhooks: DiditWebhooks | None = None
     admin: AdminSettings | None = None
     logging: LoggingSettings = LoggingSettings()
+    telemetry: TelemetrySettings | None = None
 
     def rule_by_name(self, name: str) -> Rule | None:
         """The rule called ``name``, or None (rule names are unique)."""

@@ -10,7 +10,7 @@ import logging
 import random
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal, TextIO, cast
 
@@ -111,6 +111,7 @@ def configure_logging(
     stream: TextIO | None = None,
     production: bool = False,
     redactor: Redactor | None = None,
+    processors: Sequence[Processor] = (),
 ) -> None:
     """Configure structlog and stdlib logging (uvicorn, httpx) to write redacted lines to *stream*.
 
@@ -119,7 +120,7 @@ def configure_logging(
     first use and writes the event loop's lines once per turn of the loop (see ``LineWriter``;
     tests leave it off so they can reconfigure and read each line as soon as it is logged).
     Safe to call again; pass the same *redactor* every time (without one, only the built-in
-    patterns apply).
+    patterns apply). *processors* run before redaction (the tracing's ``trace_id``/``span_id``).
 
     uvicorn must be started with ``log_config=None`` so that it does not install its own handlers.
     """
@@ -141,6 +142,7 @@ def configure_logging(
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         render_exception,
+        *processors,
     ]
     writer = LineWriter(out, gather=production)
     structlog.configure(

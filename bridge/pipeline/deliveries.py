@@ -33,6 +33,7 @@ from bridge.delivery import DeliveryResult, Sender, Verdict
 from bridge.observability import Metrics
 from bridge.pipeline._timing import TokenBucket
 from bridge.store import AttemptReport, DeliveryStatus, Job, Store
+from bridge.tracing import NO_TRACING, Tracing
 from bridge.types import Complete, Done, JobResult, Release
 
 __all__ = [
@@ -75,6 +76,7 @@ class DeliverHandler:
         metrics: Metrics | None = None,
         retry_scheduled: Callable[[float], None] = lambda _at: None,
         unconfigured_retry_s: float = UNCONFIGURED_RETRY_S,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._store = store
         self._sender = sender
@@ -84,6 +86,7 @@ class DeliverHandler:
         self._metrics = metrics
         self._retry_scheduled = retry_scheduled
         self._unconfigured_retry_s = unconfigured_retry_s
+        self._tracing = tracing
         self._in_flight: Counter[str] = Counter()
         self._buckets: dict[str, TokenBucket] = {}
 
@@ -112,17 +115,33 @@ class DeliverHandler:
         if self._in_flight[name] >= destination.max_in_flight:
             await self._store.release(job)  # claimed in a batch past its share: not its turn
             return Done()
-        self._in_flight[name] += 1
-        try:
-            await self._bucket(name, destination).acquire()
-            result = await self._sender.send(
-                name, destination, message_id=delivery.event.id, body=delivery.event.body
-            )
-        finally:
-            self._in_flight[name] -= 1
-        if self._metrics is not None:
-            self._metrics.deliveries.labels(destination=name, result=result.verdict.value).inc()
-        held = await self._record(job, name, destination, result)
+        with self._tracing.job(
+            "delivery",
+            delivery.trace_context,
+            notification_id=delivery.event.notification_id,
+            delivery_id=delivery.id,
+            event_id=delivery.event.id,
+            destination=name,
+            job_attempt=job.attempts,
+        ) as span:
+            self._in_flight[name] += 1
+            try:
+                await self._bucket(name, destination).acquire()
+                traceparent = span.traceparent()
+                result = await self._sender.send(
+                    name,
+                    destination,
+                    message_id=delivery.event.id,
+                    body=delivery.event.body,
+                    headers=None if traceparent is None else {"traceparent": traceparent},
+                )
+            finally:
+                self._in_flight[name] -= 1
+            span.set(outcome=result.verdict.value, http_status=result.http_status)
+            if self._metrics is not None:
+                verdict = result.verdict.value
+                self._metrics.deliveries.labels(destination=name, result=verdict).inc()
+            held = await self._record(job, name, destination, result)
         if not held:
             log.warning("delivery_lease_lost")
         return Done()

@@ -59,6 +59,7 @@ from bridge.store import (
     Store,
 )
 from bridge.store.ids import new_id
+from bridge.tracing import NO_TRACING, Tracing
 from bridge.types import (
     Complete,
     DiditSession,
@@ -108,6 +109,7 @@ class ImportHandler:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         rejections: RejectionWatch | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._store = store
         self._client = client
@@ -116,16 +118,28 @@ class ImportHandler:
         self._clock = clock
         self._metrics = metrics
         self._rejections = rejections
+        self._tracing = tracing
 
     async def __call__(self, job: Job) -> JobResult:
         notification = await self._store.load_notification(job.ref)
         if notification is None or notification.status is not NotificationStatus.PENDING:
             return Complete()
-        structlog.contextvars.bind_contextvars(
-            notification_id=notification.id,
-            partner=notification.partner,
-            rule=notification.route.rule,
-        )
+        identity = {
+            "notification_id": notification.id,
+            "partner": notification.partner,
+            "rule": notification.route.rule,
+        }
+        structlog.contextvars.bind_contextvars(**identity)
+        with self._tracing.job(
+            "import", notification.trace_context, job_attempt=job.attempts, **identity
+        ) as span:
+            result = await self._run(job, notification)
+            # What _retry and _finish bound for the attempt's log line, the span says too.
+            bound = structlog.contextvars.get_contextvars()
+            span.set(outcome=bound.get("outcome"), reason=bound.get("reason"))
+            return result
+
+    async def _run(self, job: Job, notification: Notification) -> JobResult:
         attempts = await self._store.list_import_attempts(notification.id)
         if unresolved_ambiguity(attempts):
             since = min(attempt.started_at for attempt in attempts if is_ambiguous(attempt))
@@ -152,12 +166,14 @@ class ImportHandler:
         if attempt is None:
             return Done()  # lease lost: the new owner runs it
         route = notification.route
-        answer = await self._client.import_shared(
-            share_token=token,
-            workflow_id=route.workflow_id,
-            vendor_data=route.vendor_data,
-            trust_review=route.trust_review,
-        )
+        with self._tracing.step("didit.import_shared", attempt=attempt) as span:
+            answer = await self._client.import_shared(
+                share_token=token,
+                workflow_id=route.workflow_id,
+                vendor_data=route.vendor_data,
+                trust_review=route.trust_review,
+            )
+            span.set(http_status=answer.http_status, result=answer.outcome.code)
         self._pacer.observe(answer.rate_limit, answer.http_status)
         verdict = answer.verdict
         if self._rejections is not None and isinstance(verdict, didit.Imported | didit.Rejected):
@@ -277,6 +293,21 @@ class ImportHandler:
         attempt = await self._store.begin_import_attempt(job, kind=AttemptKind.RECONCILE)
         if attempt is None:
             return Done()
+        with self._tracing.step("didit.reconcile", attempt=attempt) as span:
+            found = await self._find_session(job, notification, since, attempt)
+            span.set(
+                result=RECONCILED_IMPORTED
+                if isinstance(found, DiditSession)
+                else RECONCILED_NOT_IMPORTED
+                if found is None
+                else found.why
+            )
+        return found
+
+    async def _find_session(
+        self, job: Job, notification: Notification, since: float, attempt: int
+    ) -> DiditSession | _Undecided | None:
+        """The reconcile call (attempt ``attempt``, begun): the session, None, or undecided."""
         route = notification.route
         started = time.perf_counter()
         try:

@@ -80,6 +80,7 @@ def notification(row: Row, *, with_token: bool = True) -> Notification:
         received_at=row["received_at"],
         finished_at=row["finished_at"],
         updated_at=row["updated_at"],
+        trace_context=row["trace_context"],
     )
 
 
@@ -124,6 +125,7 @@ def delivery(row: Row) -> Delivery:
             body=bytes(row["body"]),
             created_at=row["event_created_at"],
         ),
+        trace_context=row["trace_context"],
     )
 
 

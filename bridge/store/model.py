@@ -76,6 +76,7 @@ class NewNotification:
     source_session_id: str | None
     deadline: float | None  # token exp minus a margin; None when the token has no exp
     route: Route
+    trace_context: str | None = None  # the intake span's W3C traceparent, when traces are on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +109,7 @@ class Notification:
     received_at: float
     finished_at: float | None
     updated_at: float
+    trace_context: str | None = None  # W3C traceparent of its intake span; later spans join it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,6 +210,7 @@ class Delivery:
     delivered_at: float | None
     last_error: str | None
     event: Event
+    trace_context: str | None = None  # its notification's (see Notification.trace_context)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

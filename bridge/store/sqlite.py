@@ -58,7 +58,7 @@ _QUERIES = queries.load_queries("sqlite")
 _ACCEPTED_COLUMNS = (
     "id", "partner", "partner_event_id", "message_id", "business_key", "token", "token_sha256",
     "session_kind", "source_application_id", "source_session_id", "deadline", "rule",
-    "workflow_id", "vendor_data", "trust_review", "destinations", "now", "now",
+    "workflow_id", "vendor_data", "trust_review", "destinations", "trace_context", "now", "now",
 )  # fmt: skip
 _FINAL_STATUSES = json.dumps(sorted(DIDIT_FINAL_STATUSES))
 # Rows go in chunks of these sizes only (64s, then the binary digits of the rest), so that the
@@ -172,6 +172,7 @@ class SqliteStore:
             "vendor_data": route.vendor_data,
             "trust_review": int(route.trust_review),
             "destinations": json.dumps(list(route.destinations)),
+            "trace_context": new.trace_context,
             "now": now,
         }
         return await self._write_batched(self._accept_batch, row)

@@ -198,7 +198,7 @@ def test_config_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]
     assert schema["type"] == "object"
     assert set(schema["properties"]) == {
         "didit", "store", "server", "partners", "rules", "destinations", "didit_webhooks",
-        "admin", "logging",
+        "admin", "logging", "telemetry",
     }  # fmt: skip
     assert set(schema["required"]) == {"didit", "partners", "rules"}
     assert schema["additionalProperties"] is False

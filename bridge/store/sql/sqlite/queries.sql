@@ -31,11 +31,11 @@ SELECT id FROM notifications INDEXED BY notifications_live_business_key
 INSERT INTO notifications (
     id, partner, partner_event_id, message_id, business_key, token, token_sha256,
     session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-    vendor_data, trust_review, destinations, status, received_at, updated_at)
+    vendor_data, trust_review, destinations, trace_context, status, received_at, updated_at)
 VALUES (
     :id, :partner, :partner_event_id, :message_id, :business_key, :token, :token_sha256,
     :session_kind, :source_application_id, :source_session_id, :deadline, :rule, :workflow_id,
-    :vendor_data, :trust_review, :destinations, 'pending', :now, :now);
+    :vendor_data, :trust_review, :destinations, :trace_context, 'pending', :now, :now);
 
 -- insert_accepted --
 -- New pending notifications, one statement for a run of them: this head, then that many
@@ -44,12 +44,12 @@ VALUES (
 INSERT INTO notifications (
     id, partner, partner_event_id, message_id, business_key, token, token_sha256,
     session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-    vendor_data, trust_review, destinations, received_at, updated_at, status)
+    vendor_data, trust_review, destinations, trace_context, received_at, updated_at, status)
 VALUES
 
 -- insert_accepted_row --
 -- One row of insert_accepted: the columns in its order up to updated_at (now, now)
-(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
+(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
 
 -- insert_accepted_message_ids --
 -- The message ids of accepted notifications: this head, then one row per message id
@@ -229,7 +229,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
        session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
        vendor_data, trust_review, destinations, status, reason_code, reason_message,
        reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at
+       updated_at, trace_context
   FROM notifications
  WHERE (:status IS NULL OR status = :status)
    AND (:partner IS NULL OR partner = :partner)
@@ -314,14 +314,18 @@ SELECT * FROM events WHERE notification_id = :notification_id ORDER BY created_a
 
 -- select_delivery --
 -- One delivery with its event
-SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
+       n.trace_context
   FROM deliveries d JOIN events e ON e.id = d.event_id
+  JOIN notifications n ON n.id = e.notification_id
  WHERE d.id = :id;
 
 -- select_deliveries_of_notification --
 -- A notification's deliveries with their events
-SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
+       n.trace_context
   FROM deliveries d JOIN events e ON e.id = d.event_id
+  JOIN notifications n ON n.id = e.notification_id
  WHERE e.notification_id = :notification_id
  ORDER BY d.created_at, d.rowid;
 
@@ -378,8 +382,10 @@ SELECT n.name, coalesce(s.enabled, 1) AS enabled, s.changed_at, s.reason,
 
 -- list_deliveries --
 -- Deliveries newest first with their events, optionally filtered, paged by id
-SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
+       n.trace_context
   FROM deliveries d JOIN events e ON e.id = d.event_id
+  JOIN notifications n ON n.id = e.notification_id
  WHERE (:status IS NULL OR d.status = :status)
    AND (:destination IS NULL OR d.destination = :destination)
    AND (:before IS NULL OR d.id < :before)
