@@ -173,7 +173,7 @@ class ImportHandler:
                 vendor_data=route.vendor_data,
                 trust_review=route.trust_review,
             )
-            span.set(http_status=answer.http_status, result=answer.outcome.code)
+            span.set(http_status=answer.http_status, result=answer.verdict.code)
         self._pacer.observe(answer.rate_limit, answer.http_status)
         verdict = answer.verdict
         if self._rejections is not None and isinstance(verdict, didit.Imported | didit.Rejected):
@@ -296,9 +296,9 @@ class ImportHandler:
         with self._tracing.step("didit.reconcile", attempt=attempt) as span:
             found = await self._find_session(job, notification, since, attempt)
             span.set(
-                result=RECONCILED_IMPORTED
+                result=AttemptResult.RECONCILED_IMPORTED
                 if isinstance(found, DiditSession)
-                else RECONCILED_NOT_IMPORTED
+                else AttemptResult.RECONCILED_NOT_IMPORTED
                 if found is None
                 else found.why
             )

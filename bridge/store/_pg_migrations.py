@@ -39,11 +39,13 @@ async def migrate(connection: psycopg.AsyncConnection[object], schema: str) -> i
             " version integer PRIMARY KEY, name text NOT NULL,"
             " applied_at double precision NOT NULL)"
         )
-        cursor = await connection.execute("SELECT coalesce(max(version), 0) FROM schema_version")
-        row = await cursor.fetchone()
-        current = int(row[0]) if row is not None else 0  # type: ignore[index]
+        # Every migration missing from the record, not only those above the newest (see the
+        # SQLite store's migrate).
+        cursor = await connection.execute("SELECT version FROM schema_version")
+        applied = {int(row[0]) for row in await cursor.fetchall()}  # type: ignore[index]
+        current = max(applied, default=0)
         for migration in _MIGRATIONS:
-            if migration.version <= current:
+            if migration.version in applied:
                 continue
             async with connection.transaction():
                 await connection.execute(migration.sql.encode())
@@ -51,7 +53,7 @@ async def migrate(connection: psycopg.AsyncConnection[object], schema: str) -> i
                     "INSERT INTO schema_version (version, name, applied_at) VALUES (%s, %s, %s)",
                     [migration.version, migration.name, time.time()],
                 )
-            current = migration.version
+            current = max(current, migration.version)
         return current
     finally:
         await connection.execute(

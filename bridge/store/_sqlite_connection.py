@@ -63,18 +63,20 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 
 def migrate(connection: sqlite3.Connection, now: float) -> int:
-    """Apply the migrations not yet recorded in ``schema_version``; return the version."""
+    """Apply the migrations not yet recorded in ``schema_version``; return the version.
+
+    Every migration missing from the record is applied, not only those above the newest: two
+    lines of work merged with their numbers interleaved still migrate a store fully."""
     connection.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL) STRICT"
     )
     connection.execute("BEGIN IMMEDIATE")  # a second process starting at once waits here
     try:
-        current: int = connection.execute(
-            "SELECT coalesce(max(version), 0) FROM schema_version"
-        ).fetchone()[0]
+        applied = {row[0] for row in connection.execute("SELECT version FROM schema_version")}
+        current = max(applied, default=0)
         for migration in _MIGRATIONS:
-            if migration.version <= current:
+            if migration.version in applied:
                 continue
             for statement in _statements(migration.sql):
                 connection.execute(statement)
@@ -82,7 +84,7 @@ def migrate(connection: sqlite3.Connection, now: float) -> int:
                 "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.name, now),
             )
-            current = migration.version
+            current = max(current, migration.version)
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")

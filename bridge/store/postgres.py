@@ -87,7 +87,8 @@ _QUERIES = queries.load_queries("postgres")
 _ACCEPTED_COLUMNS = (
     "id", "partner", "partner_event_id", "message_id", "business_key", "token_sealed",
     "token_sha256", "session_kind", "source_application_id", "source_session_id", "deadline",
-    "rule", "workflow_id", "vendor_data", "trust_review", "destinations", "received_at",
+    "rule", "workflow_id", "vendor_data", "trust_review", "destinations", "trace_context",
+    "received_at",
 )  # fmt: skip
 
 
@@ -275,6 +276,7 @@ class PostgresStore:
             "vendor_data": route.vendor_data,
             "trust_review": route.trust_review,
             "destinations": json.dumps(list(route.destinations)),
+            "trace_context": new.trace_context,
         }
         return await self._accepts.submit(row)
 

@@ -789,6 +789,25 @@ class TestDeliveries:
         )
         return await claim_one(store, kind=JobKind.DELIVER, owner="d")
 
+    async def test_the_trace_context_travels_with_the_notification_to_its_deliveries(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """Work done later (or by another process) joins the intake's trace."""
+        traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        accepted = await store.accept(replace(notification(), trace_context=traceparent))
+        loaded = await store.load_notification(accepted.id)
+        assert loaded is not None
+        assert loaded.trace_context == traceparent
+        job = await claim_one(store)
+        assert await store.record_outcome(
+            job, FinalOutcome(status=NotificationStatus.IMPORTED), [event(clock, "crm")]
+        )
+        [delivery] = await store.list_deliveries()
+        assert delivery.trace_context == traceparent
+        loaded_delivery = await store.load_delivery(delivery.id)
+        assert loaded_delivery is not None
+        assert loaded_delivery.trace_context == traceparent
+
     async def test_load_delivery_carries_the_event_bytes(
         self, store: Store, clock: FakeClock
     ) -> None:

@@ -46,7 +46,7 @@ SELECT id FROM notifications
 INSERT INTO notifications (
     id, partner, partner_event_id, message_id, business_key, token_sealed, token_sha256,
     session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-    vendor_data, trust_review, destinations, received_at, updated_at, status)
+    vendor_data, trust_review, destinations, trace_context, received_at, updated_at, status)
 SELECT r.*, r.received_at, 'pending'
   FROM unnest(
        %(id)b::text[], %(partner)b::text[], %(partner_event_id)b::text[],
@@ -54,10 +54,11 @@ SELECT r.*, r.received_at, 'pending'
        %(token_sha256)b::text[], %(session_kind)b::text[], %(source_application_id)b::text[],
        %(source_session_id)b::text[], %(deadline)b::double precision[], %(rule)b::text[],
        %(workflow_id)b::text[], %(vendor_data)b::text[], %(trust_review)b::boolean[],
-       %(destinations)b::text[], %(received_at)b::double precision[])
+       %(destinations)b::text[], %(trace_context)b::text[],
+       %(received_at)b::double precision[])
     AS r (id, partner, partner_event_id, message_id, business_key, token_sealed, token_sha256,
           session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-          vendor_data, trust_review, destinations, received_at);
+          vendor_data, trust_review, destinations, trace_context, received_at);
 
 -- insert_accepted_jobs --
 -- The queued import jobs of accepted notifications, in their order; a job's lane is its partner
@@ -268,7 +269,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS t
        token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
        workflow_id, vendor_data, trust_review, destinations, status, reason_code,
        reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at
+       received_at, finished_at, updated_at, trace_context
   FROM notifications
  WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
    AND (%(partner)s::text IS NULL OR partner = %(partner)s::text)
@@ -356,14 +357,18 @@ SELECT * FROM events WHERE notification_id = %(notification_id)s ORDER BY create
 
 -- select_delivery --
 -- One delivery with its event
-SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
+       n.trace_context
   FROM deliveries d JOIN events e ON e.id = d.event_id
+  JOIN notifications n ON n.id = e.notification_id
  WHERE d.id = %(id)s;
 
 -- select_deliveries_of_notification --
 -- A notification's deliveries with their events
-SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
+       n.trace_context
   FROM deliveries d JOIN events e ON e.id = d.event_id
+  JOIN notifications n ON n.id = e.notification_id
  WHERE e.notification_id = %(notification_id)s
  ORDER BY d.created_at, d.seq;
 
@@ -421,8 +426,10 @@ SELECT n.name, coalesce(s.enabled, true) AS enabled, s.changed_at, s.reason,
 
 -- list_deliveries --
 -- Deliveries newest first with their events, optionally filtered, paged by id
-SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at
+SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
+       n.trace_context
   FROM deliveries d JOIN events e ON e.id = d.event_id
+  JOIN notifications n ON n.id = e.notification_id
  WHERE (%(status)s::text IS NULL OR d.status = %(status)s::text)
    AND (%(destination)s::text IS NULL OR d.destination = %(destination)s::text)
    AND (%(before)s::text IS NULL OR d.id < %(before)s::text)
