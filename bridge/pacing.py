@@ -165,6 +165,10 @@ class Pacer:
                 while not (self._sleeper is None and self._next() is waiter):
                     waited = True
                     waiter.turn = asyncio.get_running_loop().create_future()
+                    # Whose turn it is moves with the clock (a deadline comes at risk, a 429
+                    # changes the pace): a waiter woken for a turn that has since gone to
+                    # another wakes that one, or every waiter would wait for a wake-up.
+                    self._wake_next()
                     await waiter.turn
                     self._raise_if_closed()
                 now = self._clock()

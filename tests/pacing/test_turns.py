@@ -164,3 +164,29 @@ class TestPacerTurns:
         ]
         await asyncio.gather(*tasks)
         assert order == ["served", "fresh"]
+
+
+class TestPacerTurnMoves:
+    async def test_a_turn_that_moves_while_its_waiter_wakes_is_handed_on(self) -> None:
+        """Whose turn it is moves with the clock: a waiter woken for a turn that has since gone
+        to another (a deadline came at risk meanwhile) hands it on, and every import is sent.
+        A soak stalled here for good: every acquirer waited for a wake-up nobody sent."""
+        clock = AutoTime()
+        wall = [clock.now]
+
+        def wall_clock() -> float:  # each look at the wall clock finds it 0.4 s later
+            wall[0] += 0.4
+            return wall[0]
+
+        pacer = Pacer(60, clock=clock, sleep=clock.sleep, wall_clock=wall_clock)
+        await pacer.acquire(lane="x")
+        sent: list[str] = []
+
+        async def acquirer(lane: str, deadline: float) -> None:
+            await pacer.acquire(deadline, lane=lane)
+            sent.append(lane)
+
+        plan = [("a", 3_600.0), ("b", 12.0), ("a", 3_600.0), ("c", 9.0), ("b", 3_600.0)]
+        tasks = [asyncio.create_task(acquirer(lane, clock.now + in_s)) for lane, in_s in plan]
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+        assert sorted(sent) == sorted(lane for lane, _ in plan)
