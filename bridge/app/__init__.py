@@ -10,10 +10,11 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from bridge.app.admin import Admin
 from bridge.app.application import BridgeApp
+from bridge.app.console import Console
 from bridge.app.didit_webhooks import DiditWebhooks
 from bridge.app.health import Health
 from bridge.app.intake import INTAKE_PATH, Intake, LiveConfig
@@ -25,6 +26,7 @@ from bridge.app.responses import error_response
 __all__ = [
     "Admin",
     "BridgeApp",
+    "Console",
     "DiditWebhooks",
     "Health",
     "Intake",
@@ -45,6 +47,7 @@ def create_app(
     didit_webhooks: DiditWebhooks | None = None,
     lifespan: Lifespan | None = None,
     admin: Admin | None = None,
+    console: Console | None = None,
     metrics: MetricsEndpoint | None = None,
     openapi: OpenApi | None = None,
     middleware: Sequence[Middleware] = (),
@@ -53,7 +56,7 @@ def create_app(
 
     ``middleware`` wraps every route but intake, which logs and counts its own requests.
     """
-    routes = [
+    routes: list[BaseRoute] = [
         Route(INTAKE_PATH, intake, methods=["POST"]),
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
@@ -66,6 +69,8 @@ def create_app(
         routes.append(Route("/openapi.json", openapi.document, methods=["GET"]))
     if admin is not None:
         routes += admin.routes()
+    if console is not None:
+        routes.append(console.mount())
     rest = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -53,6 +53,7 @@ class LiveConfig:
 
     settings: Settings
     verifiers: Mapping[str, Verifier]
+    loaded_at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True, slots=True)

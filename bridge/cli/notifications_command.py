@@ -13,9 +13,10 @@ import orjson
 
 from bridge import config
 from bridge.app.admin_views import notification_json, timeline_json
+from bridge.app.operations import RETRY_REFUSALS, Operations
 from bridge.cli._common import add_config_argument
 from bridge.errors import ConfigError, StoreUnavailable
-from bridge.store import RetryResult, Store, Timeline, open_store
+from bridge.store import NotificationSearch, RetryResult, Timeline, open_store
 from bridge.types import NotificationStatus
 
 
@@ -42,8 +43,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     retry.set_defaults(run=_retry)
 
 
-def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int]]) -> int:
-    """Open the configured store, run ``action``, close it; config and store errors exit 1."""
+def with_operations(
+    args: argparse.Namespace, action: Callable[[Operations], Awaitable[int]]
+) -> int:
+    """Open the configured store, run ``action`` on the operator's ``Operations`` (the admin
+    API's and the console's), close it; config and store errors exit 1."""
     try:
         settings = config.load(args.config)
     except ConfigError as exc:
@@ -53,7 +57,9 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
     async def main() -> int:
         store = open_store(settings.store.url, clock=time.time)
         try:
-            return await action(store)
+            return await action(
+                Operations(store=store, settings=lambda: settings, log_actions=False)
+            )
         finally:
             await store.close()
 
@@ -65,13 +71,13 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def action(store: Store) -> int:
-        rows = await store.list_notifications(
+    async def action(ops: Operations) -> int:
+        search = NotificationSearch(
             status=NotificationStatus(args.status) if args.status else None,
             partner=args.partner,
-            limit=args.limit,
         )
-        for row in rows:
+        page = await ops.notifications(search, limit=args.limit)
+        for row in page.items:
             if args.json:
                 sys.stdout.write(orjson.dumps(notification_json(row)).decode() + "\n")
             else:
@@ -82,12 +88,12 @@ def _list(args: argparse.Namespace) -> int:
                 )
         return 0
 
-    return with_store(args, action)
+    return with_operations(args, action)
 
 
 def _show(args: argparse.Namespace) -> int:
-    async def action(store: Store) -> int:
-        timeline = await store.timeline(args.id)
+    async def action(ops: Operations) -> int:
+        timeline = await ops.timeline(args.id)
         if timeline is None:
             sys.stderr.write(f"bridge: no notification {args.id}\n")
             return 1
@@ -97,26 +103,19 @@ def _show(args: argparse.Namespace) -> int:
             sys.stdout.write(render_timeline(timeline))
         return 0
 
-    return with_store(args, action)
+    return with_operations(args, action)
 
 
 def _retry(args: argparse.Namespace) -> int:
-    async def action(store: Store) -> int:
-        result = await store.retry_notification(args.id)
-        messages = {
-            RetryResult.REQUEUED: "queued again; the running bridge picks it up",
-            RetryResult.NOT_FOUND: "no such notification",
-            RetryResult.NOT_RETRYABLE: "only a failed notification can be retried",
-            RetryResult.TOKEN_GONE: "its token has expired or was erased; the partner must "
-            "send a new one",
-            RetryResult.SUPERSEDED: "a newer notification for the same share is pending or "
-            "imported",
-        }
-        stream = sys.stdout if result is RetryResult.REQUEUED else sys.stderr
-        stream.write(f"{args.id}: {messages[result]}\n")
-        return 0 if result is RetryResult.REQUEUED else 1
+    async def action(ops: Operations) -> int:
+        result = await ops.retry(args.id)
+        if result is RetryResult.REQUEUED:
+            sys.stdout.write(f"{args.id}: queued again; the running bridge picks it up\n")
+            return 0
+        sys.stderr.write(f"{args.id}: {RETRY_REFUSALS[result]}\n")
+        return 1
 
-    return with_store(args, action)
+    return with_operations(args, action)
 
 
 def _iso(epoch_s: float | None) -> str:
