@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -46,6 +46,7 @@ __all__ = [
     "sandbox_url",
     "sign_in",
     "target",
+    "wait_for_status",
 ]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -138,11 +139,24 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1100, "height": 900})
     opened = context.new_page()
-    errors: list[Any] = []
-    opened.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
+    errors: list[str] = []
+    opened.on("console", lambda message: errors.append(message.text))
     yield opened
     context.close()
-    # A CSP violation (an inline script or style somewhere) shows as a console error.
-    assert errors == []
+    # A CSP violation (an inline script or style somewhere) shows as a console message.
+    assert [text for text in errors if "Content Security Policy" in text] == []
+
+
+def wait_for_status(
+    bridge: OpsBridge, ids: Collection[str], statuses: Collection[str], timeout_s: float = 20.0
+) -> None:
+    """Wait until each notification has one of ``statuses``, asking the admin API (playwright's
+    loop runs in this thread, so the store helpers' ``asyncio.run`` cannot)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = {i: bridge.admin("GET", f"/notifications/{i}").json() for i in ids}
+        seen = {i: body["notification"]["status"] for i, body in current.items()}
+        if all(status in statuses for status in seen.values()):
+            return
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)

@@ -17,6 +17,7 @@ from tests.console.conftest import (
     configured_secrets,
     csrf_of,
     sign_in,
+    wait_for_status,
 )
 from tests.ops.conftest import OpsBridge
 from tests.ops.scenario import tokens
@@ -90,7 +91,7 @@ def csrf_refusals(console_bridge: OpsBridge, http: httpx.Client) -> None:
     [crm] = console_bridge.admin("GET", "/destinations").json()["items"]
     assert crm["enabled"] is False
     csrf = csrf_of(http.get("/console/destinations").text)
-    assert http.post("/console/destinations/crm/enable", data={"csrf": csrf}).status_code == 200
+    assert http.post("/console/destinations/crm/enable", data={"csrf": csrf}).status_code == 303
     [crm] = console_bridge.admin("GET", "/destinations").json()["items"]
     assert crm["enabled"] is True
     # A session signed with another admin token is no session: a rotated token signs all out.
@@ -134,7 +135,7 @@ def test_no_page_source_holds_a_share_token_or_a_secret(
         answer = console_bridge.post_share("acme", {"share_token": share, "customer": f"c{i}"})
         assert answer.status_code == 202, answer.text
         ids.append(answer.json()["id"])
-    console_bridge.wait_for(ids)
+    wait_for_status(console_bridge, ids, ["imported"])
     with client(console_bridge) as http:
         sources = page_sources(sign_in(http), ids, shares)
     secrets = {

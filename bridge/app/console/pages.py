@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -293,9 +294,7 @@ class Console:
             },
         )
 
-    async def timeline(
-        self, request: Request, session: sessions.Session, notice: str | None = None
-    ) -> Response:
+    async def timeline(self, request: Request, session: sessions.Session) -> Response:
         notification_id = request.path_params["id"]
         found = await self._ops.timeline(notification_id)
         if found is None:
@@ -313,7 +312,7 @@ class Console:
                 "n": found.notification,
                 "refusal": self._ops.retry_refusal(found.notification),
                 "delivery_attempts": attempts_by_delivery,
-                "notice": notice,
+                "notice": _notice(request),
                 "redeliverable": [s.value for s in REDELIVERABLE],
             },
         )
@@ -322,12 +321,7 @@ class Console:
         result = await self._ops.retry(request.path_params["id"])
         if result is RetryResult.NOT_FOUND:
             raise _Refused(404, RETRY_REFUSALS[result])
-        notice = (
-            "queued again: the import worker picks it up now"
-            if result is RetryResult.REQUEUED
-            else f"not retried: {RETRY_REFUSALS[result]}"
-        )
-        return await self.timeline(request, session, notice)
+        return _done(f"/notifications/{request.path_params['id']}", f"retry-{result.value}")
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -336,9 +330,7 @@ class Console:
     ) -> tuple[DeliveryStatus | None, str | None]:
         return _enum(source.get("status", ""), DeliveryStatus), _text(source.get("destination"))
 
-    async def deliveries(
-        self, request: Request, session: sessions.Session, notice: str | None = None
-    ) -> Response:
+    async def deliveries(self, request: Request, session: sessions.Session) -> Response:
         query = request.query_params
         status, destination = self._delivery_filter(query)
         page = await self._ops.deliveries(
@@ -359,7 +351,7 @@ class Console:
                 "destinations": [v.name for v in await self._ops.destinations()],
                 "redeliverable": [s.value for s in REDELIVERABLE],
                 "matching": urlencode(kept) if status in REDELIVERABLE else None,
-                "notice": notice,
+                "notice": _notice(request),
             },
         )
 
@@ -368,12 +360,7 @@ class Console:
         result = await self._ops.redeliver(delivery_id)
         if result is RedeliverResult.NOT_FOUND:
             raise _Refused(404, "no delivery with that id")
-        notice = (
-            f"{delivery_id} queued again"
-            if result is RedeliverResult.REQUEUED
-            else f"{delivery_id} is already on its way"
-        )
-        return await self.deliveries(request, session, notice)
+        return _done("/deliveries", f"redeliver-{result.value}", subject=delivery_id)
 
     async def confirm_redeliver_matching(
         self, request: Request, session: sessions.Session
@@ -399,25 +386,27 @@ class Console:
         if status is None or status not in REDELIVERABLE:
             raise _Refused(400, "choose the status dead or delivered first")
         count = await self._ops.redeliver_matching(status=status, destination=destination)
-        return await self.deliveries(request, session, f"{count} deliveries queued again")
+        return _done("/deliveries", "requeued", n=count)
 
     # -- destinations ---------------------------------------------------------------------
 
-    async def destinations(
-        self, request: Request, session: sessions.Session, notice: str | None = None
-    ) -> Response:
+    async def destinations(self, request: Request, session: sessions.Session) -> Response:
         return self._render(
             request,
             session,
             "destinations.html",
-            {"page": "destinations", "rows": await self._ops.destinations(), "notice": notice},
+            {
+                "page": "destinations",
+                "rows": await self._ops.destinations(),
+                "notice": _notice(request),
+            },
         )
 
     async def enable(self, request: Request, session: sessions.Session) -> Response:
         name = request.path_params["name"]
         if not await self._ops.set_enabled(name, enabled=True, reason="enabled in the console"):
             raise _Refused(404, "no destination by that name")
-        return await self.destinations(request, session, f"{name} enabled")
+        return _done("/destinations", "enabled", subject=name)
 
     async def recover(self, request: Request, session: sessions.Session) -> Response:
         name = request.path_params["name"]
@@ -427,7 +416,7 @@ class Console:
         count = await self._ops.recover(name, since=since)
         if count is None:
             raise _Refused(404, "no destination by that name")
-        return await self.destinations(request, session, f"{count} deliveries to {name} queued")
+        return _done("/destinations", "recovered", subject=name, n=count)
 
     # -- configuration and route preview ----------------------------------------------------
 
@@ -493,6 +482,38 @@ class Console:
         # The body may hold a share token: the page shows the verdict, not the body again.
         kept = {"partner": form.get("partner", "")}
         return await self.route_preview_form(request, session, render_text(dry_run), kept)
+
+
+_NOTICES: Final = {
+    "retry-requeued": "queued again: the import worker picks it up now",
+    **{f"retry-{r.value}": f"not retried: {m}" for r, m in RETRY_REFUSALS.items()},
+    "redeliver-requeued": "{subject} queued again",
+    "redeliver-already_pending": "{subject} is already on its way",
+    "requeued": "{n} deliveries queued again",
+    "enabled": "{subject} enabled",
+    "recovered": "{n} deliveries to {subject} queued again",
+}
+_SUBJECT: Final = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _done(path: str, notice: str, *, subject: str = "", n: int = 0) -> Response:
+    """After an action, see its page again by GET (a reload does not repeat the action), with
+    a notice chosen from ``_NOTICES``: the query names it, it cannot carry text of its own."""
+    query = urlencode({"notice": notice, "subject": subject, "n": n})
+    return RedirectResponse(f"{PREFIX}{path}?{query}", 303)
+
+
+def _notice(request: Request) -> str | None:
+    query = request.query_params
+    template = _NOTICES.get(query.get("notice", ""))
+    if template is None:
+        return None
+    subject = query.get("subject", "")
+    count = query.get("n", "0")
+    return template.format(
+        subject=subject if _SUBJECT.fullmatch(subject) else "?",
+        n=int(count) if count.isascii() and count.isdigit() and len(count) < 10 else 0,
+    )
 
 
 async def _form(request: Request) -> dict[str, str]:
