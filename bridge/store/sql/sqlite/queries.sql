@@ -396,9 +396,9 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
        updated_at
   FROM notifications
  WHERE id IN (SELECT id FROM notifications WHERE id = :key
-              UNION SELECT id FROM notifications WHERE partner_event_id = :key
-              UNION SELECT id FROM notifications WHERE vendor_data = :key
-              UNION SELECT id FROM notifications WHERE token_sha256 = :key)
+              UNION ALL SELECT id FROM notifications WHERE partner_event_id = :key
+              UNION ALL SELECT id FROM notifications WHERE vendor_data = :key
+              UNION ALL SELECT id FROM notifications WHERE token_sha256 = :key)
    AND id >= :from_id AND id < :until_id
    AND (:status IS NULL OR status = :status)
    AND (:partner IS NULL OR partner = :partner)
