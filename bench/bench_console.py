@@ -106,6 +106,7 @@ def finish_rows(db: Path) -> None:
             "status = CASE WHEN rowid % 10 = 0 THEN 'failed' ELSE 'imported' END",
             {"now": now},
         )
+        connection.execute("UPDATE jobs SET status = 'done' WHERE kind = 'import'")
 
 
 async def measure(

@@ -63,6 +63,7 @@ from bridge.store.model import (
     NotificationSearch,
     Outcome,
     OutcomeCount,
+    PendingWork,
     RetryResult,
     StoreStats,
     Timeline,
@@ -98,6 +99,7 @@ __all__ = [
     "NotificationSearch",
     "Outcome",
     "OutcomeCount",
+    "PendingWork",
     "RetryResult",
     "Store",
     "StoreStats",
@@ -317,6 +319,11 @@ class Store(Protocol):
     ) -> list[Notification]:
         """Newest first (tokens not loaded), each filter answered from an index; page with
         ``before`` = the last id seen."""
+        ...
+
+    async def pending_work(self) -> PendingWork:
+        """Pending notifications, the oldest one's age and the import queue, from indexes only
+        (``stats`` counts everything, for metrics)."""
         ...
 
     async def import_outcomes(self, *, since: float, bucket_s: float) -> list[OutcomeCount]:

@@ -278,6 +278,15 @@ class NotificationSearch:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PendingWork:
+    """What waits, counted from the indexes of what waits (cheap with any history)."""
+
+    pending: int  # notifications
+    import_queue: int  # import jobs queued or running
+    oldest_pending_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutcomeCount:
     """Notifications that reached ``status`` in one time bucket (0 = the oldest)."""
 

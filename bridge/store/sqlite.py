@@ -43,6 +43,7 @@ from bridge.store.model import (
     NotificationSearch,
     Outcome,
     OutcomeCount,
+    PendingWork,
     RetryResult,
     StoreStats,
     Timeline,
@@ -673,6 +674,8 @@ class SqliteStore:
             name = "search_notifications_by_status"
         elif search.partner is not None:
             name = "search_notifications_by_partner"
+        elif search.rule is not None:
+            name = "search_notifications_by_rule"
         else:
             name = "search_notifications_newest"
         query = self._q[name]
@@ -680,6 +683,20 @@ class SqliteStore:
         def op(connection: sqlite3.Connection) -> list[Notification]:
             rows = connection.execute(query, params).fetchall()
             return [_rows.notification(row) for row in rows]
+
+        return await self._read(op)
+
+    async def pending_work(self) -> PendingWork:
+        query, now = self._q["pending_work"], self._clock()
+
+        def op(connection: sqlite3.Connection) -> PendingWork:
+            row = connection.execute(query).fetchone()
+            oldest = row["oldest"]
+            return PendingWork(
+                pending=row["pending"],
+                import_queue=row["import_queue"],
+                oldest_pending_age_s=None if oldest is None else max(0.0, now - oldest),
+            )
 
         return await self._read(op)
 

@@ -70,6 +70,19 @@ async def test_each_filter_and_key(store: Store, clock: FakeClock) -> None:
     assert all(n.token is None for n in page + rest)
 
 
+async def test_pending_work_counts_what_waits(store: Store, clock: FakeClock) -> None:
+    empty = await store.pending_work()
+    assert (empty.pending, empty.import_queue, empty.oldest_pending_age_s) == (0, 0, None)
+    await store.accept(notification("a"))
+    clock.now += 30
+    await store.accept(notification("b"))
+    await finish(store, NotificationStatus.IMPORTED)
+    clock.now += 10
+    waiting = await store.pending_work()
+    assert (waiting.pending, waiting.import_queue) == (1, 1)
+    assert waiting.oldest_pending_age_s == 10
+
+
 async def test_outcomes_per_bucket_and_delivery_totals(store: Store, clock: FakeClock) -> None:
     since = clock.now
     await store.accept(notification("a"))
@@ -98,6 +111,7 @@ async def test_outcomes_per_bucket_and_delivery_totals(store: Store, clock: Fake
         "search_notifications_newest",
         "search_notifications_by_status",
         "search_notifications_by_partner",
+        "search_notifications_by_rule",
         "search_notifications_by_key",
     ],
 )

@@ -7,3 +7,4 @@ CREATE INDEX notifications_by_vendor_data ON notifications (vendor_data);
 CREATE INDEX notifications_by_token_sha256 ON notifications (token_sha256);
 CREATE INDEX notifications_by_finished_at
     ON notifications (finished_at, status) WHERE finished_at IS NOT NULL;
+CREATE INDEX notifications_by_rule ON notifications (rule, id);

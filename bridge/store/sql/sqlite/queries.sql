@@ -346,8 +346,8 @@ SELECT status, count(*) AS n FROM deliveries GROUP BY status;
 SELECT min(received_at) AS received_at FROM notifications WHERE status = 'pending';
 
 -- search_notifications_newest --
--- The console's listing without a status or partner: the primary key, newest first, from
--- :before, within the id range of the time range, the other filters on the rows it walks
+-- The console's listing without a filter: the primary key, newest first, within the id range
+-- (the time range, and :before)
 SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
        session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
        vendor_data, trust_review, destinations, status, reason_code, reason_message,
@@ -355,7 +355,6 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
        updated_at
   FROM notifications
  WHERE id >= :from_id AND id < :until_id
-   AND (:rule IS NULL OR rule = :rule)
  ORDER BY id DESC
  LIMIT :limit;
 
@@ -383,6 +382,18 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
   FROM notifications INDEXED BY notifications_by_partner
  WHERE partner = :partner AND id >= :from_id AND id < :until_id
    AND (:rule IS NULL OR rule = :rule)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- search_notifications_by_rule --
+-- The console's listing of one rule: notifications_by_rule (rule, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at
+  FROM notifications INDEXED BY notifications_by_rule
+ WHERE rule = :rule AND id >= :from_id AND id < :until_id
  ORDER BY id DESC
  LIMIT :limit;
 
@@ -425,3 +436,11 @@ SELECT count(*) AS n
   FROM deliveries
  WHERE (:status IS NULL OR status = :status)
    AND (:destination IS NULL OR destination = :destination);
+
+-- pending_work --
+-- What waits: pending notifications (notifications_by_status), the oldest one's arrival, and
+-- import jobs queued or running (jobs_claimable); each walks only what waits
+SELECT (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
+       (SELECT min(received_at) FROM notifications WHERE status = 'pending') AS oldest,
+       (SELECT count(*) FROM jobs
+         WHERE kind = 'import' AND status IN ('queued', 'running')) AS import_queue;
