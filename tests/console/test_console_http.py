@@ -178,3 +178,41 @@ def test_without_an_admin_section_there_is_no_console(
         assert http.get("/console/sign-in").status_code == 404
         assert http.post("/console/sign-in", data={"token": ADMIN_TOKEN}).status_code == 404
         assert http.get("/console/overview").status_code == 404
+
+
+def test_recover_since_sends_a_destinations_deliveries_again(
+    console_bridge: OpsBridge, control: SandboxControl, target: SandboxTarget, hook: HeaderSink
+) -> None:
+    [share] = tokens(control, target, 1)
+    answer = console_bridge.post_share("acme", {"share_token": share, "customer": "r"})
+    wait_for_status(console_bridge, [answer.json()["id"]], ["imported"])
+    deadline = time.monotonic() + 10
+    while not hook.received:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first_id = hook.webhook_ids()[0]
+    with client(console_bridge) as http:
+        sign_in(http)
+        csrf = csrf_of(http.get("/console/destinations").text)
+        recovered = http.post(
+            "/console/destinations/crm/recover", data={"csrf": csrf, "since": "2000-01-01T00:00"}
+        )
+        assert recovered.status_code == 303
+        page = http.get(recovered.headers["location"]).text
+        assert "1 deliveries to crm queued again" in page
+        future = {"csrf": csrf, "since": "2999-01-01T00:00"}
+        nothing = http.get(
+            http.post("/console/destinations/crm/recover", data=future).headers["location"]
+        )
+        assert "0 deliveries to crm queued again" in nothing.text
+        assert (
+            http.post(
+                "/console/destinations/crm/recover", data={"csrf": csrf, "since": "soon"}
+            ).status_code
+            == 400
+        )
+    deadline = time.monotonic() + 10
+    while len(hook.received) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert hook.webhook_ids() == [first_id, first_id]
