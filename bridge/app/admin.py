@@ -260,6 +260,6 @@ def _recover_body(body: bytes) -> tuple[float, DeliveryStatus | None]:
     status = document.get("status")
     if status is None:
         return epoch_s, None
-    if status not in {s.value for s in REDELIVERABLE}:
+    if not isinstance(status, str) or status not in {s.value for s in REDELIVERABLE}:
         raise _BadRequest("invalid_body", "status must be dead or delivered")
     return epoch_s, DeliveryStatus(status)

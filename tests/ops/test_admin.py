@@ -255,6 +255,8 @@ class TestDeliveries:
          b'{"since": "2026-13-01T00:00:00Z"}', b'{"since": 5}',
          b'{"since": "2026-01-01T00:00:00Z", "status": "pending"}',
          b'{"since": "2026-01-01T00:00:00Z", "extra": 1}',
+         b'{"since": "2026-01-01T00:00:00Z", "status": {}}',
+         b'{"since": "2026-01-01T00:00:00Z", "status": ["dead"]}',
          b'{"since": "9999-12-31T23:59:59-23:59"}', b'{"since": "0001-01-01T00:00:00+23:59"}'],
     )  # fmt: skip
     async def test_recover_refuses_bad_bodies(self, harness: Harness, body: bytes) -> None:
