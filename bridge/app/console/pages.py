@@ -162,7 +162,10 @@ class Console:
             session = self._session(request)
             if session is None:
                 return self._refusal(request, 403, "sign in first")
-            form = await _form(request)
+            try:
+                form = await _form(request)
+            except _Refused as refused:
+                return self._refusal(request, refused.status, refused.message, session)
             presented = request.headers.get("x-csrf-token") or form.get("csrf", "")
             if not sessions.token_matches(presented, session.csrf):
                 return self._refusal(request, 403, "the form is stale: reload the page")
@@ -210,7 +213,10 @@ class Console:
     async def sign_in(self, request: Request) -> Response:
         token = self._admin_token()
         assert token is not None  # noqa: S101 - _configured checked it
-        form = await _form(request)
+        try:
+            form = await _form(request)
+        except _Refused as refused:
+            return self._refusal(request, refused.status, refused.message)
         if not sessions.token_matches(form.get("token", ""), token):
             log.warning("console_sign_in_refused")
             return self._render(
