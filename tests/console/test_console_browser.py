@@ -3,6 +3,7 @@ what an operator on call does, click by click, checked against the admin API and
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,15 @@ pytestmark = pytest.mark.e2e
 
 FINAL = ("imported", "rejected", "expired", "failed")
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    """Into ``docs/`` when ``BRIDGE_CONSOLE_SCREENSHOTS=docs`` (to refresh the README's), else
+    beside the test's files, so that a test run leaves the worktree as it was."""
+    folder = DOCS if os.environ.get("BRIDGE_CONSOLE_SCREENSHOTS") == "docs" else tmp_path
+    path = folder / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000  # a page, not a blank
 
 
 def signed_in(page: Page, bridge: OpsBridge) -> None:
@@ -48,7 +58,11 @@ def until(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
 
 
 def test_overview_matches_the_admin_api_and_notifications_filter(
-    page: Page, console_bridge: OpsBridge, control: SandboxControl, target: SandboxTarget
+    tmp_path: Path,
+    page: Page,
+    console_bridge: OpsBridge,
+    control: SandboxControl,
+    target: SandboxTarget,
 ) -> None:
     shares = tokens(control, target, 3)
     imported = [share(console_bridge, t, partner, f"c{i}") for i, (t, partner) in
@@ -78,7 +92,7 @@ def test_overview_matches_the_admin_api_and_notifications_filter(
     page.click("#refresh")
     expect(page.locator("#overview-at")).not_to_have_text(before)
     assert page.evaluate("window.__kept") == 1
-    page.screenshot(path=str(DOCS / "console-overview.png"), full_page=True)
+    screenshot(page, "console-overview.png", tmp_path)
 
     page.click("nav >> text=Notifications")
     page.select_option("select[name=status]", "failed")
@@ -99,7 +113,11 @@ def test_overview_matches_the_admin_api_and_notifications_filter(
 
 
 def test_a_failed_notification_is_retried_from_its_timeline_until_imported(
-    page: Page, console_bridge: OpsBridge, control: SandboxControl, target: SandboxTarget
+    tmp_path: Path,
+    page: Page,
+    console_bridge: OpsBridge,
+    control: SandboxControl,
+    target: SandboxTarget,
 ) -> None:
     control.set_faults("import", error_rate=1.0, error_statuses=[402])
     [token] = tokens(control, target, 1)
@@ -120,7 +138,7 @@ def test_a_failed_notification_is_retried_from_its_timeline_until_imported(
     expect(page.locator("#status")).to_have_text("imported")
     expect(page.locator("#retry-refusal")).to_contain_text("only a failed notification")
     expect(page.locator(".attempt")).to_have_count(2)
-    page.screenshot(path=str(DOCS / "console-timeline.png"), full_page=True)
+    screenshot(page, "console-timeline.png", tmp_path)
 
 
 def test_a_dead_delivery_is_redelivered_with_its_original_webhook_id(
