@@ -5,7 +5,7 @@ Chromium page driven by playwright (Debian's ``/usr/bin/chromium``; no browser i
 - ``sandbox_url``, ``control``, ``target``: see ``tests/support/fixtures.py``.
 - ``hook``: a :class:`HeaderSink` on 127.0.0.1 whose answer a test can change.
 - ``console_bridge``: the running bridge, its ``crm`` destination pointed at ``hook``.
-- ``browser``: one Chromium per session; ``page``: a fresh context and page per test.
+- ``browser``: one Chromium per test module; ``page``: a fresh context and page per test.
 """
 
 from __future__ import annotations
@@ -127,7 +127,10 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-@pytest.fixture(scope="session")
+# Module scope: while playwright's sync API runs, its event loop counts as running in this
+# thread, so an async test run after it in the same process (another module, or the same
+# pytest-xdist worker) could not start its own; pytest stops the browser when the module ends.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
