@@ -68,7 +68,7 @@ def test_a_command_on_a_store_refuses_one_that_does_not_exist(
     config = tmp_path / "bridge.yaml"
     config.write_text(CONFIG % "sqlite:///var/lib/bridge/bridge.db")
     # retry re-routes, so it reads the rules and needs the whole file: give it its variables
-    whsec = "whsec_" + "QUJD" * 8
+    whsec = "whsec_c2hhcmUtYnJpZGdlLXRlc3QtYWNtZS1zZWNyZXQ="
     secrets = {"DIDIT_API_KEY": "sbx_k", "ACME_WHSEC": whsec, "CRM_WHSEC": whsec}
     with pytest.MonkeyPatch.context() as patch:
         for name, value in secrets.items():
