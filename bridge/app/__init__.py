@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from bridge.app.admin import Admin
 from bridge.app.application import BridgeApp
+from bridge.app.console import Console
 from bridge.app.didit_webhooks import DiditWebhooks
 from bridge.app.health import Health
 from bridge.app.intake import INTAKE_PATH, Intake, LiveConfig
@@ -25,6 +26,7 @@ from bridge.app.responses import error_response
 __all__ = [
     "Admin",
     "BridgeApp",
+    "Console",
     "DiditWebhooks",
     "Health",
     "Intake",
@@ -45,6 +47,7 @@ def create_app(
     didit_webhooks: DiditWebhooks | None = None,
     lifespan: Lifespan | None = None,
     admin: Admin | None = None,
+    console: Console | None = None,
     metrics: MetricsEndpoint | None = None,
     openapi: OpenApi | None = None,
     middleware: Sequence[Middleware] = (),
@@ -53,8 +56,9 @@ def create_app(
     """The application; ``lifespan`` starts and stops the workers (see ``cli``).
 
     ``middleware`` wraps every route but intake, which logs and counts its own requests. With
-    ``ops_port``, metrics, OpenAPI and the admin API are served only to requests that arrived
-    on that port (with the probes); the other port has intake, Didit's webhooks and the probes.
+    ``ops_port``, metrics, OpenAPI, the admin API and the console are served only to requests
+    that arrived on that port (with the probes); the other port has intake, Didit's webhooks
+    and the probes.
     """
     probes = [
         Route("/healthz", health.healthz, methods=["GET"]),
@@ -70,6 +74,8 @@ def create_app(
         ops.append(Route("/openapi.json", openapi.document, methods=["GET"]))
     if admin is not None:
         ops += admin.routes()
+    if console is not None:
+        ops.append(console.mount())
     if ops_port is None:
         return BridgeApp(intake=intake, rest=_starlette([*public, *ops], middleware, lifespan))
     return BridgeApp(

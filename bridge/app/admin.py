@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -19,20 +19,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bridge.app import retrying
 from bridge.app.admin_views import (
     delivery_json,
-    destinations_json,
+    destination_json,
     notification_json,
+    overview_json,
     timeline_json,
 )
 from bridge.app.intake import LiveConfig
+from bridge.app.operations import REDELIVERABLE, RETRY_REFUSALS, Operations, RedeliverResult
 from bridge.app.responses import error_response, json_response
-from bridge.errors import ConfigIssue, StoreUnavailable
-from bridge.store import DeliveryStatus, RetryResult, Store
+from bridge.errors import StoreUnavailable
+from bridge.store import DeliveryStatus, NotificationSearch, RetryResult
 from bridge.types import NotificationStatus
 
-__all__ = ["MAX_PAGE", "PREFIX", "Admin", "Reloader"]
+__all__ = ["MAX_PAGE", "PREFIX", "Admin"]
 
 log = structlog.get_logger()
 
@@ -44,10 +45,6 @@ _STORE_RETRY_AFTER_S: Final = "5"
 _RFC3339: Final = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
-_REDELIVERABLE: Final = (DeliveryStatus.DELIVERED.value, DeliveryStatus.DEAD.value)
-
-Reloader = Callable[[], Sequence[ConfigIssue]]
-"""Re-read the configuration; the issues that refused it (empty when it was applied)."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _E = TypeVar("_E", NotificationStatus, DeliveryStatus)
@@ -62,24 +59,14 @@ class _BadRequest(Exception):
 class Admin:
     """The admin routes; ``routes()`` gives them to ``create_app``."""
 
-    def __init__(
-        self,
-        *,
-        live: Callable[[], LiveConfig],
-        store: Store,
-        reload: Reloader | None = None,
-        on_retry: Callable[[], None] = lambda: None,
-        on_redeliver: Callable[[], None] = lambda: None,
-    ) -> None:
+    def __init__(self, *, live: Callable[[], LiveConfig], operations: Operations) -> None:
         self._live = live
-        self._store = store
-        self._reload = reload
-        self._on_retry = on_retry
-        self._on_redeliver = on_redeliver
+        self._ops = operations
 
     def routes(self) -> list[Route]:
         """Every admin route, each behind the bearer-token guard."""
         table: list[tuple[str, Endpoint, str]] = [
+            ("/overview", self.overview, "GET"),
             ("/notifications", self.list_notifications, "GET"),
             ("/notifications/{id}", self.show_notification, "GET"),
             ("/notifications/{id}/retry", self.retry_notification, "POST"),
@@ -124,26 +111,25 @@ class Admin:
 
         return guarded
 
+    async def overview(self, request: Request) -> Response:
+        return json_response(200, overview_json(await self._ops.overview()))
+
     # -- notifications --------------------------------------------------------------------
 
     async def list_notifications(self, request: Request) -> Response:
         query = request.query_params
-        status = _enum(query.get("status"), NotificationStatus, "status")
-        limit = _limit(query.get("limit"))
-        rows = await self._store.list_notifications(
-            status=status,
+        search = NotificationSearch(
+            status=_enum(query.get("status"), NotificationStatus, "status"),
             partner=_text(query.get("partner"), "partner"),
-            limit=limit + 1,
-            before=_text(query.get("before"), "before"),
         )
-        page = rows[:limit]
-        following = page[-1].id if len(rows) > limit else None
-        return json_response(
-            200, {"items": [notification_json(r) for r in page], "next": following}
+        page = await self._ops.notifications(
+            search, limit=_limit(query.get("limit")), before=_text(query.get("before"), "before")
         )
+        items = [notification_json(r) for r in page.items]
+        return json_response(200, {"items": items, "next": page.next})
 
     async def show_notification(self, request: Request) -> Response:
-        timeline = await self._store.timeline(request.path_params["id"])
+        timeline = await self._ops.timeline(request.path_params["id"])
         if timeline is None:
             return error_response(404, "not_found", "no notification with that id")
         return json_response(200, timeline_json(timeline))
@@ -151,82 +137,58 @@ class Admin:
     async def retry_notification(self, request: Request) -> Response:
         notification_id = request.path_params["id"]
         keep_route = _flag(request.query_params.get("keep_route"), "keep_route")
-        result = await retrying.retry(
-            self._store, notification_id, self._live().settings.rules, keep_route=keep_route
-        )
-        log.info("admin_retry", notification_id=notification_id, result=result.value)
+        result = await self._ops.retry(notification_id, keep_route=keep_route)
         if result is RetryResult.REQUEUED:
-            self._on_retry()
             return json_response(202, {"id": notification_id, "result": result.value})
-        if result is RetryResult.NOT_FOUND:
-            return error_response(404, "not_found", "no notification with that id")
-        return error_response(409, result.value, retrying.MESSAGES[result])
+        status = 404 if result is RetryResult.NOT_FOUND else 409
+        return error_response(status, result.value, RETRY_REFUSALS[result])
 
     # -- destinations and deliveries ------------------------------------------------------
 
     async def list_destinations(self, request: Request) -> Response:
-        states = await self._store.destination_states()
-        configured = self._live().settings.destinations.keys()
-        return json_response(200, {"items": destinations_json(states, configured)})
+        views = await self._ops.destinations()
+        return json_response(200, {"items": [destination_json(v) for v in views]})
 
     async def enable_destination(self, request: Request) -> Response:
         name = request.path_params["name"]
-        if not await self._known_destination(name):
+        if not await self._ops.set_enabled(name, enabled=True, reason="enabled by admin"):
             return error_response(404, "not_found", "no destination by that name")
-        await self._store.set_destination_enabled(name, enabled=True, reason="enabled by admin")
-        log.info("destination_enabled", destination=name)
-        self._on_redeliver()
         return json_response(200, {"name": name, "enabled": True})
 
     async def recover_destination(self, request: Request) -> Response:
         name = request.path_params["name"]
         since, status = _recover_body(await request.body())
-        if not await self._known_destination(name):
+        count = await self._ops.recover(name, since=since, status=status)
+        if count is None:
             return error_response(404, "not_found", "no destination by that name")
-        count = await self._store.redeliver_since(name, since=since, status=status)
-        log.info("destination_recovered", destination=name, requeued=count)
-        if count:
-            self._on_redeliver()
         return json_response(202, {"destination": name, "requeued": count})
 
     async def list_deliveries(self, request: Request) -> Response:
         query = request.query_params
-        status = _enum(query.get("status"), DeliveryStatus, "status")
-        limit = _limit(query.get("limit"))
-        rows = await self._store.list_deliveries(
-            status=status,
+        page = await self._ops.deliveries(
+            status=_enum(query.get("status"), DeliveryStatus, "status"),
             destination=_text(query.get("destination"), "destination"),
-            limit=limit + 1,
+            limit=_limit(query.get("limit")),
             before=_text(query.get("before"), "before"),
         )
-        page = rows[:limit]
-        following = page[-1].id if len(rows) > limit else None
-        return json_response(200, {"items": [delivery_json(r) for r in page], "next": following})
+        items = [delivery_json(r) for r in page.items]
+        return json_response(200, {"items": items, "next": page.next})
 
     async def redeliver(self, request: Request) -> Response:
         delivery_id = request.path_params["id"]
-        delivery = await self._store.load_delivery(delivery_id)
-        if delivery is None:
+        result = await self._ops.redeliver(delivery_id)
+        if result is RedeliverResult.NOT_FOUND:
             return error_response(404, "not_found", "no delivery with that id")
-        if delivery.status.value not in _REDELIVERABLE or not await self._store.redeliver(
-            delivery_id
-        ):
+        if result is RedeliverResult.ALREADY_PENDING:
             return error_response(409, "already_pending", "the delivery is already on its way")
-        log.info("delivery_requeued", delivery_id=delivery_id, destination=delivery.destination)
-        self._on_redeliver()
         return json_response(202, {"id": delivery_id, "status": DeliveryStatus.PENDING.value})
-
-    async def _known_destination(self, name: str) -> bool:
-        if name in self._live().settings.destinations:
-            return True
-        return any(state.name == name for state in await self._store.destination_states())
 
     # -- configuration --------------------------------------------------------------------
 
     async def reload(self, request: Request) -> Response:
-        if self._reload is None:
+        issues = self._ops.reload()
+        if issues is None:
             return error_response(404, "not_found", "this server cannot reload its configuration")
-        issues = self._reload()
         if issues:
             body = {
                 "error": {
@@ -307,6 +269,6 @@ def _recover_body(body: bytes) -> tuple[float, DeliveryStatus | None]:
     status = document.get("status")
     if status is None:
         return epoch_s, None
-    if status not in _REDELIVERABLE:
+    if not isinstance(status, str) or status not in {s.value for s in REDELIVERABLE}:
         raise _BadRequest("invalid_body", "status must be dead or delivered")
     return epoch_s, DeliveryStatus(status)

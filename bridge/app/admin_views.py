@@ -5,14 +5,21 @@ Times are RFC 3339 strings in UTC (``null`` when unknown). No view ever holds a 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
 from typing import Any
 
-from bridge.store import Delivery, DestinationState, Notification, Timeline
+from bridge.app.operations import DestinationView, OutcomeChart, Overview
+from bridge.store import Delivery, Notification, Timeline
 from bridge.times import iso_utc_or_none
 from bridge.types import DiditSession, Reason, Route
 
-__all__ = ["delivery_json", "destinations_json", "iso", "notification_json", "timeline_json"]
+__all__ = [
+    "delivery_json",
+    "destination_json",
+    "iso",
+    "notification_json",
+    "overview_json",
+    "timeline_json",
+]
 
 
 def iso(epoch_s: float | None) -> str | None:
@@ -131,28 +138,56 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
     }
 
 
-def destinations_json(
-    states: Sequence[DestinationState], configured: Collection[str]
-) -> list[dict[str, Any]]:
-    """Every configured destination and every one the store knows, by name.
+def destination_json(view: DestinationView) -> dict[str, Any]:
+    """A destination's state and backlog."""
+    return {
+        "name": view.name,
+        "configured": view.configured,
+        "enabled": view.enabled,
+        "changed_at": iso(view.changed_at),
+        "reason": view.reason,
+        "pending": view.pending,
+        "dead": view.dead,
+        "last_error": view.last_error,
+    }
 
-    A configured destination without stored state is enabled with no backlog; a stored one no
-    longer configured still shows (its deliveries wait), with ``configured: false``.
-    """
-    by_name = {state.name: state for state in states}
-    rows: list[dict[str, Any]] = []
-    for name in sorted(set(by_name) | set(configured)):
-        state = by_name.get(name)
-        rows.append(
+
+def _chart_json(chart: OutcomeChart) -> dict[str, Any]:
+    return {
+        "since": iso(chart.since),
+        "bucket_s": chart.bucket_s,
+        "counts": {status.value: row for status, row in chart.counts.items()},
+        "totals": {status.value: n for status, n in chart.totals.items()},
+    }
+
+
+def overview_json(overview: Overview) -> dict[str, Any]:
+    """The console's overview: the queue, recent outcomes, deliveries, the quota, alerts."""
+    quota = overview.quota
+    return {
+        "at": iso(overview.at),
+        "pending": overview.pending,
+        "import_queue": overview.import_queue,
+        "oldest_pending_age_s": overview.oldest_pending_age_s,
+        "last_hour": _chart_json(overview.last_hour),
+        "last_day": _chart_json(overview.last_day),
+        "deliveries": [
             {
-                "name": name,
-                "configured": name in configured,
-                "enabled": True if state is None else state.enabled,
-                "changed_at": None if state is None else iso(state.changed_at),
-                "reason": None if state is None else state.reason,
-                "pending": 0 if state is None else state.pending,
-                "dead": 0 if state is None else state.dead,
-                "last_error": None if state is None else state.last_error,
+                "destination": d.destination,
+                "delivered": d.delivered,
+                "pending": d.pending,
+                "dead": d.dead,
+                "success_rate": d.success_rate,
             }
-        )
-    return rows
+            for d in overview.deliveries
+        ],
+        "quota": None
+        if quota is None
+        else {
+            "limit_per_minute": quota.limit_per_minute,
+            "budget_per_minute": quota.budget_per_minute,
+            "paused_until": iso(quota.paused_until),
+            "waits": quota.waits,
+        },
+        "alerts": dict(overview.alerts),
+    }

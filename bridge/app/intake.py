@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import orjson
@@ -56,6 +56,7 @@ class LiveConfig:
 
     settings: Settings
     verifiers: Mapping[str, Verifier]
+    loaded_at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True, slots=True)

@@ -424,7 +424,49 @@ def _admin() -> dict[str, Any]:
     delivery_id = _path("id", "A delivery id (`dlv_...`).")
     destination = _path("name", "A destination name.")
     requeued = _obj({"id": {"type": "string"}, "result": {"type": "string", "enum": ["requeued"]}})
+    count = {"type": "integer", "minimum": 0}
+    chart = _obj(
+        {
+            "since": {"type": "string", "format": "date-time"},
+            "bucket_s": {"type": "number"},
+            "counts": {"type": "object", "additionalProperties": {"type": "array", "items": count}},
+            "totals": {"type": "object", "additionalProperties": count},
+        }
+    )
+    overview = _obj(
+        {
+            "at": {"type": "string", "format": "date-time"},
+            "pending": count,
+            "import_queue": count,
+            "oldest_pending_age_s": {"type": ["number", "null"]},
+            "last_hour": chart,
+            "last_day": chart,
+            "deliveries": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "destination": {"type": "string"},
+                        "delivered": count,
+                        "pending": count,
+                        "dead": count,
+                        "success_rate": {"type": ["number", "null"]},
+                    }
+                ),
+            },
+            "quota": {"type": ["object", "null"]},
+            "alerts": {"type": "object", "additionalProperties": count},
+        }
+    )
     return {
+        f"{PREFIX}/overview": {
+            "get": {
+                "operationId": "overview",
+                "tags": ["admin"],
+                "summary": "Queue, outcomes of the last hour and day, deliveries, quota, alerts",
+                "security": security,
+                "responses": {"200": _json(overview, "The overview"), **_admin_errors()},
+            }
+        },
         f"{PREFIX}/notifications": {
             "get": {
                 "operationId": "listNotifications",

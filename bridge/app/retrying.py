@@ -7,7 +7,8 @@ in the timeline. ``keep_route`` retries with the route stored at intake instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Final
 
 from bridge import config, rules
 from bridge.store import RetryResult, Store
@@ -16,15 +17,15 @@ from bridge.types import NotificationStatus
 # failed, or pending with a dead job (the store tells): the others are final
 _MAY_RETRY = frozenset({NotificationStatus.FAILED, NotificationStatus.PENDING})
 
-MESSAGES: dict[RetryResult, str] = {
-    RetryResult.REQUEUED: "queued again; the running bridge picks it up",
-    RetryResult.NOT_FOUND: "no such notification",
+RETRY_REFUSALS: Final[Mapping[RetryResult, str]] = {
+    RetryResult.NOT_FOUND: "no notification with that id",
     RetryResult.NOT_RETRYABLE: "only a failed notification can be retried",
-    RetryResult.TOKEN_GONE: "its token has expired or was erased; the partner must send a new one",
+    RetryResult.TOKEN_GONE: "its token expired or was erased; the partner must send a new one",
     RetryResult.SUPERSEDED: "a newer notification for the same share is pending or imported",
     RetryResult.RULE_GONE: "its rule is no longer in the configuration: add it back, or retry "
     "with the route it was accepted with (--keep-route, ?keep_route=true)",
 }
+"""Why a retry was refused, in words an operator can act on (admin API, console and CLI)."""
 
 
 async def retry(

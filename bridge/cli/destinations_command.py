@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 
 from bridge import config
+from bridge.app.operations import DestinationView, Operations, RedeliverResult
 from bridge.cli._common import add_config_argument
-from bridge.cli.notifications_command import with_store
-from bridge.errors import ConfigError
-from bridge.store import DeliveryStatus, DestinationState, Store
+from bridge.cli.notifications_command import with_operations
+from bridge.store import DeliveryStatus
 from bridge.times import iso_utc_or_none
 
 _REDELIVERABLE = (DeliveryStatus.DEAD.value, DeliveryStatus.DELIVERED.value)
@@ -85,45 +85,33 @@ def since_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _configured(args: argparse.Namespace) -> tuple[str, ...] | None:
-    """The configured destinations' names (no secret needed); None when the file is invalid."""
-    try:
-        return config.load_for_operations(args.config).destinations
-    except ConfigError:
-        return None  # with_store reports it
-
-
 def _list(args: argparse.Namespace) -> int:
-    configured = _configured(args) or ()
-
-    async def action(store: Store) -> int:
-        known = {state.name: state for state in await store.destination_states()}
-        names = sorted(set(known) | set(configured))
-        for name in names:
-            state = known.get(name) or _fresh(name)
-            row = state_json(state, configured=name in configured)
+    async def action(ops: Operations) -> int:
+        views = await ops.destinations()
+        for view in views:
+            row = state_json(view)
             if args.json:
                 sys.stdout.write(orjson.dumps(row).decode() + "\n")
             else:
                 sys.stdout.write(_line(row))
-        if not names and not args.json:
+        if not views and not args.json:
             sys.stdout.write("no destinations configured or known to the store\n")
         return 0
 
-    return with_store(args, action)
+    return with_operations(args, action)
 
 
-def state_json(state: DestinationState, *, configured: bool) -> dict[str, Any]:
+def state_json(view: DestinationView) -> dict[str, Any]:
     """A destination's health as operators see it."""
     return {
-        "name": state.name,
-        "state": "enabled" if state.enabled else "disabled",
-        "configured": configured,
-        "reason": state.reason,
-        "changed_at": _iso(state.changed_at),
-        "pending": state.pending,
-        "dead": state.dead,
-        "last_error": state.last_error,
+        "name": view.name,
+        "state": "enabled" if view.enabled else "disabled",
+        "configured": view.configured,
+        "reason": view.reason,
+        "changed_at": _iso(view.changed_at),
+        "pending": view.pending,
+        "dead": view.dead,
+        "last_error": view.last_error,
     }
 
 
@@ -137,25 +125,16 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
-def _fresh(name: str) -> DestinationState:
-    return DestinationState(
-        name=name, enabled=True, changed_at=None, reason=None, pending=0, dead=0, last_error=None
-    )
-
-
 def _set_enabled(args: argparse.Namespace, *, enabled: bool, reason: str | None) -> int:
-    configured = _configured(args)
-    if configured is not None and args.name not in configured:
-        sys.stderr.write(f"share-bridge: no destination {args.name!r} in the configuration\n")
-        return 1
-
-    async def action(store: Store) -> int:
-        await store.set_destination_enabled(args.name, enabled=enabled, reason=reason)
+    async def action(ops: Operations) -> int:
+        if not await ops.set_enabled(args.name, enabled=enabled, reason=reason):
+            sys.stderr.write(f"share-bridge: no destination {args.name!r} in the configuration\n")
+            return 1
         done = "enabled: its pending deliveries resume" if enabled else "disabled"
         sys.stdout.write(f"{args.name}: {done}\n")
         return 0
 
-    return with_store(args, action)
+    return with_operations(args, action)
 
 
 def _enable(args: argparse.Namespace) -> int:
@@ -179,26 +158,29 @@ def _redeliver(args: argparse.Namespace) -> int:
         )
         return 2
 
-    async def one(store: Store) -> int:
-        if await store.redeliver(args.delivery_id):
+    async def one(ops: Operations) -> int:
+        result = await ops.redeliver(args.delivery_id)
+        if result is RedeliverResult.REQUEUED:
             sys.stdout.write(f"{args.delivery_id}: queued again; the running bridge sends it\n")
             return 0
-        delivery = await store.load_delivery(args.delivery_id)
-        if delivery is None:
+        if result is RedeliverResult.NOT_FOUND:
             sys.stderr.write(f"share-bridge: no delivery {args.delivery_id}\n")
         else:
             sys.stderr.write(f"share-bridge: {args.delivery_id} is already pending\n")
         return 1
 
-    async def since(store: Store) -> int:
+    async def since(ops: Operations) -> int:
         status = DeliveryStatus(args.status) if args.status else None
-        count = await store.redeliver_since(args.destination, since=args.since, status=status)
+        count = await ops.recover(args.destination, since=args.since, status=status)
+        if count is None:
+            sys.stderr.write(f"share-bridge: no destination {args.destination!r}\n")
+            return 1
         sys.stdout.write(
             f"{count} deliveries to {args.destination} since {_iso(args.since)} queued again\n"
         )
         return 0
 
-    return with_store(args, one if by_id else since)
+    return with_operations(args, one if by_id else since)
 
 
 def _iso(epoch_s: float | None) -> str | None:

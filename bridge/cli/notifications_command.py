@@ -6,22 +6,32 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import orjson
 
 from bridge import config
-from bridge.app import retrying
 from bridge.app.admin_views import notification_json, timeline_json
+from bridge.app.operations import Operations
+from bridge.app.retrying import RETRY_REFUSALS
 from bridge.cli._common import add_config_argument, open_configured_store
+from bridge.config import Rule, StoreSettings
 from bridge.errors import ConfigError, StoreUnavailable
-from bridge.store import DeliveryStatus, RetryResult, Store, Timeline, sqlite_path
+from bridge.store import NotificationSearch, RetryResult, Store, Timeline, sqlite_path
 from bridge.times import iso_utc_or_none
 from bridge.types import NotificationStatus, Route
 
-_WAIT_POLL_S = 0.2
 _LIST_ROW = "{:<30}  {:<29}  {:<12} {:<9} {:<20} {}\n"
 _LIST_HEADER = _LIST_ROW.format("ID", "RECEIVED", "PARTNER", "STATUS", "RULE", "REASON")
+
+
+@dataclass(frozen=True, slots=True)
+class _CommandSettings:
+    """What a command reads of the configuration (``OperatorSettings``)."""
+
+    destinations: tuple[str, ...]
+    rules: Sequence[Rule]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,10 +81,44 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
     exist is refused rather than created empty: the config is likely not the one serve runs.
     """
     try:
-        store_settings = config.load_for_operations(args.config).store
+        loaded = config.load_for_operations(args.config)
     except ConfigError as exc:
-        sys.stderr.write(f"share-bridge: invalid configuration:\n{exc}\n")
-        return 1
+        return _invalid(exc)
+    return _on_store(args, loaded.store, action)
+
+
+def with_operations(
+    args: argparse.Namespace,
+    action: Callable[[Operations], Awaitable[int]],
+    *,
+    with_rules: bool = False,
+) -> int:
+    """``with_store``, running ``action`` on the operator's ``Operations`` (the admin API's and
+    the console's). The destinations' names are read too, and the rules when ``with_rules`` (a
+    retry routes with them: that needs the whole configuration)."""
+    try:
+        loaded = config.load_for_operations(args.config)
+        rules = config.load(args.config).rules if with_rules else ()
+    except ConfigError as exc:
+        return _invalid(exc)
+    settings = _CommandSettings(destinations=loaded.destinations, rules=rules)
+
+    def run(store: Store) -> Awaitable[int]:
+        return action(Operations(store=store, settings=lambda: settings, log_actions=False))
+
+    return _on_store(args, loaded.store, run)
+
+
+def _invalid(exc: ConfigError) -> int:
+    sys.stderr.write(f"share-bridge: invalid configuration:\n{exc}\n")
+    return 1
+
+
+def _on_store(
+    args: argparse.Namespace,
+    store_settings: StoreSettings,
+    action: Callable[[Store], Awaitable[int]],
+) -> int:
     url = store_settings.url
     path = sqlite_path(url)
     if path is not None and not path.exists():
@@ -100,15 +144,15 @@ def with_store(args: argparse.Namespace, action: Callable[[Store], Awaitable[int
 
 
 def _list(args: argparse.Namespace) -> int:
-    async def action(store: Store) -> int:
-        rows = await store.list_notifications(
+    async def action(ops: Operations) -> int:
+        search = NotificationSearch(
             status=NotificationStatus(args.status) if args.status else None,
             partner=args.partner,
-            limit=args.limit,
         )
+        page = await ops.notifications(search, limit=args.limit)
         if not args.json:
             sys.stdout.write(_LIST_HEADER)
-        for row in rows:
+        for row in page.items:
             if args.json:
                 sys.stdout.write(orjson.dumps(notification_json(row)).decode() + "\n")
             else:
@@ -121,12 +165,12 @@ def _list(args: argparse.Namespace) -> int:
                 )  # fmt: skip
         return 0
 
-    return with_store(args, action)
+    return with_operations(args, action)
 
 
 def _show(args: argparse.Namespace) -> int:
-    async def action(store: Store) -> int:
-        timeline = await settled(store, args.id, wait_s=args.wait)
+    async def action(ops: Operations) -> int:
+        timeline = await ops.settled(args.id, wait_s=args.wait)
         if timeline is None:
             sys.stderr.write(f"share-bridge: no notification {args.id}\n")
             return 1
@@ -136,37 +180,19 @@ def _show(args: argparse.Namespace) -> int:
             sys.stdout.write(render_timeline(timeline))
         return 0
 
-    return with_store(args, action)
+    return with_operations(args, action)
 
 
 def _retry(args: argparse.Namespace) -> int:
-    try:
-        rules = config.load(args.config).rules
-    except ConfigError as exc:
-        sys.stderr.write(f"share-bridge: invalid configuration:\n{exc}\n")
+    async def action(ops: Operations) -> int:
+        result = await ops.retry(args.id, keep_route=args.keep_route)
+        if result is RetryResult.REQUEUED:
+            sys.stdout.write(f"{args.id}: queued again; the running bridge picks it up\n")
+            return 0
+        sys.stderr.write(f"{args.id}: {RETRY_REFUSALS[result]}\n")
         return 1
 
-    async def action(store: Store) -> int:
-        result = await retrying.retry(store, args.id, rules, keep_route=args.keep_route)
-        stream = sys.stdout if result is RetryResult.REQUEUED else sys.stderr
-        stream.write(f"{args.id}: {retrying.MESSAGES[result]}\n")
-        return 0 if result is RetryResult.REQUEUED else 1
-
-    return with_store(args, action)
-
-
-async def settled(store: Store, notification_id: str, *, wait_s: float) -> Timeline | None:
-    """The timeline, once the notification is final and no delivery of it is pending, or as it
-    is when ``wait_s`` has passed."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        timeline = await store.timeline(notification_id)
-        if timeline is None or time.monotonic() >= deadline:
-            return timeline
-        final = timeline.notification.status is not NotificationStatus.PENDING
-        if final and all(d.status is not DeliveryStatus.PENDING for d in timeline.deliveries):
-            return timeline
-        await asyncio.sleep(_WAIT_POLL_S)
+    return with_operations(args, action, with_rules=True)
 
 
 def _iso(epoch_s: float | None) -> str:

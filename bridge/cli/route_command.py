@@ -1,46 +1,18 @@
-"""``bridge route``: what the bridge would do with one notification, calling nothing upstream.
-
-Runs intake's own checks (``bridge.app.intake_checks.screen``) but those that need headers or
-the store, so its verdict is the answer intake would give the same body. The share token is
-never printed: only the facts read from it and its business key.
-"""
+"""``bridge route``: what the bridge would do with one notification, calling nothing upstream
+(``bridge.app.route_preview``, which runs intake's own checks)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bridge import config, tokens
-from bridge.app.intake_checks import Check, Screening, screen
+from bridge.app.route_preview import DryRun, evaluate, render_json, render_text
 from bridge.cli._common import add_config_argument, load_settings
-from bridge.times import iso_utc_or_none
-from bridge.types import Route
 
-DUPLICATE_CHECK = Check("duplicate", "skipped", "needs the store: a dry run does not look")
-
-
-@dataclass(frozen=True, slots=True)
-class DryRun:
-    """Everything ``bridge route`` found out about one notification."""
-
-    screening: Screening
-    now: float
-    application_id: str
-
-    @property
-    def checks(self) -> list[Check]:
-        return [*self.screening.checks, DUPLICATE_CHECK]
-
-    @property
-    def refusal(self) -> Check | None:
-        """The first failed check: what intake would answer."""
-        return self.screening.refusal
+__all__ = ["DryRun", "evaluate", "register", "render_json", "render_text"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,150 +50,6 @@ def run(args: argparse.Namespace) -> int:
     dry_run = evaluate(settings, partner=args.partner, body=body, now=now)
     sys.stdout.write((render_json(dry_run) if args.json else render_text(dry_run)) + "\n")
     return 0 if dry_run.refusal is None else 1
-
-
-def evaluate(settings: config.Settings, *, partner: str, body: bytes, now: float) -> DryRun:
-    """Run intake's checks that need no headers and no store, then the rules."""
-    screening = screen(settings, partner, body, now=now)
-    return DryRun(screening, now, str(settings.didit.application_id))
-
-
-def render_json(dry_run: DryRun) -> str:
-    """The facts as one JSON object: verdict, code, message, route, token and the checks."""
-    refusal, screening = dry_run.refusal, dry_run.screening
-    document = {
-        "verdict": "accept" if refusal is None else "refuse",
-        "code": None if refusal is None else refusal.code,
-        "message": None if refusal is None else refusal.message,
-        "http_status": 202 if refusal is None else refusal.status,
-        "partner": screening.partner,
-        "event_id": screening.event_id,
-        "route": None if screening.route is None else _route_facts(screening.route),
-        "token": None if screening.token is None else _token_facts(screening.token, dry_run),
-        "checks": [
-            {"check": c.name, "result": c.result, "code": c.code, "message": c.message}
-            for c in dry_run.checks
-        ],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False)
-
-
-def _route_facts(route: Route) -> dict[str, Any]:
-    return {
-        "rule": route.rule,
-        "workflow_id": route.workflow_id,
-        "vendor_data": route.vendor_data,
-        "trust_review": route.trust_review,
-        "destinations": list(route.destinations),
-    }
-
-
-def _token_facts(share: tokens.ShareToken, dry_run: DryRun) -> dict[str, Any]:
-    return {
-        "session_kind": share.session_kind.value,
-        "session_kind_claim": share.session_kind_claim,
-        "session_id": share.session_id,
-        "from_application_id": share.from_application_id,
-        "for_application_id": share.for_application_id,
-        "for_this_application": share.is_for(dry_run.application_id),
-        "iat": share.iat,
-        "issued_at": None if share.iat is None else _iso(share.iat),
-        "exp": share.exp,
-        "expires_at": None if share.exp is None else _iso(share.exp),
-        "expires_in_s": None if share.exp is None else round(share.exp - dry_run.now, 3),
-        "expired": share.is_expired(dry_run.now),
-        "business_key": share.business_key,
-        "sha256": share.sha256,
-    }
-
-
-def render_text(dry_run: DryRun) -> str:
-    """The facts for a person: token, route, each check, and the verdict on the last line."""
-    screening = dry_run.screening
-    lines = [f"partner       {_shown(screening.partner)}"]
-    if screening.event_id is not None:
-        lines.append(f"event id      {_shown(screening.event_id)}")
-    if screening.token is not None:
-        lines += ["", "token", *_token_lines(screening.token, dry_run)]
-    if screening.route is not None:
-        route = screening.route
-        lines += [
-            "",
-            "route",
-            f"  rule          {route.rule}",
-            f"  workflow_id   {route.workflow_id}",
-            f"  vendor_data   {_shown(route.vendor_data)}",
-            f"  trust_review  {'true' if route.trust_review else 'false'}",
-            f"  destinations  {', '.join(route.destinations) or '(none)'}",
-        ]
-    lines += ["", "checks"]
-    marks = {"pass": "ok  ", "fail": "FAIL", "skipped": "skip"}
-    lines += [f"  {marks[c.result]}  {c.name}: {_shown(c.message)}" for c in dry_run.checks]
-    refusal = dry_run.refusal
-    if refusal is None:
-        verdict = "would accept (202)"
-    else:
-        verdict = f"would refuse ({refusal.status} {refusal.code}): {_shown(refusal.message)}"
-    lines += ["", f"verdict       {verdict}"]
-    return "\n".join(lines)
-
-
-def _token_lines(share: tokens.ShareToken, dry_run: DryRun) -> list[str]:
-    claim = share.session_kind_claim
-    kind = share.session_kind.value
-    kind += " (no session_kind claim)" if claim is None else f" (claim {_shown(json.dumps(claim))})"
-    lines = [
-        f"  session kind  {kind}",
-        f"  source        application {_optional(share.from_application_id)}, "
-        f"session {_optional(share.session_id)}",
-        f"  for           application {_optional(share.for_application_id)}"
-        + _whose(share, dry_run),
-    ]
-    if share.iat is not None:
-        lines.append(f"  issued at     {_iso(share.iat)}")
-    if share.exp is None and "exp" in share.claims:
-        lines.append("  expires       (an exp claim that is no time: ignored)")
-    elif share.exp is None:
-        lines.append("  expires       (no exp claim)")
-    else:
-        left = share.exp - dry_run.now
-        when = f"in {_duration(left)}" if left >= 0 else f"{_duration(-left)} ago"
-        lines.append(f"  expires at    {_iso(share.exp)} ({when})")
-    lines.append(f"  business key  {_shown(share.business_key)}")
-    return lines
-
-
-def _whose(share: tokens.ShareToken, dry_run: DryRun) -> str:
-    if share.for_application_id is None:
-        return ""
-    return " (ours)" if share.is_for(dry_run.application_id) else " (NOT ours)"
-
-
-def _optional(value: str | None) -> str:
-    return "(absent)" if value is None else _shown(value)
-
-
-def _shown(text: str) -> str:
-    # Partner-supplied text may hold terminal escapes: print anything unprintable escaped.
-    return text if text.isprintable() else repr(text)[1:-1]
-
-
-def _iso(epoch: float) -> str:
-    return iso_utc_or_none(epoch) or f"{epoch:.0f} (out of the calendar's range)"
-
-
-def _duration(seconds: float) -> str:
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
 
 
 def _epoch(text: str) -> float:

@@ -32,7 +32,9 @@ from bridge.app import (
     RequestLog,
     create_app,
 )
+from bridge.app.console import Console
 from bridge.app.metrics import PacerCounters, store_snapshot
+from bridge.app.operations import Operations, QuotaUse
 from bridge.cli._common import open_configured_store
 from bridge.config import Settings
 from bridge.delivery import Sender
@@ -206,6 +208,15 @@ class Service:
             before_render=[PacerCounters(self.metrics, self.pacer)],
             readiness=health.ready,
         )
+        self.operations = Operations(
+            store=self.store,
+            settings=self.current,
+            reload=self.reload,
+            on_retry=self.import_worker.notify,
+            on_redeliver=self.delivery_worker.notify,
+            quota=self._quota_use,
+            alerts=self._alerts_raised,
+        )
         self.app: BridgeApp = create_app(
             intake=Intake(
                 live=lambda: self._live,
@@ -223,13 +234,8 @@ class Service:
                 on_recorded=self.delivery_worker.notify,
             ),
             lifespan=self._lifespan,
-            admin=Admin(
-                live=lambda: self._live,
-                store=self.store,
-                reload=self.reload,
-                on_retry=self.import_worker.notify,
-                on_redeliver=self.delivery_worker.notify,
-            ),
+            admin=Admin(live=lambda: self._live, operations=self.operations),
+            console=Console(live=lambda: self._live, operations=self.operations),
             metrics=self.metrics_endpoint,
             openapi=OpenApi(),
             middleware=[Middleware(RequestLog)],
@@ -289,6 +295,23 @@ class Service:
             self.metrics.import_latency.observe(exchange.latency_s)
         if exchange.http_status == 429:
             self.metrics.upstream_429.inc()
+
+    def _quota_use(self) -> QuotaUse:
+        return QuotaUse(
+            limit_per_minute=self.current().didit.rate_limit_per_minute,
+            budget_per_minute=self.pacer.budget,
+            paused_until=self.pacer.paused_until,
+            waits=self.pacer.waits_total,
+        )
+
+    def _alerts_raised(self) -> dict[str, int]:
+        """Alerts raised since this process started, by kind."""
+        return {
+            sample.labels["kind"]: int(sample.value)
+            for family in self.metrics.alerts.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
 
     def _workers_running(self) -> bool:
         # Draining counts as not running: /readyz answers 503 so load balancers look elsewhere.

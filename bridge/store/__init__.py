@@ -53,6 +53,7 @@ from bridge.store.model import (
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
+    DeliveryTotal,
     DestinationState,
     Event,
     FairShare,
@@ -64,6 +65,9 @@ from bridge.store.model import (
     NewEvent,
     NewNotification,
     Notification,
+    NotificationSearch,
+    OutcomeCount,
+    PendingWork,
     QueueGauges,
     RetryResult,
     RouteChange,
@@ -83,6 +87,7 @@ __all__ = [
     "Delivery",
     "DeliveryAttempt",
     "DeliveryStatus",
+    "DeliveryTotal",
     "DestinationState",
     "Event",
     "FairShare",
@@ -94,6 +99,9 @@ __all__ = [
     "NewEvent",
     "NewNotification",
     "Notification",
+    "NotificationSearch",
+    "OutcomeCount",
+    "PendingWork",
     "QueueGauges",
     "RetryResult",
     "RouteChange",
@@ -330,6 +338,32 @@ class Store(Protocol):
         before: str | None = None,
     ) -> list[Notification]:
         """Newest first (tokens not loaded); page with ``before`` = the last id seen."""
+        ...
+
+    async def search_notifications(
+        self, search: NotificationSearch, *, limit: int = 50, before: str | None = None
+    ) -> list[Notification]:
+        """Newest first (tokens not loaded), each filter answered from an index; page with
+        ``before`` = the last id seen."""
+        ...
+
+    async def pending_work(self) -> PendingWork:
+        """Pending notifications, the oldest one's age and the import queue, from indexes only
+        (``stats`` counts everything, for metrics)."""
+        ...
+
+    async def import_outcomes(self, *, since: float, bucket_s: float) -> list[OutcomeCount]:
+        """Notifications that became final since ``since``, per ``bucket_s`` and status."""
+        ...
+
+    async def delivery_totals(self) -> list[DeliveryTotal]:
+        """Deliveries per destination and status (non-zero counts only)."""
+        ...
+
+    async def count_deliveries(
+        self, *, status: DeliveryStatus | None = None, destination: str | None = None
+    ) -> int:
+        """How many deliveries ``list_deliveries`` with these filters would walk through."""
         ...
 
     async def timeline(self, notification_id: str) -> Timeline | None:

@@ -31,3 +31,11 @@ def new_id(prefix: str, now: float) -> str:
             value = _last + 1  # same millisecond: keep the order of creation
         _last = value
     return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def first_id_at(prefix: str, at: float) -> str:
+    """The smallest id ``new_id(prefix, at)`` can make: ids from ``at`` on sort at or after it,
+    so a time range over ids is a range over the primary key."""
+    millis = max(0, min(int(at * 1000), 2**48 - 1))
+    value = millis << _RANDOM_BITS
+    return prefix + "_" + "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])

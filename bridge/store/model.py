@@ -287,3 +287,47 @@ class QueueGauges:
     oldest_pending_received_at: float | None  # None when nothing is pending
     dead_deliveries: int
     disabled_destinations: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotificationSearch:
+    """What the console's listing filters on; None (or an empty range) filters nothing.
+
+    ``key`` is a notification id, a partner's event id, a vendor_data or a token's SHA-256;
+    ``received_from`` and ``received_until`` (epoch s) bound when it was received.
+    """
+
+    status: NotificationStatus | None = None
+    partner: str | None = None
+    rule: str | None = None
+    key: str | None = None
+    received_from: float | None = None
+    received_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingWork:
+    """What waits, counted from the indexes of what waits (cheap with any history)."""
+
+    pending: int  # notifications
+    import_queue: int  # import jobs queued or running
+    oldest_pending_age_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeCount:
+    """Notifications that reached ``status`` in one time bucket (0 = the oldest)."""
+
+    bucket: int
+    status: NotificationStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryTotal:
+    """Deliveries of one destination in one status."""
+
+    destination: str
+    status: DeliveryStatus
+    count: int
+

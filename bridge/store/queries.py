@@ -36,6 +36,8 @@ def parse_query_file(text: str) -> dict[str, str]:
         if name is not None:
             queries[name] = "\n".join(lines).strip()
         name, lines = header.group(1), []
+        if name in queries:
+            raise ValueError(f"the query {name!r} is named twice")
     if "" in queries.values():
         raise ValueError("a named query is empty")
     return queries

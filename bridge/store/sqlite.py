@@ -22,7 +22,7 @@ from bridge.store import _rows, queries
 from bridge.store._owners import OwnerLocks, owners_directory
 from bridge.store._sqlite_connection import connect, create_owner_only, migrate
 from bridge.store._writer import GroupCommitWriter, Rollback, translate
-from bridge.store.ids import new_id
+from bridge.store.ids import first_id_at, new_id
 from bridge.store.model import (
     FAILED_TOKEN_RETENTION_S,
     Accepted,
@@ -31,6 +31,7 @@ from bridge.store.model import (
     AttemptReport,
     Delivery,
     DeliveryStatus,
+    DeliveryTotal,
     DestinationState,
     FairShare,
     FinalOutcome,
@@ -41,6 +42,9 @@ from bridge.store.model import (
     NewEvent,
     NewNotification,
     Notification,
+    NotificationSearch,
+    OutcomeCount,
+    PendingWork,
     QueueGauges,
     RetryResult,
     StatusChange,
@@ -668,6 +672,97 @@ class SqliteStore:
         def op(connection: sqlite3.Connection) -> list[Notification]:
             rows = connection.execute(self._q["list_notifications"], params).fetchall()
             return [_rows.notification(row) for row in rows]
+
+        return await self._read(op)
+
+    async def search_notifications(
+        self, search: NotificationSearch, *, limit: int = 50, before: str | None = None
+    ) -> list[Notification]:
+        until_id = "ntf_~"  # after every id
+        if search.received_until is not None:
+            until_id = first_id_at("ntf", search.received_until)
+        if before is not None:
+            until_id = min(until_id, before)
+        params = {
+            "status": search.status.value if search.status else None,
+            "partner": search.partner,
+            "rule": search.rule,
+            "key": search.key,
+            "from_id": first_id_at("ntf", search.received_from or 0.0),
+            "until_id": until_id,
+            "limit": limit,
+        }
+        if search.key is not None:
+            name = "search_notifications_by_key"
+        elif search.status is not None:
+            name = "search_notifications_by_status"
+        elif search.partner is not None:
+            name = "search_notifications_by_partner"
+        elif search.rule is not None:
+            name = "search_notifications_by_rule"
+        else:
+            name = "search_notifications_newest"
+        query = self._q[name]
+
+        def op(connection: sqlite3.Connection) -> list[Notification]:
+            rows = connection.execute(query, params).fetchall()
+            return [_rows.notification(row) for row in rows]
+
+        return await self._read(op)
+
+    async def pending_work(self) -> PendingWork:
+        query, now = self._q["pending_work"], self._clock()
+
+        def op(connection: sqlite3.Connection) -> PendingWork:
+            row = connection.execute(query).fetchone()
+            oldest = row["oldest"]
+            return PendingWork(
+                pending=row["pending"],
+                import_queue=row["import_queue"],
+                oldest_pending_age_s=None if oldest is None else max(0.0, now - oldest),
+            )
+
+        return await self._read(op)
+
+    async def import_outcomes(self, *, since: float, bucket_s: float) -> list[OutcomeCount]:
+        params = {"since": since, "bucket_s": bucket_s}
+        query = self._q["import_outcomes_since"]
+
+        def op(connection: sqlite3.Connection) -> list[OutcomeCount]:
+            rows = connection.execute(query, params).fetchall()
+            return [
+                OutcomeCount(
+                    bucket=row["bucket"], status=NotificationStatus(row["status"]), count=row["n"]
+                )
+                for row in rows
+            ]
+
+        return await self._read(op)
+
+    async def delivery_totals(self) -> list[DeliveryTotal]:
+        query = self._q["delivery_totals"]
+
+        def op(connection: sqlite3.Connection) -> list[DeliveryTotal]:
+            return [
+                DeliveryTotal(
+                    destination=row["destination"],
+                    status=DeliveryStatus(row["status"]),
+                    count=row["n"],
+                )
+                for row in connection.execute(query).fetchall()
+            ]
+
+        return await self._read(op)
+
+    async def count_deliveries(
+        self, *, status: DeliveryStatus | None = None, destination: str | None = None
+    ) -> int:
+        params = {"status": status.value if status else None, "destination": destination}
+        query = self._q["count_matching_deliveries"]
+
+        def op(connection: sqlite3.Connection) -> int:
+            count: int = connection.execute(query, params).fetchone()["n"]
+            return count
 
         return await self._read(op)
 

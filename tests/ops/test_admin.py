@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from bridge import auth, config
 from bridge.app import Admin, LiveConfig
+from bridge.app.operations import Operations
 from bridge.cli.notifications_command import render_timeline
 from bridge.errors import ConfigIssue, StoreUnavailable
 from bridge.store import (
@@ -62,13 +63,15 @@ class Harness:
         self.retries = 0
         self.redeliveries = 0
         self.reload_issues: Sequence[ConfigIssue] = ()
-        self.admin = Admin(
-            live=lambda: self.live,
+        self.operations = Operations(
             store=store,
+            settings=lambda: self.live.settings,
             reload=lambda: self.reload_issues,
             on_retry=self._retried,
             on_redeliver=self._redelivered,
+            clock=clock,
         )
+        self.admin = Admin(live=lambda: self.live, operations=self.operations)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=Starlette(routes=self.admin.routes())),
             base_url="http://admin.test/admin/v1",
@@ -260,6 +263,8 @@ class TestDeliveries:
          b'{"since": "2026-13-01T00:00:00Z"}', b'{"since": 5}',
          b'{"since": "2026-01-01T00:00:00Z", "status": "pending"}',
          b'{"since": "2026-01-01T00:00:00Z", "extra": 1}',
+         b'{"since": "2026-01-01T00:00:00Z", "status": {}}',
+         b'{"since": "2026-01-01T00:00:00Z", "status": ["dead"]}',
          b'{"since": "9999-12-31T23:59:59-23:59"}', b'{"since": "0001-01-01T00:00:00+23:59"}'],
     )  # fmt: skip
     async def test_recover_refuses_bad_bodies(self, harness: Harness, body: bytes) -> None:
@@ -312,10 +317,10 @@ class TestReloadAndFailures:
     async def test_store_unavailable_is_503(self, harness: Harness) -> None:
         """A store that cannot answer gives 503 with Retry-After, never a 500."""
 
-        async def down(**_kwargs: Any) -> None:
+        async def down(*_args: Any, **_kwargs: Any) -> None:
             raise StoreUnavailable("the store is down")
 
-        harness.store.list_notifications = down  # type: ignore[method-assign,assignment]
+        harness.store.search_notifications = down  # type: ignore[method-assign,assignment]
         answer = await harness.get("/notifications")
         assert answer.status_code == 503
         assert answer.headers["retry-after"] == "5"

@@ -130,6 +130,11 @@ class TestQueryFile:
         with pytest.raises(ValueError, match="empty"):
             parse_query_file("-- first --\n-- nothing here\n")
 
+    def test_a_name_used_twice_is_an_error(self) -> None:
+        """A second block of the same name would replace the first one's SQL unseen."""
+        with pytest.raises(ValueError, match="first"):
+            parse_query_file("-- first --\nSELECT 1;\n-- first --\nSELECT 2;\n")
+
 
 class TestGroupCommit:
     async def test_queued_accepts_share_one_commit_and_dedupe_inside_it(

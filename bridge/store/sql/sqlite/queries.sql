@@ -484,3 +484,103 @@ SELECT coalesce(sum((SELECT count(*) FROM deliveries d
 -- disabled_destinations_gauge --
 -- Destinations an operator disabled
 SELECT count(*) AS n FROM destination_states WHERE enabled = 0;
+
+-- search_notifications_newest --
+-- The console's listing without a filter: the primary key, newest first, within the id range
+-- (the time range, and :before)
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at, trace_context
+  FROM notifications
+ WHERE id >= :from_id AND id < :until_id
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- search_notifications_by_status --
+-- The console's listing of one status: notifications_by_status (status, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at, trace_context
+  FROM notifications INDEXED BY notifications_by_status
+ WHERE status = :status AND id >= :from_id AND id < :until_id
+   AND (:partner IS NULL OR partner = :partner)
+   AND (:rule IS NULL OR rule = :rule)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- search_notifications_by_partner --
+-- The console's listing of one partner: notifications_by_partner (partner, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at, trace_context
+  FROM notifications INDEXED BY notifications_by_partner
+ WHERE partner = :partner AND id >= :from_id AND id < :until_id
+   AND (:rule IS NULL OR rule = :rule)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- search_notifications_by_rule --
+-- The console's listing of one rule: notifications_by_rule (rule, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at, trace_context
+  FROM notifications INDEXED BY notifications_by_rule
+ WHERE rule = :rule AND id >= :from_id AND id < :until_id
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- search_notifications_by_key --
+-- The notifications one search text names: its id, its partner's event id, its vendor_data or
+-- its token's SHA-256 (each an index), then the filters
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at, trace_context
+  FROM notifications
+ WHERE id IN (SELECT id FROM notifications WHERE id = :key
+              UNION ALL SELECT id FROM notifications WHERE partner_event_id = :key
+              UNION ALL SELECT id FROM notifications WHERE vendor_data = :key
+              UNION ALL SELECT id FROM notifications WHERE token_sha256 = :key)
+   AND id >= :from_id AND id < :until_id
+   AND (:status IS NULL OR status = :status)
+   AND (:partner IS NULL OR partner = :partner)
+   AND (:rule IS NULL OR rule = :rule)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- import_outcomes_since --
+-- Notifications that reached a final status since :since, counted per :bucket_s seconds
+SELECT CAST((finished_at - :since) / :bucket_s AS INTEGER) AS bucket, status, count(*) AS n
+  FROM notifications
+ WHERE finished_at >= :since
+ GROUP BY bucket, status;
+
+-- delivery_totals --
+-- Deliveries per destination and status (the covering index deliveries_by_destination)
+SELECT destination, status, count(*) AS n
+  FROM deliveries
+ GROUP BY destination, status;
+
+-- count_matching_deliveries --
+-- How many deliveries a filter matches
+SELECT count(*) AS n
+  FROM deliveries
+ WHERE (:status IS NULL OR status = :status)
+   AND (:destination IS NULL OR destination = :destination);
+
+-- pending_work --
+-- What waits: pending notifications (notifications_by_status), the oldest one's arrival, and
+-- import jobs queued or running (jobs_claimable); each walks only what waits
+SELECT (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
+       (SELECT min(received_at) FROM notifications WHERE status = 'pending') AS oldest,
+       (SELECT count(*) FROM jobs
+         WHERE kind = 'import' AND status IN ('queued', 'running')) AS import_queue;

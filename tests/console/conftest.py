@@ -1,0 +1,165 @@
+"""Fixtures for the console tests: a real ``bridge serve`` (with an admin token, a ``crm``
+destination and the sandbox as Didit), a sink that records each delivery's headers, and a
+Chromium page driven by playwright (Debian's ``/usr/bin/chromium``; no browser is downloaded).
+
+- ``sandbox_url``, ``control``, ``target``: see ``tests/support/fixtures.py``.
+- ``hook``: a :class:`HeaderSink` on 127.0.0.1 whose answer a test can change.
+- ``console_bridge``: the running bridge, its ``crm`` destination pointed at ``hook``.
+- ``browser``: one Chromium per test module; ``page``: a fresh context and page per test.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET, OpsBridge
+from tests.ops.scenario import rules_to
+from tests.support.asgi_server import serve_in_thread
+from tests.support.bridge_process import PARTNERS, SandboxTarget
+from tests.support.fixtures import bridge_factory, control, sandbox_url, target
+
+__all__ = [
+    "ADMIN_TOKEN",
+    "CHROMIUM",
+    "SINK_SECRET",
+    "HeaderSink",
+    "browser",
+    "client",
+    "configured_secrets",
+    "console_bridge",
+    "control",
+    "csrf_of",
+    "hook",
+    "page",
+    "sandbox_url",
+    "sign_in",
+    "target",
+    "wait_for_status",
+]
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+class HeaderSink:
+    """A downstream webhook that records each request's headers and body."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self._lock = threading.Lock()
+        self.url = ""
+
+    async def receive(self, request: Request) -> Response:
+        body = await request.body()
+        with self._lock:
+            self.received.append((dict(request.headers), body))
+            status = self.status
+        return Response(b"{}", status, media_type="application/json")
+
+    def webhook_ids(self) -> list[str]:
+        with self._lock:
+            return [headers["webhook-id"] for headers, _ in self.received]
+
+
+@pytest.fixture
+def hook() -> Iterator[HeaderSink]:
+    sink = HeaderSink()
+    app = Starlette(routes=[Route("/hook", sink.receive, methods=["POST"])])
+    with serve_in_thread(app) as base_url:
+        sink.url = f"{base_url}/hook"
+        yield sink
+
+
+@pytest.fixture
+def console_bridge(tmp_path: Path, target: SandboxTarget, hook: HeaderSink) -> Iterator[OpsBridge]:
+    destination = {
+        "url": hook.url,
+        "secrets": [SINK_SECRET],
+        "timeout_s": 2,
+        "retry_schedule": ["1s"],
+    }
+    for make in bridge_factory(OpsBridge, tmp_path, target):
+        yield make(rules=rules_to(target, "crm"), destinations={"crm": destination})
+
+
+def configured_secrets(target: SandboxTarget) -> dict[str, str]:
+    """Every secret the bridge's configuration holds, by what it is."""
+    found = {
+        "didit api key": target.api_key,
+        "admin token": ADMIN_TOKEN,
+        "destination secret": SINK_SECRET,
+    }
+    for partner, block in PARTNERS.items():
+        values = [*block.get("secrets", ()), *block.get("keys", ())]
+        if "key" in block:
+            values.append(block["key"])
+        for i, value in enumerate(values):
+            found[f"{partner} secret {i}"] = value
+    return found
+
+
+def client(bridge: OpsBridge) -> httpx.Client:
+    return httpx.Client(base_url=bridge.base_url, timeout=10.0)
+
+
+def sign_in(http: httpx.Client) -> httpx.Client:
+    """``http``, now holding a console session."""
+    answer = http.post("/console/sign-in", data={"token": ADMIN_TOKEN})
+    assert answer.status_code == 303, answer.text
+    return http
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None, html[:500]
+    return found.group(1)
+
+
+# Module scope: while playwright's sync API runs, its event loop counts as running in this
+# thread, so an async test run after it in the same process (another module, or the same
+# pytest-xdist worker) could not start its own; pytest stops the browser when the module ends.
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("console", lambda message: errors.append(message.text))
+    yield opened
+    context.close()
+    # A CSP violation (an inline script or style somewhere) shows as a console message.
+    assert [text for text in errors if "Content Security Policy" in text] == []
+
+
+def wait_for_status(
+    bridge: OpsBridge, ids: Collection[str], statuses: Collection[str], timeout_s: float = 20.0
+) -> None:
+    """Wait until each notification has one of ``statuses``, asking the admin API (playwright's
+    loop runs in this thread, so the store helpers' ``asyncio.run`` cannot)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        current = {i: bridge.admin("GET", f"/notifications/{i}").json() for i in ids}
+        seen = {i: body["notification"]["status"] for i, body in current.items()}
+        if all(status in statuses for status in seen.values()):
+            return
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.1)
