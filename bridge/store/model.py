@@ -330,4 +330,3 @@ class DeliveryTotal:
     destination: str
     status: DeliveryStatus
     count: int
-

@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from bridge.errors import StoreUnavailable
-from bridge.store import _rows, queries
+from bridge.store import _rows, _search, queries
 from bridge.store._batcher import Batcher
 from bridge.store._pg_migrations import migrate
 from bridge.store._pg_owners import OwnerLocks
@@ -46,6 +46,7 @@ from bridge.store.model import (
     AttemptReport,
     Delivery,
     DeliveryStatus,
+    DeliveryTotal,
     DestinationState,
     FairShare,
     FinalOutcome,
@@ -56,6 +57,9 @@ from bridge.store.model import (
     NewEvent,
     NewNotification,
     Notification,
+    NotificationSearch,
+    OutcomeCount,
+    PendingWork,
     QueueGauges,
     RetryResult,
     StatusChange,
@@ -779,6 +783,57 @@ class PostgresStore:
         async with self._transaction() as connection:
             rows = await self._rows(connection, "list_notifications", params)
         return [self._notification(row, with_token=False) for row in rows]
+
+    async def search_notifications(
+        self, search: NotificationSearch, *, limit: int = 50, before: str | None = None
+    ) -> list[Notification]:
+        params = _search.params(search, limit=limit, before=before)
+        async with self._transaction() as connection:
+            rows = await self._rows(connection, _search.query_name(search), params)
+        return [self._notification(row, with_token=False) for row in rows]
+
+    async def pending_work(self) -> PendingWork:
+        now = self._clock()
+        async with self._snapshot() as connection:
+            row = await self._row(connection, "pending_work")
+        assert row is not None  # noqa: S101 - an aggregate always has one row
+        oldest = row["oldest"]
+        return PendingWork(
+            pending=row["pending"],
+            import_queue=row["import_queue"],
+            oldest_pending_age_s=None if oldest is None else max(0.0, now - oldest),
+        )
+
+    async def import_outcomes(self, *, since: float, bucket_s: float) -> list[OutcomeCount]:
+        params = {"since": since, "bucket_s": bucket_s}
+        async with self._transaction() as connection:
+            rows = await self._rows(connection, "import_outcomes_since", params)
+        return [
+            OutcomeCount(
+                bucket=row["bucket"], status=NotificationStatus(row["status"]), count=row["n"]
+            )
+            for row in rows
+        ]
+
+    async def delivery_totals(self) -> list[DeliveryTotal]:
+        async with self._transaction() as connection:
+            rows = await self._rows(connection, "delivery_totals")
+        return [
+            DeliveryTotal(
+                destination=row["destination"], status=DeliveryStatus(row["status"]), count=row["n"]
+            )
+            for row in rows
+        ]
+
+    async def count_deliveries(
+        self, *, status: DeliveryStatus | None = None, destination: str | None = None
+    ) -> int:
+        params = {"status": status.value if status else None, "destination": destination}
+        async with self._transaction() as connection:
+            row = await self._row(connection, "count_matching_deliveries", params)
+        assert row is not None  # noqa: S101 - an aggregate always has one row
+        count: int = row["n"]
+        return count
 
     async def timeline(self, notification_id: str) -> Timeline | None:
         by_notification = {"notification_id": notification_id}

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bridge.errors import StoreUnavailable
-from bridge.store import _rows, queries
+from bridge.store import _rows, _search, queries
 from bridge.store._owners import OwnerLocks, owners_directory
 from bridge.store._sqlite_connection import connect, create_owner_only, migrate
 from bridge.store._writer import GroupCommitWriter, Rollback, translate
-from bridge.store.ids import first_id_at, new_id
+from bridge.store.ids import new_id
 from bridge.store.model import (
     FAILED_TOKEN_RETENTION_S,
     Accepted,
@@ -678,31 +678,8 @@ class SqliteStore:
     async def search_notifications(
         self, search: NotificationSearch, *, limit: int = 50, before: str | None = None
     ) -> list[Notification]:
-        until_id = "ntf_~"  # after every id
-        if search.received_until is not None:
-            until_id = first_id_at("ntf", search.received_until)
-        if before is not None:
-            until_id = min(until_id, before)
-        params = {
-            "status": search.status.value if search.status else None,
-            "partner": search.partner,
-            "rule": search.rule,
-            "key": search.key,
-            "from_id": first_id_at("ntf", search.received_from or 0.0),
-            "until_id": until_id,
-            "limit": limit,
-        }
-        if search.key is not None:
-            name = "search_notifications_by_key"
-        elif search.status is not None:
-            name = "search_notifications_by_status"
-        elif search.partner is not None:
-            name = "search_notifications_by_partner"
-        elif search.rule is not None:
-            name = "search_notifications_by_rule"
-        else:
-            name = "search_notifications_newest"
-        query = self._q[name]
+        params = _search.params(search, limit=limit, before=before)
+        query = self._q[_search.query_name(search)]
 
         def op(connection: sqlite3.Connection) -> list[Notification]:
             rows = connection.execute(query, params).fetchall()

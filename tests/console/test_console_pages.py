@@ -17,7 +17,7 @@ from bridge import auth, config
 from bridge.app import Console, LiveConfig
 from bridge.app.operations import Operations
 from bridge.errors import ConfigIssue
-from bridge.store import AttemptReport, JobKind, NewEvent, Outcome, Store, open_store
+from bridge.store import AttemptReport, FinalOutcome, JobKind, NewEvent, Store, open_store
 from bridge.store.ids import new_id
 from bridge.types import EventType, NotificationStatus, Reason
 from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET
@@ -82,7 +82,9 @@ class Harness:
         event = NewEvent(
             id=new_id("evt", 0), type=EventType.IMPORTED, body=b"{}", destinations=("crm",)
         )
-        assert await self.store.record_outcome(job, Outcome(status=status, reason=reason), [event])
+        assert await self.store.record_outcome(
+            job, FinalOutcome(status=status, reason=reason), [event]
+        )
         return accepted.id
 
     async def dead_delivery(self) -> str:

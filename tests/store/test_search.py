@@ -12,10 +12,10 @@ import pytest
 
 from bridge.store import (
     DeliveryStatus,
+    FinalOutcome,
     JobKind,
     NewEvent,
     NotificationSearch,
-    Outcome,
     Store,
 )
 from bridge.store.ids import first_id_at, new_id
@@ -32,7 +32,7 @@ async def finish(store: Store, status: NotificationStatus, *to: str) -> None:
     [job] = await store.claim(JobKind.IMPORT, owner="t", lease_s=30, limit=1)
     reason = None if status is NotificationStatus.IMPORTED else Reason(code="x", message="y")
     event = NewEvent(id=new_id("evt", 0), type=EventType.IMPORTED, body=b"{}", destinations=to)
-    assert await store.record_outcome(job, Outcome(status=status, reason=reason), [event])
+    assert await store.record_outcome(job, FinalOutcome(status=status, reason=reason), [event])
 
 
 async def test_each_filter_and_key(store: Store, clock: FakeClock) -> None:

@@ -557,3 +557,106 @@ VALUES (%(notification_id)s, %(at)s, %(old_rule)s, %(old_workflow_id)s, %(old_tr
 -- select_route_changes --
 -- Oldest first
 SELECT * FROM route_changes WHERE notification_id = %(notification_id)s ORDER BY at, seq;
+
+-- search_notifications_newest --
+-- The console's listing without a filter: the primary key, newest first, within the id range
+-- (the time range, and %(before)s)
+SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at, trace_context
+  FROM notifications
+ WHERE id >= %(from_id)s::text AND id < %(until_id)s::text
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- search_notifications_by_status --
+-- The console's listing of one status: notifications_by_status (status, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at, trace_context
+  FROM notifications
+ WHERE status = %(status)s::text AND id >= %(from_id)s::text AND id < %(until_id)s::text
+   AND (%(partner)s::text IS NULL OR partner = %(partner)s::text)
+   AND (%(rule)s::text IS NULL OR rule = %(rule)s::text)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- search_notifications_by_partner --
+-- The console's listing of one partner: notifications_by_partner (partner, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at, trace_context
+  FROM notifications
+ WHERE partner = %(partner)s::text AND id >= %(from_id)s::text AND id < %(until_id)s::text
+   AND (%(rule)s::text IS NULL OR rule = %(rule)s::text)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- search_notifications_by_rule --
+-- The console's listing of one rule: notifications_by_rule (rule, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at, trace_context
+  FROM notifications
+ WHERE rule = %(rule)s::text AND id >= %(from_id)s::text AND id < %(until_id)s::text
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- search_notifications_by_key --
+-- The notifications one search text names: its id, its partner's event id, its vendor_data or
+-- its token's SHA-256 (each an index), then the filters
+SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at, trace_context
+  FROM notifications
+ WHERE id IN (SELECT id FROM notifications WHERE id = %(key)s::text
+              UNION ALL SELECT id FROM notifications WHERE partner_event_id = %(key)s::text
+              UNION ALL SELECT id FROM notifications WHERE vendor_data = %(key)s::text
+              UNION ALL SELECT id FROM notifications WHERE token_sha256 = %(key)s::text)
+   AND id >= %(from_id)s::text AND id < %(until_id)s::text
+   AND (%(status)s::text IS NULL OR status = %(status)s::text)
+   AND (%(partner)s::text IS NULL OR partner = %(partner)s::text)
+   AND (%(rule)s::text IS NULL OR rule = %(rule)s::text)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- import_outcomes_since --
+-- Notifications that reached a final status since %(since)s, counted per %(bucket_s)s seconds
+-- (notifications_by_finished_at); floor, as the difference is never negative
+SELECT floor((finished_at - %(since)s::double precision)
+             / %(bucket_s)s::double precision)::integer AS bucket,
+       status, count(*) AS n
+  FROM notifications
+ WHERE finished_at >= %(since)s::double precision
+ GROUP BY 1, status;
+
+-- delivery_totals --
+-- Deliveries per destination and status (the index deliveries_by_destination)
+SELECT destination, status, count(*) AS n
+  FROM deliveries
+ GROUP BY destination, status;
+
+-- count_matching_deliveries --
+-- How many deliveries a filter matches
+SELECT count(*) AS n
+  FROM deliveries
+ WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+   AND (%(destination)s::text IS NULL OR destination = %(destination)s::text);
+
+-- pending_work --
+-- What waits: pending notifications and the oldest one's arrival (the partial index
+-- notifications_pending_arrivals), and import jobs queued or running (jobs_claimable)
+SELECT (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
+       (SELECT min(received_at) FROM notifications WHERE status = 'pending') AS oldest,
+       (SELECT count(*) FROM jobs
+         WHERE kind = 'import' AND status IN ('queued', 'running')) AS import_queue;
