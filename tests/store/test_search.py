@@ -8,7 +8,9 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from bridge.store import (
     DeliveryStatus,
@@ -22,6 +24,7 @@ from bridge.store.ids import first_id_at, new_id
 from bridge.store.queries import load_queries
 from bridge.store.sqlite import SqliteStore
 from bridge.types import EventType, NotificationStatus, Reason
+from tests.store.backends import StoreTarget
 from tests.store.helpers import ROUTE, FakeClock, notification
 
 pytestmark = pytest.mark.anyio
@@ -142,3 +145,39 @@ async def test_sqlite_searches_use_an_index(
         step.startswith("SCAN notifications") and "INDEX" not in step for step in plan
     ), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "search_notifications_newest",
+        "search_notifications_by_status",
+        "search_notifications_by_partner",
+        "search_notifications_by_rule",
+        "search_notifications_by_key",
+    ],
+)
+async def test_postgres_searches_have_an_index(
+    store: Store, target: StoreTarget, name: str
+) -> None:
+    """With table scans priced out, each filter still finds an index: no Seq Scan, no Sort."""
+    await store.accept(notification("k"))
+    params = {
+        "status": "failed",
+        "partner": "acme",
+        "rule": "default",
+        "key": "x",
+        "from_id": first_id_at("ntf", 0),
+        "until_id": "ntf_~",
+        "limit": 51,
+    }
+    query = load_queries("postgres")[name]
+    with psycopg.connect(target.url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("SET search_path TO {}").format(sql.Identifier(str(target.schema)))
+        )
+        connection.execute("SET enable_seqscan = off")
+        plan = [row[0] for row in connection.execute(f"EXPLAIN {query}", params)]
+    assert not any("Seq Scan on notifications" in step for step in plan), plan
+    assert not any(step.lstrip(" ->").startswith("Sort") for step in plan), plan
