@@ -149,9 +149,22 @@ class TelemetrySettings(ConfigModel):
     Without an endpoint here, the standard ``OTEL_EXPORTER_OTLP_*`` variables may give one.
     """
 
-    otlp_endpoint: HttpUrl | None = None
-    service_name: str = "share-bridge"
-    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # The example config leaves this section commented out (a section turns traces on), so its
+    # comments cannot describe these keys: the descriptions are written here instead.
+    otlp_endpoint: HttpUrl | None = Field(
+        default=None,
+        description="the collector's OTLP/HTTP address; else OTEL_EXPORTER_OTLP_* gives one",
+    )
+    service_name: str = Field(
+        default="share-bridge", description="the service.name the traces carry"
+    )
+    sample_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="the share of notifications traced; a partner's sampled traceparent is "
+        "followed",
+    )
 
 
 class Settings(ConfigModel):

@@ -119,6 +119,8 @@ class DeliverHandler:
             "delivery",
             delivery.trace_context,
             notification_id=delivery.event.notification_id,
+            partner=delivery.partner,
+            rule=delivery.rule,
             delivery_id=delivery.id,
             event_id=delivery.event.id,
             destination=name,

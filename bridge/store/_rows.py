@@ -126,6 +126,8 @@ def delivery(row: Row) -> Delivery:
             created_at=row["event_created_at"],
         ),
         trace_context=row["trace_context"],
+        partner=row["partner"],
+        rule=row["rule"],
     )
 
 

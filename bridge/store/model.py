@@ -211,6 +211,8 @@ class Delivery:
     last_error: str | None
     event: Event
     trace_context: str | None = None  # its notification's (see Notification.trace_context)
+    partner: str | None = None  # its notification's partner and rule, for its trace span
+    rule: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

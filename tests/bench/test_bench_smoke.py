@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY: dict[str, list[str]] = {
     "deliveries": ["--rounds", "1", "--pending", "5", "--max-in-flight", "2"],
     "drain": ["--rounds", "1", "--backlog", "3", "--quota", "6000"],
+    "edge": ["--rounds", "1", "--requests", "50"],
     "intake": ["--rounds", "1", "--requests", "20", "--warmup", "5", "--connections", "2"],
     "memory": ["--rounds", "1", "--pending", "20", "--settle-s", "0"],
+    "metrics": ["--rows", "200", "--scrapes", "2"],
     "sandbox_imports": ["--rounds", "1", "--imports", "8", "--connections", "2"],
 }
 

@@ -255,6 +255,8 @@ def test_one_trace_from_the_partner_through_reconcile_to_the_sink(
     [delivery] = by_name(spans, "delivery")
     assert delivery.parent_id == intake.span_id
     assert delivery.attributes["bridge.destination"] == "crm"
+    assert delivery.attributes["bridge.partner"] == "acme"
+    assert delivery.attributes["bridge.rule"] == "all-to-kyc"
     assert delivery.attributes["bridge.outcome"] == "delivered"
     [headers] = header_sink.headers
     assert_traceparent(headers["traceparent"], PARTNER_TRACE, delivery.span_id)

@@ -804,6 +804,7 @@ class TestDeliveries:
         )
         [delivery] = await store.list_deliveries()
         assert delivery.trace_context == traceparent
+        assert (delivery.partner, delivery.rule) == ("acme", loaded.route.rule)
         loaded_delivery = await store.load_delivery(delivery.id)
         assert loaded_delivery is not None
         assert loaded_delivery.trace_context == traceparent

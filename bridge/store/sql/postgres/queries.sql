@@ -358,7 +358,7 @@ SELECT * FROM events WHERE notification_id = %(notification_id)s ORDER BY create
 -- select_delivery --
 -- One delivery with its event
 SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
-       n.trace_context
+       n.trace_context, n.partner, n.rule
   FROM deliveries d JOIN events e ON e.id = d.event_id
   JOIN notifications n ON n.id = e.notification_id
  WHERE d.id = %(id)s;
@@ -366,7 +366,7 @@ SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
 -- select_deliveries_of_notification --
 -- A notification's deliveries with their events
 SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
-       n.trace_context
+       n.trace_context, n.partner, n.rule
   FROM deliveries d JOIN events e ON e.id = d.event_id
   JOIN notifications n ON n.id = e.notification_id
  WHERE e.notification_id = %(notification_id)s
@@ -427,7 +427,7 @@ SELECT n.name, coalesce(s.enabled, true) AS enabled, s.changed_at, s.reason,
 -- list_deliveries --
 -- Deliveries newest first with their events, optionally filtered, paged by id
 SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
-       n.trace_context
+       n.trace_context, n.partner, n.rule
   FROM deliveries d JOIN events e ON e.id = d.event_id
   JOIN notifications n ON n.id = e.notification_id
  WHERE (%(status)s::text IS NULL OR d.status = %(status)s::text)

@@ -315,7 +315,7 @@ SELECT * FROM events WHERE notification_id = :notification_id ORDER BY created_a
 -- select_delivery --
 -- One delivery with its event
 SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
-       n.trace_context
+       n.trace_context, n.partner, n.rule
   FROM deliveries d JOIN events e ON e.id = d.event_id
   JOIN notifications n ON n.id = e.notification_id
  WHERE d.id = :id;
@@ -323,7 +323,7 @@ SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
 -- select_deliveries_of_notification --
 -- A notification's deliveries with their events
 SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
-       n.trace_context
+       n.trace_context, n.partner, n.rule
   FROM deliveries d JOIN events e ON e.id = d.event_id
   JOIN notifications n ON n.id = e.notification_id
  WHERE e.notification_id = :notification_id
@@ -383,7 +383,7 @@ SELECT n.name, coalesce(s.enabled, 1) AS enabled, s.changed_at, s.reason,
 -- list_deliveries --
 -- Deliveries newest first with their events, optionally filtered, paged by id
 SELECT d.*, e.notification_id, e.type, e.body, e.created_at AS event_created_at,
-       n.trace_context
+       n.trace_context, n.partner, n.rule
   FROM deliveries d JOIN events e ON e.id = d.event_id
   JOIN notifications n ON n.id = e.notification_id
  WHERE (:status IS NULL OR d.status = :status)
