@@ -38,6 +38,7 @@ def serve(port_queue: Queue[int]) -> None:
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((HOST, 0))
+    sock.listen(2048)  # connections wait in the backlog until uvicorn runs, never refused
     port_queue.put(sock.getsockname()[1])
     config = uvicorn.Config(
         app, loop="uvloop", http="httptools", lifespan="off", access_log=False, log_level="warning"

@@ -48,7 +48,13 @@ def settings(db: Path) -> config.Settings:
         },
         "store": {"url": f"sqlite:///{db}"},
         "partners": {
-            name: {"auth": {"scheme": "api-key", "header": "X-Api-Key", "keys": [f"{name}-key"]}}
+            name: {
+                "auth": {
+                    "scheme": "api-key",
+                    "header": "X-Api-Key",
+                    "keys": [f"{name}-bench-key-7f3a9c2e"],
+                }
+            }
             for name in ("acme", "hooli")
         },
         "rules": [
@@ -173,7 +179,10 @@ async def run(total: int, requests: int, folder: Path) -> int:
         print(f"{path:<60} {p50:8.2f} {p95:8.2f} {p50 / base_p50:6.2f}")
         if path != baseline and p50 >= TARGET_P50_MS:
             worst = 1
-    print("target (every console page p50 < 50 ms):", "met" if worst == 0 else "NOT met")
+    print(
+        "target (every console page p50 < 50 ms; /base is the ratio to the admin API's listing):",
+        "met" if worst == 0 else "NOT met",
+    )
     return worst
 
 

@@ -15,6 +15,7 @@ from bench.__main__ import CRASHED, discover
 ROOT = Path(__file__).resolve().parents[2]
 
 TINY: dict[str, list[str]] = {
+    "console": ["--notifications", "200", "--requests", "3"],
     "deliveries": ["--rounds", "1", "--pending", "5", "--max-in-flight", "2"],
     "drain": ["--rounds", "1", "--backlog", "3", "--quota", "6000"],
     "edge": ["--rounds", "1", "--requests", "50"],
