@@ -1,6 +1,6 @@
-"""Partner intake: ``POST /v1/partners/{partner}/shares`` (DESIGN.md section 4).
+"""Partner intake: ``POST /v1/partners/{partner}/shares`` (docs/architecture.md).
 
-Intake runs the checks of DESIGN §4 in their order (``intake_checks.screen``, which ``bridge
+Intake runs the documented checks in their order (``intake_checks.screen``, which ``bridge
 route`` runs too) and answers 202 only after the store has
 committed the notification. No input makes it answer 500: every refusal has a stable code.
 
@@ -196,7 +196,7 @@ class Intake:
             return _notification(screening)
         if screening.message_id is not None:
             # A partner retrying a message we accepted gets its original answer, even if its
-            # token has expired since (DESIGN §3).
+            # token has expired since.
             original = await self._store.find_message(partner_name, screening.message_id)
             if original is not None:
                 return original
