@@ -16,8 +16,9 @@ ENV PYTHONUNBUFFERED=1 \
     BRIDGE_CONFIG=/etc/bridge/bridge.yaml \
     BRIDGE_STORE_URL=sqlite:////data/bridge.db
 COPY --from=build /wheels /wheels
-# With psycopg (the postgres extra): one image runs on SQLite or, replicated, on PostgreSQL.
-RUN pip install --no-cache-dir "$(ls /wheels/*.whl)[postgres]" && rm -rf /wheels \
+# With psycopg (the postgres extra) and the OpenTelemetry SDK (the otel extra): one image runs on
+# SQLite or, replicated, on PostgreSQL, and exports traces when `telemetry:` or OTEL_* ask for it.
+RUN pip install --no-cache-dir "$(ls /wheels/*.whl)[postgres,otel]" && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /data bridge \
     && mkdir -p /data /etc/bridge && chown bridge /data
 # An example only: mount your own at /etc/bridge/bridge.yaml (a volume, a ConfigMap).

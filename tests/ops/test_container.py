@@ -96,7 +96,9 @@ def _venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     installs = [a for k, a in runtime_stage(steps) if k == "RUN" and "pip install" in a]
     assert builds, "the Dockerfile builds a wheel"
     assert "/wheels/*.whl" in installs[0], "the Dockerfile installs the wheel it built"
-    assert "[postgres]" in installs[0], "the image can run on PostgreSQL (replicas)"
+    extras = re.search(r"\.whl\)\[([a-z,]+)\]", installs[0])
+    assert extras, installs[0]
+    assert {"postgres", "otel"} <= set(extras.group(1).split(",")), "PostgreSQL and traces"
     base = tmp_path_factory.mktemp("container")
     wheels = base / "wheels"
     environ = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
@@ -110,8 +112,8 @@ def _venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     venv = base / "venv"
     created = run([sys.executable, "-m", "venv", str(venv)], environ, base)
     assert created.returncode == 0, created.stderr
-    # `pip install --no-cache-dir "/wheels/*.whl[postgres]"`: the wheel and its dependencies.
-    wheel = [f"{path}[postgres]" for path in wheels.glob("share_bridge-*.whl")]
+    # `pip install --no-cache-dir "/wheels/*.whl[postgres,otel]"`: the wheel and its dependencies.
+    wheel = [f"{path}[{extras.group(1)}]" for path in wheels.glob("share_bridge-*.whl")]
     installed = run(  # psycopg's wheels too: slower than the rest on a loaded machine
         [str(venv / "bin" / "pip"), "install", "--no-cache-dir", "-q", *wheel],
         environ,
@@ -156,6 +158,9 @@ def test_the_dockerfile_is_a_runnable_image_recipe(venv: Path, tmp_path: Path) -
     assert located.stdout.startswith(str(venv)), located
     version = run([str(bin_dir / "share-bridge"), "--version"], environ, tmp_path)
     assert (version.returncode, version.stdout.strip()) == (0, f"share-bridge {__version__}")
+    exporter = "import opentelemetry.sdk.trace, opentelemetry.exporter.otlp.proto.http"
+    traced = run([str(bin_dir / "python"), "-c", exporter], environ, tmp_path)
+    assert traced.returncode == 0, "the image can export traces: " + traced.stderr
     alias = run([str(bin_dir / "bridge"), "--version"], environ, tmp_path)  # the old name works
     assert (alias.returncode, alias.stdout.strip()) == (0, f"share-bridge {__version__}")
     example = ROOT / "config" / "bridge.example.yaml"
