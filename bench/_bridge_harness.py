@@ -1,8 +1,8 @@
 """What the intake, drain and memory benchmarks share: ``bridge serve`` as a real process (pinned
 to a core when asked), share tokens and partner bodies, a lean load generator, and ``/proc``.
 
-The load generator is a raw asyncio HTTP/1.1 keep-alive client (httpx would be the bottleneck,
-DESIGN §9) run in its own process, pinned to its own core, so it does not compete with the
+The load generator is a raw asyncio HTTP/1.1 keep-alive client (httpx spends more CPU
+per request than the servers it would measure) run in its own process, pinned to its own core, so it does not compete with the
 server it measures. It reports how busy it was, to show it was not the limit.
 """
 
@@ -87,7 +87,7 @@ def share_token(*, exp: int, session_id: str | None = None) -> str:
 
 
 def partner_body(number: int, token: str) -> bytes:
-    """About 1 KB of partner JSON, as DESIGN §9 measured the bare endpoint with."""
+    """About 1 KB of partner JSON, the size of a typical partner notification."""
     return orjson.dumps(
         {
             "share_token": token,

@@ -1,4 +1,4 @@
-"""Every row of the intake table (DESIGN §4), in-process, over a real SQLite store."""
+"""Every row of the intake table (docs/architecture.md, "Intake"), in-process, over a real SQLite store."""
 
 from __future__ import annotations
 

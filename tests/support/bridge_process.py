@@ -58,7 +58,7 @@ __all__ = [
     "make_config",
 ]
 
-#: Partner name -> its auth block. One partner per scheme of DESIGN §3.
+#: Partner name -> its auth block. One partner per authentication scheme.
 PARTNERS: Mapping[str, Mapping[str, Any]] = {
     "acme": {
         "scheme": "standard-webhooks",
