@@ -1,9 +1,9 @@
 """What the intake, drain and memory benchmarks share: ``bridge serve`` as a real process (pinned
 to a core when asked), share tokens and partner bodies, a lean load generator, and ``/proc``.
 
-The load generator is a raw asyncio HTTP/1.1 keep-alive client (httpx spends more CPU
-per request than the servers it would measure) run in its own process, pinned to its own core, so it does not compete with the
-server it measures. It reports how busy it was, to show it was not the limit.
+The load generator is a raw asyncio HTTP/1.1 keep-alive client (httpx spends more CPU per request
+than the servers it would measure) run in its own process, pinned to its own core, so it does not
+compete with the server it measures. It reports how busy it was, to show it was not the limit.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """How many ``import-shared`` calls per second the sandbox answers, with no faults set.
 
 The sandbox runs as a real ``bridge sandbox`` process (uvicorn, uvloop, httptools); the load comes
-from another process with a lean asyncio HTTP/1.1 keep-alive client (httpx spends more CPU
-per request than the server it would measure). A bare Starlette endpoint answering 201 to the same POSTs, in the same kind of
-process, is measured in the same run as the baseline. Every import must answer 201, and the
-ledger must then hold exactly one redemption per token.
+from another process with a lean asyncio HTTP/1.1 keep-alive client (httpx spends more CPU per
+request than the server it would measure). A bare Starlette endpoint answering 201 to the same
+POSTs, in the same kind of process, is measured in the same run as the baseline. Every import must
+answer 201, and the ledger must then hold exactly one redemption per token.
 
 Target: at least 1,000 imports/s.
 """

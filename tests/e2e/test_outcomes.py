@@ -1,8 +1,9 @@
 """Outcomes end to end: ``bridge serve`` and ``bridge sandbox`` as real processes on 127.0.0.1.
 
-Every import outcome and reason (docs/architecture.md, "Imports and outcomes") is produced by a sandbox scenario and compared with
-the sandbox's redemption ledger; the operator CLI (``notifications list|show``, ``retry``) runs
-as a real process; no share token ever reaches the logs, the CLI or the events.
+Every import outcome and reason (docs/architecture.md, "Imports and outcomes") is produced by a
+sandbox scenario and compared with the sandbox's redemption ledger; the operator CLI
+(``notifications list|show``, ``retry``) runs as a real process; no share token ever reaches the
+logs, the CLI or the events.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every row of the intake table (docs/architecture.md, "Intake"), in-process, over a real SQLite store."""
+"""Every row of the intake table (docs/architecture.md, "Intake"), in-process, on SQLite."""
 
 from __future__ import annotations
 
