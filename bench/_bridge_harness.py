@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -181,13 +182,22 @@ class ServeProcess:
 
 @contextlib.contextmanager
 def bridge_serve(
-    config: Path, port: int, *, cpu: int | None = None, log: Path | None = None
+    config: Path,
+    port: int,
+    *,
+    cpu: int | None = None,
+    log: Path | None = None,
+    source: Path | None = None,
 ) -> Iterator[ServeProcess]:
-    """``bridge serve`` with ``config`` until the block ends (SIGTERM, then SIGKILL)."""
+    """``bridge serve`` with ``config`` until the block ends (SIGTERM, then SIGKILL); with
+    ``source``, the ``bridge`` package of that source tree instead of the installed one."""
     command = pinned([sys.executable, "-m", "bridge", "serve", "--config", str(config)], cpu)
+    environment = None if source is None else {**os.environ, "PYTHONPATH": str(source)}
     output = log.open("ab") if log is not None else subprocess.DEVNULL
     try:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, env=environment
+        )
     finally:
         if log is not None:
             output.close()  # type: ignore[union-attr]
@@ -197,6 +207,21 @@ def bridge_serve(
         yield serve
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def source_tree(revision: str) -> Iterator[Path]:
+    """The repository's tree at ``revision`` (``git archive``) in a temporary folder, for a
+    before/after run of the same benchmark on one machine."""
+    root = Path(__file__).parents[1]
+    with tempfile.TemporaryDirectory(prefix="bench-source-") as folder:
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", "--format=tar", revision],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        yield Path(folder)
 
 
 def wait_healthy(serve: ServeProcess, timeout_s: float = 60.0) -> None:

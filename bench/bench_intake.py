@@ -21,6 +21,10 @@ With ``--telemetry`` a second ``bridge serve`` (same core) traces every notifica
 (``telemetry: {sample_ratio: 1.0}``) to an OTLP/HTTP endpoint in this process that accepts and
 drops each export; its rounds alternate with the others as ``traced``.
 
+With ``--against REV`` a third ``bridge serve`` (same core, same config) runs the repository's
+code at git revision ``REV`` (``git archive``, this environment's packages): a before/after of a
+change in one run; its rounds alternate with the others as ``before``.
+
 Targets: ratio at least 0.5, bridge p99 under 25 ms.
 """
 
@@ -49,6 +53,7 @@ from bench._bridge_harness import (
     intake_requests,
     note,
     run_load,
+    source_tree,
 )
 from bench._intake_servers import serve_baseline, serve_floor
 
@@ -70,6 +75,12 @@ def main(argv: Sequence[str] = ()) -> int:
     )
     parser.add_argument(
         "--telemetry", action="store_true", help="also a bridge exporting a trace per request"
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        default=None,
+        help="also a bridge running the code of git revision REV (a before/after in one run)",
     )
     args = parser.parse_args(list(argv))
 
@@ -112,6 +123,22 @@ def main(argv: Sequence[str] = ()) -> int:
                     stack.enter_context(bridge_serve(traced_config, traced_port, cpu=SERVER_CPU))
                     ports["traced"] = traced_port
                     rounds["traced"] = []
+                if args.against is not None:
+                    before_dir = Path(folder) / "before"
+                    before_dir.mkdir()
+                    before_port = free_port()
+                    before_config = bridge_config(
+                        before_dir,
+                        port=before_port,
+                        didit_base_url=f"http://{HOST}:{free_port()}",
+                        log_level=args.log_level,
+                    )
+                    source = stack.enter_context(source_tree(args.against))
+                    stack.enter_context(
+                        bridge_serve(before_config, before_port, cpu=SERVER_CPU, source=source)
+                    )
+                    ports["before"] = before_port
+                    rounds["before"] = []
                 warmup = max(args.requests // 5, 1000) if args.warmup is None else args.warmup
                 for name in rounds:
                     _round(ports[name], warmup, args.connections)
@@ -149,6 +176,7 @@ def main(argv: Sequence[str] = ()) -> int:
         "baseline": "bare Starlette, 202",
         "floor": "raw ASGI + the store's durable accept, no checks, no log line",
         "traced": "bridge serve, a trace per notification exported by OTLP/HTTP",
+        "before": f"bridge serve at {args.against}",
     }
     note(
         f"durable 202s/s, median of {args.rounds} rounds of {args.requests} "

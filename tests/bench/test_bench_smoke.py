@@ -19,7 +19,10 @@ TINY: dict[str, list[str]] = {
     "deliveries": ["--rounds", "1", "--pending", "5", "--max-in-flight", "2"],
     "drain": ["--rounds", "1", "--backlog", "3", "--quota", "6000"],
     "edge": ["--rounds", "1", "--requests", "50"],
-    "intake": ["--rounds", "1", "--requests", "20", "--warmup", "5", "--connections", "2"],
+    "intake": [
+        *("--rounds", "1", "--requests", "20", "--warmup", "5", "--connections", "2"),
+        *("--telemetry", "--against", "HEAD"),  # the traced bridge and the before/after too
+    ],
     "memory": ["--rounds", "1", "--pending", "20", "--settle-s", "0"],
     "metrics": ["--rows", "200", "--scrapes", "2"],
     "sandbox_imports": ["--rounds", "1", "--imports", "8", "--connections", "2"],
