@@ -149,7 +149,7 @@ class Admin:
     async def recover_destination(self, request: Request) -> Response:
         name = request.path_params["name"]
         body = _body(await request.body(), m.RecoverBody)
-        count = await self._ops.recover(name, since=body.since_epoch_s, status=body.delivery_status)
+        count = await self._ops.recover(name, since=body.since_epoch_s, status=body.status)
         if count is None:
             return error_response(404, "not_found", "no destination by that name")
         return model_response(202, m.Recovered(destination=name, requeued=count))

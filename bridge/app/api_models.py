@@ -26,6 +26,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from bridge.app.operations import REDELIVERABLE
 from bridge.config.fields import NAME_PATTERN
 from bridge.events import PING
 from bridge.store import DeliveryStatus
@@ -401,32 +402,46 @@ class RetryQuery(Model):
     )
 
 
-def _epoch_s(since: str) -> str:
+def _epoch_s(since: str) -> float:
+    """An RFC 3339 date-time with an offset, in epoch seconds; ValueError for anything else."""
     if _RFC3339.fullmatch(since) is None:
         raise ValueError("must be an RFC 3339 date-time with an offset")
     try:
         moment = datetime.fromisoformat(since.upper().replace("Z", "+00:00"))
         # In UTC, a time near year 1 or 9999 may leave the calendar ("9999-12-31T23:59:59-01:00").
-        moment.astimezone(UTC).timestamp()
+        return moment.astimezone(UTC).timestamp()
     except (ValueError, OverflowError):
         raise ValueError("is not a valid date-time") from None
+
+
+def _date_time(since: str) -> str:
+    _epoch_s(since)
     return since
+
+
+def _redeliverable(status: DeliveryStatus) -> DeliveryStatus:
+    if status not in REDELIVERABLE:
+        raise ValueError(f"must be one of: {', '.join(_REDELIVERABLE)}")
+    return status
+
+
+_REDELIVERABLE: Final = sorted(status.value for status in REDELIVERABLE)
+Redeliverable = Annotated[
+    DeliveryStatus,
+    AfterValidator(_redeliverable),
+    WithJsonSchema({"type": "string", "enum": _REDELIVERABLE}),
+]
 
 
 class RecoverBody(Model):
     since: Annotated[
-        str, AfterValidator(_epoch_s), WithJsonSchema({"type": "string", "format": "date-time"})
+        str, AfterValidator(_date_time), WithJsonSchema({"type": "string", "format": "date-time"})
     ]
-    status: Literal["dead", "delivered"] | None = None
+    status: Redeliverable | None = None
 
     @property
     def since_epoch_s(self) -> float:
-        moment = datetime.fromisoformat(self.since.upper().replace("Z", "+00:00"))
-        return moment.astimezone(UTC).timestamp()
-
-    @property
-    def delivery_status(self) -> DeliveryStatus | None:
-        return None if self.status is None else DeliveryStatus(self.status)
+        return _epoch_s(self.since)
 
 
 #: The intake's path parameter: any valid partner name (the document names no partner).
