@@ -13,7 +13,16 @@ from typing import Final
 
 from bridge.app import api_models as m
 
-__all__ = ["ADMIN", "ADMIN_ERRORS", "ERROR_DESCRIPTIONS", "OPERATIONS", "PREFIX", "Operation"]
+__all__ = [
+    "ADMIN",
+    "ADMIN_ERRORS",
+    "ERROR_DESCRIPTIONS",
+    "OPERATIONS",
+    "PREFIX",
+    "Answer",
+    "Operation",
+    "PathParameter",
+]
 
 PREFIX: Final = "/admin/v1"
 
