@@ -8,46 +8,39 @@ The token is read from the live configuration on each request, so a reload rotat
 from __future__ import annotations
 
 import hmac
-import re
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final, TypeVar
 
 import orjson
 import structlog
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bridge.app import api_models as m
 from bridge.app.admin_views import (
-    delivery_json,
-    destination_json,
-    notification_json,
-    overview_json,
-    timeline_json,
+    delivery_view,
+    destination_view,
+    notification_view,
+    overview_view,
+    timeline_view,
 )
+from bridge.app.api_routes import ADMIN, PREFIX
 from bridge.app.intake import LiveConfig
-from bridge.app.operations import REDELIVERABLE, RETRY_REFUSALS, Operations, RedeliverResult
-from bridge.app.responses import error_response, json_response
+from bridge.app.operations import RETRY_REFUSALS, Operations, RedeliverResult
+from bridge.app.responses import error_response, model_response
 from bridge.errors import StoreUnavailable
-from bridge.store import DeliveryStatus, NotificationSearch, RetryResult
-from bridge.types import NotificationStatus
+from bridge.store import NotificationSearch, RetryResult
 
-__all__ = ["MAX_PAGE", "PREFIX", "Admin"]
+__all__ = ["PREFIX", "Admin"]
 
 log = structlog.get_logger()
 
-PREFIX: Final = "/admin/v1"
-MAX_PAGE: Final = 500
-DEFAULT_PAGE: Final = 50
-_MAX_TEXT: Final = 200
 _STORE_RETRY_AFTER_S: Final = "5"
-_RFC3339: Final = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})", re.ASCII
-)
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-_E = TypeVar("_E", NotificationStatus, DeliveryStatus)
+_M = TypeVar("_M", bound=m.Model)
 
 
 class _BadRequest(Exception):
@@ -64,22 +57,25 @@ class Admin:
         self._ops = operations
 
     def routes(self) -> list[Route]:
-        """Every admin route, each behind the bearer-token guard."""
-        table: list[tuple[str, Endpoint, str]] = [
-            ("/overview", self.overview, "GET"),
-            ("/notifications", self.list_notifications, "GET"),
-            ("/notifications/{id}", self.show_notification, "GET"),
-            ("/notifications/{id}/retry", self.retry_notification, "POST"),
-            ("/destinations", self.list_destinations, "GET"),
-            ("/destinations/{name}/enable", self.enable_destination, "POST"),
-            ("/destinations/{name}/recover", self.recover_destination, "POST"),
-            ("/deliveries", self.list_deliveries, "GET"),
-            ("/deliveries/{id}/redeliver", self.redeliver, "POST"),
-            ("/reload", self.reload, "POST"),
-        ]
+        """Every admin operation of the route table, each behind the bearer-token guard."""
+        handlers: Mapping[str, Endpoint] = {
+            "overview": self.overview,
+            "listNotifications": self.list_notifications,
+            "showNotification": self.show_notification,
+            "retryNotification": self.retry_notification,
+            "listDestinations": self.list_destinations,
+            "enableDestination": self.enable_destination,
+            "recoverDestination": self.recover_destination,
+            "listDeliveries": self.list_deliveries,
+            "redeliver": self.redeliver,
+            "reload": self.reload,
+        }
+        described = {operation.operation_id for operation in ADMIN}
+        if described != set(handlers):
+            raise RuntimeError(f"admin handlers {sorted(handlers)} != operations {described}")
         return [
-            Route(PREFIX + path, self._guarded(endpoint), methods=[method])
-            for path, endpoint, method in table
+            Route(op.path, self._guarded(handlers[op.operation_id]), methods=[op.method])
+            for op in ADMIN
         ]
 
     # -- the guard ------------------------------------------------------------------------
@@ -112,34 +108,29 @@ class Admin:
         return guarded
 
     async def overview(self, request: Request) -> Response:
-        return json_response(200, overview_json(await self._ops.overview()))
+        return model_response(200, overview_view(await self._ops.overview()))
 
     # -- notifications --------------------------------------------------------------------
 
     async def list_notifications(self, request: Request) -> Response:
-        query = request.query_params
-        search = NotificationSearch(
-            status=_enum(query.get("status"), NotificationStatus, "status"),
-            partner=_text(query.get("partner"), "partner"),
-        )
-        page = await self._ops.notifications(
-            search, limit=_limit(query.get("limit")), before=_text(query.get("before"), "before")
-        )
-        items = [notification_json(r) for r in page.items]
-        return json_response(200, {"items": items, "next": page.next})
+        query = _query(request, m.NotificationQuery)
+        search = NotificationSearch(status=query.status, partner=query.partner)
+        page = await self._ops.notifications(search, limit=query.limit, before=query.before)
+        items = [notification_view(r) for r in page.items]
+        return model_response(200, m.NotificationPage(items=items, next=page.next))
 
     async def show_notification(self, request: Request) -> Response:
         timeline = await self._ops.timeline(request.path_params["id"])
         if timeline is None:
             return error_response(404, "not_found", "no notification with that id")
-        return json_response(200, timeline_json(timeline))
+        return model_response(200, timeline_view(timeline))
 
     async def retry_notification(self, request: Request) -> Response:
         notification_id = request.path_params["id"]
-        keep_route = _flag(request.query_params.get("keep_route"), "keep_route")
+        keep_route = _query(request, m.RetryQuery).keep_route == "true"
         result = await self._ops.retry(notification_id, keep_route=keep_route)
         if result is RetryResult.REQUEUED:
-            return json_response(202, {"id": notification_id, "result": result.value})
+            return model_response(202, m.Requeued(id=notification_id, result="requeued"))
         status = 404 if result is RetryResult.NOT_FOUND else 409
         return error_response(status, result.value, RETRY_REFUSALS[result])
 
@@ -147,32 +138,32 @@ class Admin:
 
     async def list_destinations(self, request: Request) -> Response:
         views = await self._ops.destinations()
-        return json_response(200, {"items": [destination_json(v) for v in views]})
+        return model_response(200, m.DestinationList(items=[destination_view(v) for v in views]))
 
     async def enable_destination(self, request: Request) -> Response:
         name = request.path_params["name"]
         if not await self._ops.set_enabled(name, enabled=True, reason="enabled by admin"):
             return error_response(404, "not_found", "no destination by that name")
-        return json_response(200, {"name": name, "enabled": True})
+        return model_response(200, m.Enabled(name=name, enabled=True))
 
     async def recover_destination(self, request: Request) -> Response:
         name = request.path_params["name"]
-        since, status = _recover_body(await request.body())
-        count = await self._ops.recover(name, since=since, status=status)
+        body = _body(await request.body(), m.RecoverBody)
+        count = await self._ops.recover(name, since=body.since_epoch_s, status=body.status)
         if count is None:
             return error_response(404, "not_found", "no destination by that name")
-        return json_response(202, {"destination": name, "requeued": count})
+        return model_response(202, m.Recovered(destination=name, requeued=count))
 
     async def list_deliveries(self, request: Request) -> Response:
-        query = request.query_params
+        query = _query(request, m.DeliveryQuery)
         page = await self._ops.deliveries(
-            status=_enum(query.get("status"), DeliveryStatus, "status"),
-            destination=_text(query.get("destination"), "destination"),
-            limit=_limit(query.get("limit")),
-            before=_text(query.get("before"), "before"),
+            status=query.status,
+            destination=query.destination,
+            limit=query.limit,
+            before=query.before,
         )
-        items = [delivery_json(r) for r in page.items]
-        return json_response(200, {"items": items, "next": page.next})
+        items = [delivery_view(r) for r in page.items]
+        return model_response(200, m.DeliveryPage(items=items, next=page.next))
 
     async def redeliver(self, request: Request) -> Response:
         delivery_id = request.path_params["id"]
@@ -181,7 +172,7 @@ class Admin:
             return error_response(404, "not_found", "no delivery with that id")
         if result is RedeliverResult.ALREADY_PENDING:
             return error_response(409, "already_pending", "the delivery is already on its way")
-        return json_response(202, {"id": delivery_id, "status": DeliveryStatus.PENDING.value})
+        return model_response(202, m.Redelivered(id=delivery_id, status="pending"))
 
     # -- configuration --------------------------------------------------------------------
 
@@ -190,18 +181,16 @@ class Admin:
         if issues is None:
             return error_response(404, "not_found", "this server cannot reload its configuration")
         if issues:
-            body = {
-                "error": {
-                    "code": "invalid_config",
-                    "message": "the configuration was refused; the running one is kept",
-                    "issues": [
-                        {"file": i.file, "line": i.line, "path": i.path, "message": i.message}
-                        for i in issues
-                    ],
-                }
-            }
-            return json_response(400, body)
-        return json_response(200, {"status": "reloaded"})
+            refused = m.ErrorDetail(
+                code="invalid_config",
+                message="the configuration was refused; the running one is kept",
+                issues=[
+                    m.Issue(file=i.file, line=i.line, path=i.path, message=i.message)
+                    for i in issues
+                ],
+            )
+            return model_response(400, m.Error(error=refused))
+        return model_response(200, m.Reloaded(status="reloaded"))
 
 
 def _bearer_matches(header: str | None, expected: str) -> bool:
@@ -212,63 +201,34 @@ def _bearer_matches(header: str | None, expected: str) -> bool:
     return hmac.compare_digest(presented.strip().encode(), expected.encode()) and bool(presented)
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PAGE
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
-        raise _BadRequest("invalid_parameter", f"limit must be an integer from 1 to {MAX_PAGE}")
-    return int(raw)
-
-
-def _text(raw: str | None, name: str) -> str | None:
-    if raw is None:
-        return None
-    if not 1 <= len(raw) <= _MAX_TEXT:
-        raise _BadRequest("invalid_parameter", f"{name} must be 1 to {_MAX_TEXT} characters")
-    return raw
-
-
-def _flag(raw: str | None, name: str) -> bool:
-    if raw is None:
-        return False
-    if raw not in ("true", "false"):
-        raise _BadRequest("invalid_parameter", f"{name} must be true or false")
-    return raw == "true"
-
-
-def _enum(raw: str | None, kind: type[_E], name: str) -> _E | None:
-    if raw is None:
-        return None
+def _query(request: Request, model: type[_M]) -> _M:
+    """The query parameters ``model`` declares (others are ignored), validated by it."""
+    declared = model.model_fields
+    given = {name: value for name, value in request.query_params.items() if name in declared}
     try:
-        return kind(raw)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise _BadRequest("invalid_parameter", f"{name} must be one of: {allowed}") from None
+        return model.model_validate(given)
+    except ValidationError as invalid:
+        raise _BadRequest("invalid_parameter", _explain(invalid)) from None
 
 
-def _recover_body(body: bytes) -> tuple[float, DeliveryStatus | None]:
-    """``{"since": RFC 3339 date-time, "status": "dead"|"delivered"}`` -> (epoch s, status)."""
+def _body(raw: bytes, model: type[_M]) -> _M:
+    """A JSON object body, validated by ``model``."""
     try:
-        document: Any = orjson.loads(body)
+        document: object = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise _BadRequest("invalid_json", "the body must be a JSON object") from None
     if not isinstance(document, dict):
         raise _BadRequest("invalid_json", "the body must be a JSON object")
-    unknown = sorted(set(document) - {"since", "status"})
-    if unknown:
-        raise _BadRequest("invalid_body", f"unknown field(s): {', '.join(unknown)}")
-    since = document.get("since")
-    if not isinstance(since, str) or _RFC3339.fullmatch(since) is None:
-        raise _BadRequest("invalid_body", "since must be an RFC 3339 date-time with an offset")
     try:
-        moment = datetime.fromisoformat(since.upper().replace("Z", "+00:00"))
-        # In UTC, a time near year 1 or 9999 may leave the calendar ("9999-12-31T23:59:59-01:00").
-        epoch_s = moment.astimezone(UTC).timestamp()
-    except (ValueError, OverflowError):
-        raise _BadRequest("invalid_body", "since is not a valid date-time") from None
-    status = document.get("status")
-    if status is None:
-        return epoch_s, None
-    if not isinstance(status, str) or status not in {s.value for s in REDELIVERABLE}:
-        raise _BadRequest("invalid_body", "status must be dead or delivered")
-    return epoch_s, DeliveryStatus(status)
+        return model.model_validate(document)
+    except ValidationError as invalid:
+        raise _BadRequest("invalid_body", _explain(invalid)) from None
+
+
+def _explain(invalid: ValidationError) -> str:
+    """Each problem as ``field: message``, without the input (it may be anything)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: "
+        f"{error['msg'].removeprefix('Value error, ')}"
+        for error in invalid.errors(include_url=False, include_input=False)
+    )

@@ -11,9 +11,12 @@ AFTER_EVERY_ID = "ntf_~"
 
 
 def query_name(search: NotificationSearch) -> str:
-    """The query whose index answers the most selective filter present."""
+    """The query whose index answers the most selective filters present: a partner and a rule
+    together before a status, which has few values and so many rows each."""
     if search.key is not None:
         return "search_notifications_by_key"
+    if search.partner is not None and search.rule is not None:
+        return "search_notifications_by_partner_rule"
     if search.status is not None:
         return "search_notifications_by_status"
     if search.partner is not None:

@@ -19,6 +19,7 @@ from bridge.store import (
     NewEvent,
     NotificationSearch,
     Store,
+    _search,
 )
 from bridge.store.ids import first_id_at, new_id
 from bridge.store.queries import load_queries
@@ -117,6 +118,7 @@ async def test_outcomes_per_bucket_and_delivery_totals(store: Store, clock: Fake
         "search_notifications_by_status",
         "search_notifications_by_partner",
         "search_notifications_by_rule",
+        "search_notifications_by_partner_rule",
         "search_notifications_by_key",
     ],
 )
@@ -130,7 +132,7 @@ async def test_sqlite_searches_use_an_index(
     params = {
         "status": "failed",
         "partner": "acme",
-        "rule": None,
+        "rule": "default",
         "key": "x",
         "from_id": first_id_at("ntf", 0),
         "until_id": "ntf_~",
@@ -155,6 +157,7 @@ async def test_sqlite_searches_use_an_index(
         "search_notifications_by_status",
         "search_notifications_by_partner",
         "search_notifications_by_rule",
+        "search_notifications_by_partner_rule",
         "search_notifications_by_key",
     ],
 )
@@ -180,4 +183,45 @@ async def test_postgres_searches_have_an_index(
         connection.execute("SET enable_seqscan = off")
         plan = [row[0] for row in connection.execute(f"EXPLAIN {query}", params)]
     assert not any("Seq Scan on notifications" in step for step in plan), plan
+    assert not any(step.lstrip(" ->").startswith("Sort") for step in plan), plan
+
+
+#: A listing by partner and rule that matches little walked every row of the partner.
+PARTNER_AND_RULE = NotificationSearch(partner="acme", rule="kyb")
+
+
+async def test_sqlite_lists_a_partner_and_a_rule_from_an_index_on_both(
+    sqlite_store: SqliteStore, tmp_path: Path
+) -> None:
+    """The search's plan bounds the index by both filters, not by the partner alone."""
+    await sqlite_store.accept(notification("k"))
+    query = load_queries("sqlite")[_search.query_name(PARTNER_AND_RULE)]
+    params = _search.params(PARTNER_AND_RULE, limit=51, before=None)
+    connection = sqlite3.connect(tmp_path / "bridge.db")
+    connection.execute("ANALYZE")
+    plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    connection.close()
+    assert any(
+        step.startswith("SEARCH notifications USING INDEX") and "partner=? AND rule=?" in step
+        for step in plan
+    ), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_postgres_lists_a_partner_and_a_rule_from_an_index_on_both(
+    store: Store, target: StoreTarget
+) -> None:
+    """The index condition holds both filters, not the partner alone."""
+    await store.accept(notification("k"))
+    query = load_queries("postgres")[_search.query_name(PARTNER_AND_RULE)]
+    params = _search.params(PARTNER_AND_RULE, limit=51, before=None)
+    with psycopg.connect(target.url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("SET search_path TO {}").format(sql.Identifier(str(target.schema)))
+        )
+        connection.execute("SET enable_seqscan = off")
+        plan = [row[0] for row in connection.execute(f"EXPLAIN {query}", params)]
+    conditions = [step for step in plan if "Index Cond:" in step]
+    assert any("partner =" in step and "rule =" in step for step in conditions), plan
     assert not any(step.lstrip(" ->").startswith("Sort") for step in plan), plan

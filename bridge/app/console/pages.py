@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.app.admin_views import iso
 from bridge.app.console import chart, sessions
+from bridge.app.console.sign_in_limit import SignInLimit
 from bridge.app.intake import LiveConfig
 from bridge.app.operations import (
     REDELIVERABLE,
@@ -39,6 +40,8 @@ log = structlog.get_logger()
 
 PREFIX: Final = "/console"
 PAGE: Final = 50
+#: The sign-in page's answer to an address past its limit of wrong tokens (429).
+SIGN_IN_LIMITED: Final = "sign_in_rate_limited"
 MAX_FORM_BYTES: Final = 65_536
 _HERE: Final = Path(__file__).parent
 _TEXT_MAX: Final = 200
@@ -82,9 +85,16 @@ class _Refused(Exception):
 class Console:
     """The console's pages; ``mount()`` gives one Starlette ``Mount`` for any application."""
 
-    def __init__(self, *, live: Callable[[], LiveConfig], operations: Operations) -> None:
+    def __init__(
+        self,
+        *,
+        live: Callable[[], LiveConfig],
+        operations: Operations,
+        sign_in_limit: SignInLimit | None = None,
+    ) -> None:
         self._live = live
         self._ops = operations
+        self._sign_in_limit = sign_in_limit or SignInLimit()
         self._templates = Jinja2Templates(directory=_HERE / "templates")
         self._templates.env.globals["base"] = PREFIX
         self._templates.env.filters["when"] = _when
@@ -213,15 +223,37 @@ class Console:
     async def sign_in(self, request: Request) -> Response:
         token = self._admin_token()
         assert token is not None  # noqa: S101 - _configured checked it
+        address = request.client.host if request.client else ""
+        wait_s = self._sign_in_limit.retry_after_s(address)
+        if wait_s is not None:
+            log.warning("console_sign_in_limited", retry_after_s=wait_s)
+            refused = self._render(
+                request,
+                None,
+                "sign_in.html",
+                {
+                    "error": f"too many wrong tokens: try again in {wait_s} s",
+                    "code": SIGN_IN_LIMITED,
+                },
+                429,
+            )
+            refused.headers["Retry-After"] = str(wait_s)
+            return refused
         try:
             form = await _form(request)
         except _Refused as refused:
             return self._refusal(request, refused.status, refused.message)
         if not sessions.token_matches(form.get("token", ""), token):
+            self._sign_in_limit.failed(address)
             log.warning("console_sign_in_refused")
             return self._render(
-                request, None, "sign_in.html", {"error": "that is not the admin token"}, 401
+                request,
+                None,
+                "sign_in.html",
+                {"error": "that is not the admin token", "code": "wrong_token"},
+                401,
             )
+        self._sign_in_limit.succeeded(address)
         cookie, _session = sessions.issue(token, now=time.time())
         answer = RedirectResponse(f"{PREFIX}/overview", 303)
         answer.set_cookie(

@@ -610,6 +610,21 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS t
  ORDER BY id DESC
  LIMIT %(limit)s;
 
+-- search_notifications_by_partner_rule --
+-- The console's listing of one partner and one rule: notifications_by_partner_rule
+-- (partner, rule, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at, trace_context
+  FROM notifications
+ WHERE partner = %(partner)s::text AND rule = %(rule)s::text
+   AND id >= %(from_id)s::text AND id < %(until_id)s::text
+   AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
 -- search_notifications_by_key --
 -- The notifications one search text names: its id, its partner's event id, its vendor_data or
 -- its token's SHA-256 (each an index), then the filters

@@ -537,6 +537,21 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
  ORDER BY id DESC
  LIMIT :limit;
 
+-- search_notifications_by_partner_rule --
+-- The console's listing of one partner and one rule: notifications_by_partner_rule
+-- (partner, rule, id), newest first
+SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at, trace_context
+  FROM notifications INDEXED BY notifications_by_partner_rule
+ WHERE partner = :partner AND rule = :rule
+   AND id >= :from_id AND id < :until_id
+   AND (:status IS NULL OR status = :status)
+ ORDER BY id DESC
+ LIMIT :limit;
+
 -- search_notifications_by_key --
 -- The notifications one search text names: its id, its partner's event id, its vendor_data or
 -- its token's SHA-256 (each an index), then the filters
