@@ -270,7 +270,7 @@ def _described(condition: Condition) -> str:
         return f"absent, expected {_expectation(matcher)}"
     shown = _shown_value(actual)
     if isinstance(matcher, config.RegexMatcher):
-        pattern = _as_text(matcher.regex)
+        pattern = f"'{matcher.regex}'"
         if not isinstance(actual, str):
             return f"{shown} is not a string: regex {pattern} matches only strings"
         if len(actual) > config.MAX_REGEX_VALUE_CHARS:
@@ -284,7 +284,7 @@ def _described(condition: Condition) -> str:
 
 def _expectation(matcher: object) -> str:
     if isinstance(matcher, config.RegexMatcher):
-        return f"a match of regex {_as_text(matcher.regex)}"
+        return f"a match of regex '{matcher.regex}'"
     if isinstance(matcher, list | tuple):
         return "[" + ", ".join(_shown_expected(item) for item in matcher) + "]"
     return _shown_expected(matcher)
