@@ -19,13 +19,14 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
 
 from bridge import config
 from bridge.errors import RoutingError
 from bridge.tokens import ShareToken
-from bridge.types import Route
+from bridge.types import Route, SessionKind
 
 TEMPLATE_ROOTS: Final = ("partner", "event_id", "payload", "claims")
 """The roots a ``vendor_data`` placeholder may start with."""
@@ -33,8 +34,58 @@ TEMPLATE_ROOTS: Final = ("partner", "event_id", "payload", "claims")
 _TEMPLATE_PART: Final = re.compile(r"\{([^{}]*)\}|[{}]")
 _MAX_INDEX_DIGITS: Final = 9  # no JSON list in a 64 KiB body is longer
 
+_SHOWN_VALUE_CHARS: Final = 48
+_PLAIN_TEXT: Final = re.compile(r"[A-Za-z][A-Za-z0-9_.@:/+-]*")
+
 # A parsed template: literal text, or a placeholder name (flagged True).
 _Part = tuple[str, bool]
+
+
+class Condition(NamedTuple):
+    """One condition of a rule's ``when``, as evaluated on one notification; ``str()`` says what
+    was found and what was expected (``payload.region: 'FR' not in [EU, UK]``). A named tuple:
+    routing makes one per condition it tests, on the event loop, and a tuple is the cheapest."""
+
+    root: str
+    """``partner``, ``session_kind``, ``payload`` or ``claims``."""
+    path: str
+    """The dot path under ``payload`` or ``claims``; empty for the other two."""
+    expected: object
+    """The matcher as configured."""
+    found: bool
+    actual: object
+    held: bool
+
+    @property
+    def subject(self) -> str:
+        return f"{self.root}.{self.path}" if self.path else self.root
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {_described(self)}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrial:
+    """One rule tried on one notification: each condition of its ``when``, evaluated."""
+
+    rule: str
+    conditions: tuple[Condition, ...]
+
+    @property
+    def matched(self) -> bool:
+        return all(condition.held for condition in self.conditions)
+
+    def __str__(self) -> str:
+        """``rule 'eu-kyc': payload.region: 'FR' not in [EU, UK] (held: partner)``."""
+        held = [condition.subject for condition in self.conditions if condition.held]
+        failed = [str(condition) for condition in self.conditions if not condition.held]
+        if not failed:
+            return f"rule {self.rule!r}: matches" + (
+                f" ({'; '.join(map(str, self.conditions))})" if held else " (no conditions)"
+            )
+        return f"rule {self.rule!r}: {'; '.join(failed)}" + (
+            f" (held: {', '.join(held)})" if held else ""
+        )
 
 
 def route(
@@ -61,6 +112,26 @@ def route(
         f"no rule matches this {token.session_kind.value} share from partner {partner!r}",
         code="no_matching_rule",
     )
+
+
+def explain(
+    *,
+    partner: str,
+    payload: Mapping[str, Any],
+    token: ShareToken,
+    rules: Sequence[config.Rule],
+) -> tuple[RuleTrial, ...]:
+    """Each rule as ``route`` tries it, in order, up to and including the first that matches:
+    every condition of its ``when`` and whether it held. Raises nothing, whatever the payload."""
+    trials: list[RuleTrial] = []
+    for rule in rules:
+        trial = RuleTrial(
+            rule.name, tuple(conditions(rule.when, partner=partner, payload=payload, token=token))
+        )
+        trials.append(trial)
+        if trial.matched:
+            break
+    return tuple(trials)
 
 
 def rerouted(stored: Route, rules: Sequence[config.Rule]) -> Route | None:
@@ -136,15 +207,29 @@ def render_value(value: object) -> str | None:
 def _matches(
     when: config.RuleWhen, *, partner: str, payload: Mapping[str, Any], token: ShareToken
 ) -> bool:
+    for condition in conditions(when, partner=partner, payload=payload, token=token):
+        if not condition.held:
+            return False
+    return True
+
+
+def conditions(
+    when: config.RuleWhen, *, partner: str, payload: Mapping[str, Any], token: ShareToken
+) -> Iterator[Condition]:
+    """Each condition of ``when``, evaluated, in order: partner, session_kind, payload, claims.
+    Lazy, so that matching stops at the first that does not hold."""
     if when.partner is not None:
         names = (when.partner,) if isinstance(when.partner, str) else when.partner
-        if partner not in names:
-            return False
-    if when.session_kind is not None and token.session_kind is not when.session_kind:
-        return False
-    return all(
-        _holds(matcher, *lookup(payload, path)) for path, matcher in when.payload.items()
-    ) and all(_holds(matcher, *lookup(token.claims, path)) for path, matcher in when.claims.items())
+        yield Condition("partner", "", when.partner, True, partner, partner in names)
+    if when.session_kind is not None:
+        kind, expected = token.session_kind, when.session_kind
+        yield Condition("session_kind", "", expected, True, kind, kind is expected)
+    for path, matcher in when.payload.items():
+        found, value = lookup(payload, path)
+        yield Condition("payload", path, matcher, found, value, _holds(matcher, found, value))
+    for path, matcher in when.claims.items():
+        found, value = lookup(token.claims, path)
+        yield Condition("claims", path, matcher, found, value, _holds(matcher, found, value))
 
 
 def _holds(matcher: config.Matcher, found: bool, value: Any) -> bool:
@@ -168,6 +253,70 @@ def _same_scalar(expected: config.Scalar, actual: object) -> bool:
     if isinstance(expected, str):
         return isinstance(actual, str) and expected == actual
     return isinstance(actual, int | float) and expected == actual
+
+
+def _described(condition: Condition) -> str:
+    """What was found against what was expected, in the words of the config file."""
+    matcher, actual = condition.expected, condition.actual
+    if isinstance(matcher, SessionKind) and isinstance(actual, SessionKind):
+        matcher, actual = matcher.value, actual.value
+    if isinstance(matcher, config.ExistsMatcher):
+        # the value itself is never shown: the path may be where the share token is
+        state = "absent" if not condition.found else "null" if actual is None else "present"
+        return (
+            state
+            if condition.held
+            else f"{state}, expected {'present' if matcher.exists else 'absent'}"
+        )
+    if not condition.found:
+        return f"absent, expected {_expectation(matcher)}"
+    shown = _shown_value(actual)
+    if isinstance(matcher, config.RegexMatcher):
+        pattern = f"'{matcher.regex}'"
+        if not isinstance(actual, str):
+            return f"{shown} is not a string: regex {pattern} matches only strings"
+        if len(actual) > config.MAX_REGEX_VALUE_CHARS:
+            limit = config.MAX_REGEX_VALUE_CHARS
+            return f"longer than {limit} characters: never matches regex {pattern}"
+        return f"{shown} {'matches' if condition.held else 'does not match'} regex {pattern}"
+    if isinstance(matcher, list | tuple):
+        return f"{shown} {'in' if condition.held else 'not in'} {_expectation(matcher)}"
+    return f"{shown} {'is' if condition.held else 'is not'} {_expectation(matcher)}"
+
+
+def _expectation(matcher: object) -> str:
+    if isinstance(matcher, config.RegexMatcher):
+        return f"a match of regex '{matcher.regex}'"
+    if isinstance(matcher, list | tuple):
+        return "[" + ", ".join(_shown_expected(item) for item in matcher) + "]"
+    return _shown_expected(matcher)
+
+
+def _shown_expected(value: object) -> str:
+    """A configured value as the YAML would say it: plain text bare, anything else as JSON."""
+    if isinstance(value, str) and _PLAIN_TEXT.fullmatch(value) and value not in _YAML_WORDS:
+        return value
+    return _as_text(value)
+
+
+_YAML_WORDS: Final = frozenset({"true", "false", "null"})
+
+
+def _shown_value(value: object) -> str:
+    """A value from the notification, cut short: a rule may look where a share token sits, and
+    a token's first characters are only its header."""
+    text = _as_text(value)
+    if len(text) > _SHOWN_VALUE_CHARS:
+        return f"{text[:_SHOWN_VALUE_CHARS]}... ({len(text)} characters)"
+    return text
+
+
+def _as_text(value: object) -> str:
+    """Strings quoted, anything else as JSON."""
+    try:
+        return repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # a number too long to print, say
+        return f"a {type(value).__name__}"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -54,6 +54,7 @@ class Screening:
     checks: list[Check] = field(default_factory=list)
     message_id: str | None = None  # the partner's message id, once authentication passed
     event_id: str | None = None
+    payload: Mapping[str, Any] | None = None  # the body, once it is a JSON object
     raw_token: str | None = None
     token: tokens.ShareToken | None = None
     route: Route | None = None
@@ -99,6 +100,7 @@ def screen(
             screening.failed("JSON object", 400, "invalid_json", "the body must be a JSON object")
             return screening
         screening.passed("JSON object", "the body is a JSON object")
+        screening.payload = payload
         _check_content(screening, settings, payload, now)
     return screening
 

@@ -3,22 +3,30 @@ and the console's route preview).
 
 Runs intake's own checks (``bridge.app.intake_checks.screen``) but those that need headers or
 the store, so its verdict is the answer intake would give the same body. The share token is
-never shown: only the facts read from it and its business key.
+never shown: only the facts read from it and its business key. Each rule tried is shown with
+each of its conditions and whether it held (``bridge.rules.explain``, the matching itself), so a
+miss says why.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge import config, tokens
+from bridge import config, rules, tokens
+from bridge.app.dry_run_token import with_test_token
 from bridge.app.intake_checks import Check, Screening, screen
 from bridge.times import iso_utc_or_none
 from bridge.types import Route
 
 __all__ = ["DUPLICATE_CHECK", "Check", "DryRun", "evaluate", "render_json", "render_text"]
 
+
+CLAIMS_NOTICE = (
+    "  TEST TOKEN    built from --claims, signed with a throwaway key: not from Didit, never sent"
+)
 
 DUPLICATE_CHECK = Check("duplicate", "skipped", "needs the store: a dry run does not look")
 
@@ -30,6 +38,10 @@ class DryRun:
     screening: Screening
     now: float
     application_id: str
+    trials: tuple[rules.RuleTrial, ...] = ()
+    """The rules tried, up to the first that matched; empty when no token got that far."""
+    test_token: bool = False
+    """The token was built from ``--claims`` and signed with a throwaway key."""
 
     @property
     def checks(self) -> list[Check]:
@@ -41,10 +53,27 @@ class DryRun:
         return self.screening.refusal
 
 
-def evaluate(settings: config.Settings, *, partner: str, body: bytes, now: float) -> DryRun:
-    """Run intake's checks that need no headers and no store, then the rules."""
+def evaluate(
+    settings: config.Settings,
+    *,
+    partner: str,
+    body: bytes,
+    now: float,
+    claims: Mapping[str, Any] | None = None,
+) -> DryRun:
+    """Run intake's checks that need no headers and no store, then the rules. With ``claims``,
+    the body's share token is a TEST token made of them (``bridge.app.dry_run_token``)."""
+    configured = settings.partners.get(partner)
+    test_token = claims is not None and configured is not None
+    if claims is not None and configured is not None:
+        body = with_test_token(body, configured.fields.share_token, claims)
     screening = screen(settings, partner, body, now=now)
-    return DryRun(screening, now, str(settings.didit.application_id))
+    trials: tuple[rules.RuleTrial, ...] = ()
+    if screening.token is not None and screening.payload is not None:
+        trials = rules.explain(
+            partner=partner, payload=screening.payload, token=screening.token, rules=settings.rules
+        )
+    return DryRun(screening, now, str(settings.didit.application_id), trials, test_token)
 
 
 def render_json(dry_run: DryRun) -> str:
@@ -58,7 +87,9 @@ def render_json(dry_run: DryRun) -> str:
         "partner": screening.partner,
         "event_id": screening.event_id,
         "route": None if screening.route is None else _route_facts(screening.route),
+        "test_token": dry_run.test_token,
         "token": None if screening.token is None else _token_facts(screening.token, dry_run),
+        "rules": [_trial_facts(trial) for trial in dry_run.trials],
         "checks": [
             {"check": c.name, "result": c.result, "code": c.code, "message": c.message}
             for c in dry_run.checks
@@ -74,6 +105,18 @@ def _route_facts(route: Route) -> dict[str, Any]:
         "vendor_data": route.vendor_data,
         "trust_review": route.trust_review,
         "destinations": list(route.destinations),
+    }
+
+
+def _trial_facts(trial: rules.RuleTrial) -> dict[str, Any]:
+    return {
+        "rule": trial.rule,
+        "matched": trial.matched,
+        "explanation": str(trial),
+        "conditions": [
+            {"condition": c.subject, "held": c.held, "explanation": str(c)}
+            for c in trial.conditions
+        ],
     }
 
 
@@ -104,6 +147,9 @@ def render_text(dry_run: DryRun) -> str:
         lines.append(f"event id      {_shown(screening.event_id)}")
     if screening.token is not None:
         lines += ["", "token", *_token_lines(screening.token, dry_run)]
+    if dry_run.trials:
+        lines += ["", "rules (first match wins)"]
+        lines += [f"  {_shown(str(trial))}" for trial in dry_run.trials]
     if screening.route is not None:
         route = screening.route
         lines += [
@@ -123,6 +169,8 @@ def render_text(dry_run: DryRun) -> str:
         verdict = "would accept (202)"
     else:
         verdict = f"would refuse ({refusal.status} {refusal.code}): {_shown(refusal.message)}"
+    if dry_run.test_token:
+        verdict += ", with a TEST token from --claims"
     lines += ["", f"verdict       {verdict}"]
     return "\n".join(lines)
 
@@ -131,7 +179,8 @@ def _token_lines(share: tokens.ShareToken, dry_run: DryRun) -> list[str]:
     claim = share.session_kind_claim
     kind = share.session_kind.value
     kind += " (no session_kind claim)" if claim is None else f" (claim {_shown(json.dumps(claim))})"
-    lines = [
+    lines = [CLAIMS_NOTICE] if dry_run.test_token else []
+    lines += [
         f"  session kind  {kind}",
         f"  source        application {_optional(share.from_application_id)}, "
         f"session {_optional(share.session_id)}",

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from bridge.app.dry_run_token import claims_from
 from bridge.app.route_preview import DryRun, evaluate, render_json, render_text
 from bridge.cli._common import add_config_argument, load_settings
 
@@ -26,6 +27,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--partner", required=True, help="the partner name, as in the URL path")
     parser.add_argument("--body", required=True, help="the notification body (JSON); - for stdin")
     add_config_argument(parser)
+    parser.add_argument(
+        "--claims",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="repeatable: put a TEST share token with these claims in the body, in place of its "
+        "own (signed with a throwaway key, never sent), e.g. --claims session_kind=business; "
+        "a value that reads as JSON (4102444800, true) is taken as such",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--now",
@@ -46,8 +56,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"share-bridge route: cannot read {args.body}: {exc.strerror}\n")
         return 1
+    try:
+        claims = None if args.claims is None else claims_from(args.claims)
+    except ValueError as exc:
+        sys.stderr.write(f"share-bridge route: --claims: {exc}\n")
+        return 2
     now = time.time() if args.now is None else args.now
-    dry_run = evaluate(settings, partner=args.partner, body=body, now=now)
+    dry_run = evaluate(settings, partner=args.partner, body=body, now=now, claims=claims)
     sys.stdout.write((render_json(dry_run) if args.json else render_text(dry_run)) + "\n")
     return 0 if dry_run.refusal is None else 1
 

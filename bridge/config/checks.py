@@ -1,5 +1,6 @@
 """Checks across sections: rule names, unreachable rules, names a rule refers to, and
-``vendor_data`` placeholders that would copy a partner's share token."""
+``vendor_data`` placeholders that would copy a partner's share token; and the rule's name on
+every problem found in a rule."""
 
 from __future__ import annotations
 
@@ -123,3 +124,17 @@ def _rule_label(rules: Sequence[object], i: int) -> str:
     rule = rules[i]
     name = rule.get("name") if isinstance(rule, Mapping) else None
     return f"rules[{i}] ({name!r})" if isinstance(name, str) else f"rules[{i}]"
+
+
+def naming_the_rule(loc: Loc, message: str, rules: object) -> str:
+    """``message``, when it is about a rule, led by that rule's name (``rule 'kyc': ...``):
+    ``rules[2]`` finds the line, the name is what the logs, the events and the operator call
+    it. Unchanged outside a rule, for a rule without a usable name, and for a problem with the
+    name itself (a duplicate name says it already)."""
+    if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int) or loc[2:3] == ("name",):
+        return message
+    if not isinstance(rules, list) or not 0 <= loc[1] < len(rules):
+        return message
+    rule = rules[loc[1]]
+    name = rule.get("name") if isinstance(rule, Mapping) else None
+    return f"rule {name!r}: {message}" if isinstance(name, str) and name.strip() else message

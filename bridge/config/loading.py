@@ -10,10 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.config.checks import reference_problems
+from bridge.config.checks import naming_the_rule, reference_problems
 from bridge.config.interpolation import interpolate, masked
 from bridge.config.issues import validation_problems
-from bridge.config.problems import Problem, format_path
+from bridge.config.problems import Loc, Problem, format_path
 from bridge.config.settings import Settings
 from bridge.config.warnings import settings_warnings
 from bridge.config.yaml_lines import parse
@@ -80,11 +80,15 @@ def load_text_with_warnings(
             problems += reference_problems(data["rules"], partners, destinations)
     # a value whose variable is unset was reported as such: what else it breaks is noise
     problems = unset + [p for p in problems if not any(p[0][: len(u)] == u for u, _ in unset)]
-    problems = [
-        (loc, masked(m, substituted)) for loc, m in (_explained(p, empty) for p in problems)
-    ]
+    rules = data.get("rules")
+
+    def worded(loc: Loc, message: str) -> str:
+        return masked(naming_the_rule(loc, message, rules), substituted)
+
+    problems = [(loc, worded(loc, m)) for loc, m in (_explained(p, empty) for p in problems)]
     issues = [
-        ConfigIssue(source_name, line, format_path(loc), m) for loc, line, m in document.issues
+        ConfigIssue(source_name, line, format_path(loc), worded(loc, m))
+        for loc, line, m in document.issues
     ]
     issues += [
         ConfigIssue(source_name, document.line(loc), format_path(loc), m) for loc, m in problems
@@ -92,9 +96,7 @@ def load_text_with_warnings(
     if issues or settings is None:
         raise ConfigError(sorted(dict.fromkeys(issues), key=lambda i: (i.line or 0, i.path)))
     warnings = [
-        ConfigIssue(
-            source_name, document.line(loc), format_path(loc), WARNING + masked(m, substituted)
-        )
+        ConfigIssue(source_name, document.line(loc), format_path(loc), WARNING + worded(loc, m))
         for loc, m in settings_warnings(settings)
     ]
     return Loaded(settings, tuple(sorted(warnings, key=lambda i: (i.line or 0, i.path))))

@@ -231,3 +231,26 @@ def test_every_key_in_the_schema_is_described_by_the_examples_comment(
     assert trust_review["description"] == line.split("# ", 1)[1].strip()
     keys = schema["$defs"]["JwtAuth"]["properties"]["keys"]  # a key the example comments out
     assert keys["description"] == "more keys, while rotating (same forms as key)"
+
+
+def test_git_ignores_the_operators_configuration_but_not_the_shipped_ones() -> None:
+    """``config/bridge.yaml`` holds a deployment's choices: never committed by accident."""
+    root = EXAMPLE.parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        done = subprocess.run(
+            ["git", "check-ignore", "--no-index", "-q", path],
+            cwd=root,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        return done.returncode == 0
+
+    assert ignored("config/bridge.yaml")
+    assert not ignored("config/bridge.example.yaml")
+    assert not ignored("config/samples/acme-kyc.json")
+    assert not ignored("config/samples/example.env")

@@ -20,6 +20,7 @@ from bridge.config import (
     format_path,
     load,
     load_text,
+    load_text_with_warnings,
     parse_duration,
 )
 from bridge.errors import ConfigError
@@ -149,8 +150,10 @@ class TestInterpolation:
             "workflow_id: 3c5b9a2e-0000-4000-8000-000000000002", "workflow_id: ${WF}"
         )
         assert issues(text) == [
-            "b.yaml:9: rules[0].when.partner: environment variable PARTNER is not set",
-            "b.yaml:11: rules[0].then.workflow_id: environment variable WF is not set",
+            "b.yaml:9: rules[0].when.partner: "
+            "rule 'acme-users': environment variable PARTNER is not set",
+            "b.yaml:11: rules[0].then.workflow_id: "
+            "rule 'acme-users': environment variable WF is not set",
         ]
         assert (
             load_text(text, environ={"PARTNER": "acme", "WF": APPLICATION_ID}).rules[0].when.partner
@@ -176,7 +179,8 @@ class TestInterpolation:
         )
         assert issues(text) == [
             "b.yaml:2: didit.api_key: malformed ${...}: write ${NAME} or ${NAME:-default}",
-            "b.yaml:11: rules[0].then.vendor_data: malformed ${...}: write ${NAME} or "
+            "b.yaml:11: rules[0].then.vendor_data: "
+            "rule 'acme-users': malformed ${...}: write ${NAME} or "
             "${NAME:-default}",
         ]
 
@@ -213,7 +217,7 @@ class TestLines:
         assert issues(text) == [
             "b.yaml:1: didit.api_key: required key is missing",
             "b.yaml:5: partners.acme.auth.secrets[1]: must not be empty",
-            "b.yaml:14: rules[1].then.workflow_id: required key is missing",
+            "b.yaml:14: rules[1].then.workflow_id: rule 'second': required key is missing",
         ]
 
     def test_yaml_syntax_errors_carry_their_line(self) -> None:
@@ -504,24 +508,28 @@ class TestSections:
     def test_rule_details(self) -> None:
         text = MINIMAL.replace('"acme:{event_id}"', '"{partner.name}{claims.}{x"')
         assert issues(text) == [
-            "b.yaml:11: rules[0].then.vendor_data: unbalanced brace: a placeholder looks like "
+            "b.yaml:11: rules[0].then.vendor_data: "
+            "rule 'acme-users': unbalanced brace: a placeholder looks like "
             "{payload.customer.id}"
         ]
         text = MINIMAL.replace('"acme:{event_id}"', '"{partner.name}"')
         assert issues(text) == [
-            "b.yaml:11: rules[0].then.vendor_data: {partner.name}: partner has no fields; write "
+            "b.yaml:11: rules[0].then.vendor_data: "
+            "rule 'acme-users': {partner.name}: partner has no fields; write "
             "{partner}"
         ]
         text = MINIMAL.replace(
             "    then:", "    when: {partner: 7, payload: {'a..b': 1}}\n    then:"
         )
         assert issues(text) == [
-            "b.yaml:9: rules[0].when.partner: expected a partner name or a list of names",
-            "b.yaml:9: rules[0].when.payload[\"a..b\"]: 'a..b' is not a dot path like customer.id",
+            "b.yaml:9: rules[0].when.partner: "
+            "rule 'acme-users': expected a partner name or a list of names",
+            'b.yaml:9: rules[0].when.payload["a..b"]: '
+            "rule 'acme-users': 'a..b' is not a dot path like customer.id",
         ]
         text = MINIMAL.replace("    then:", "    when: {session_kind: company}\n    then:")
         assert issues(text) == [
-            "b.yaml:9: rules[0].when.session_kind: must be 'user' or 'business'"
+            "b.yaml:9: rules[0].when.session_kind: rule 'acme-users': must be 'user' or 'business'"
         ]
         text = MINIMAL.replace("  - name: acme-users", "  - name: ' '\n    when: {partner: acme}")
         text = text.replace("      vendor_data:", "      destinations: [a, a]\n      vendor_data:")
@@ -656,7 +664,71 @@ def test_a_rule_refers_to_another_by_its_name_too() -> None:
         "    then: {workflow_id: 3c5b9a2e-0000-4000-8000-000000000002, vendor_data: x}\n"
     )
     assert issues(text) == [
-        "b.yaml:12: rules[1]: unreachable: rules[0] ('acme-users') before it matches everything",
-        "b.yaml:14: rules[2]: unreachable: rules[0] ('acme-users') before it matches everything",
+        "b.yaml:12: rules[1]: "
+        "rule 'kyc': unreachable: rules[0] ('acme-users') before it matches everything",
+        "b.yaml:14: rules[2]: "
+        "rule 'kyc': unreachable: rules[0] ('acme-users') before it matches everything",
         "b.yaml:14: rules[2].name: duplicate rule name 'kyc' (also rules[1])",
     ]
+
+
+_WORKFLOW = "workflow_id: 3c5b9a2e-0000-4000-8000-000000000002"
+_THEN = f"then: {{{_WORKFLOW}, vendor_data: '{{partner}}:x'"
+RULE_MISTAKES = {  # the second rule's when/then (YAML flow), and what the problem says
+    "bad regex": (f"when: {{payload: {{email: {{regex: '(a'}}}}}}\n    {_THEN}}}", "RE2 cannot"),
+    "backreference": (
+        f"when: {{payload: {{email: {{regex: '(a)\\1'}}}}}}\n    {_THEN}}}",
+        "RE2 cannot",
+    ),
+    "unknown destination": (f"{_THEN}, destinations: [crm]}}", "unknown destination 'crm'"),
+    "destination twice": (f"{_THEN}, destinations: [x, x]}}", "listed twice"),
+    "unknown partner": (f"when: {{partner: globex}}\n    {_THEN}}}", "unknown partner 'globex'"),
+    "bad matcher": (f"when: {{payload: {{r: {{oneof: [EU]}}}}}}\n    {_THEN}}}", "a matcher is"),
+    "bad session kind": (f"when: {{session_kind: company}}\n    {_THEN}}}", "'user' or 'business'"),
+    "bad workflow": ("then: {workflow_id: nope, vendor_data: x}", "expected a UUID"),
+    "bad template": (f"then: {{{_WORKFLOW}, vendor_data: '{{body.id}}'}}", "unknown placeholder"),
+    "unknown key": (
+        f"whenn: {{partner: acme}}\n    {_THEN}}}",
+        "unknown key (did you mean 'when'?)",
+    ),
+    "missing then": ("when: {partner: acme}", "required key is missing"),
+    "unset variable": ("then: {workflow_id: '${KYB_WORKFLOW}', vendor_data: x}", "is not set"),
+    "empty variable": ("then: {workflow_id: '${EMPTY}', vendor_data: x}", "is set but empty"),
+    "duplicate yaml key": (
+        f"then:\n      {_WORKFLOW}\n      {_WORKFLOW}\n      vendor_data: x",
+        "duplicate key",
+    ),
+    "token placeholder": (f"then: {{{_WORKFLOW}, vendor_data: '{{payload.share_token}}'}}", "copy"),
+    "unreachable": (f"{_THEN}}}", "unreachable: rules[0] ('everything')"),
+}
+
+
+@pytest.mark.parametrize("mistake", RULE_MISTAKES, ids=list(RULE_MISTAKES))
+def test_every_problem_in_a_rule_names_the_rule(mistake: str) -> None:
+    """``rules[1]`` finds the line; the name is what the operator knows the rule by."""
+    body, expected = RULE_MISTAKES[mistake]
+    first = "everything" if mistake == "unreachable" else "acme-users"
+    text = MINIMAL.replace("  - name: acme-users\n", f"  - name: {first}\n")
+    if mistake != "unreachable":
+        text = text.replace(f"name: {first}\n", f"name: {first}\n    when: {{partner: acme}}\n")
+    found = issues(f"{text}  - name: eu-kyb\n    {body}\n", {"EMPTY": ""})
+    about = [issue for issue in found if ": rules[1]" in issue]
+    assert any(expected in issue for issue in about), found
+    assert all("rule 'eu-kyb': " in issue for issue in about), about
+
+
+def test_a_warning_about_a_rule_names_it_too() -> None:
+    text = MINIMAL.replace('vendor_data: "acme:{event_id}"', 'vendor_data: "{event_id}"')
+    loaded = load_text_with_warnings(text, source_name="b.yaml", environ={})
+    [warning] = [str(w) for w in loaded.warnings]
+    assert warning.startswith("b.yaml:11: rules[0].then.vendor_data: warning: rule 'acme-users': ")
+
+
+def test_a_problem_with_the_rules_name_itself_is_not_labelled_by_it() -> None:
+    text = MINIMAL + (
+        "  - name: acme-users\n"
+        "    then: {workflow_id: 3c5b9a2e-0000-4000-8000-000000000002, vendor_data: x}\n"
+    )
+    assert "b.yaml:12: rules[1].name: duplicate rule name 'acme-users' (also rules[0])" in issues(
+        text
+    )

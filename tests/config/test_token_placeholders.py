@@ -38,7 +38,8 @@ def issues(text: str) -> list[str]:
 
 
 LEAK = (
-    "b.yaml:16: rules[0].then.vendor_data: {{{placeholder}}} would copy the share token of "
+    "b.yaml:16: rules[0].then.vendor_data: "
+    "rule 'r': {{{placeholder}}} would copy the share token of "
     "{owner} (fields.share_token) into vendor_data: the token is a credential, and vendor_data "
     "goes to Didit, into events and to the admin API"
 )

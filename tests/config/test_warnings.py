@@ -102,7 +102,7 @@ def test_a_new_check_is_one_function_in_checks(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(config_warnings, "CHECKS", (*config_warnings.CHECKS, per_rule))
     loaded = load_text_with_warnings(PROTECTED, source_name="b.yaml")
     assert [str(w) for w in loaded.warnings] == [
-        "b.yaml:18: rules[0].then.vendor_data: warning: about everyone"
+        "b.yaml:18: rules[0].then.vendor_data: warning: rule 'everyone': about everyone"
     ]
 
 

@@ -4,11 +4,15 @@ every action does what it says and answers with its page again, and bad input is
 from __future__ import annotations
 
 import dataclasses
+import html
+import json
 import re
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 import yaml
 from starlette.applications import Starlette
@@ -16,6 +20,7 @@ from starlette.applications import Starlette
 from bridge import auth, config
 from bridge.app import Console, LiveConfig
 from bridge.app.operations import Operations
+from bridge.app.route_preview import evaluate, render_text
 from bridge.errors import ConfigIssue
 from bridge.store import AttemptReport, FinalOutcome, JobKind, NewEvent, Store, open_store
 from bridge.store.ids import new_id
@@ -205,3 +210,17 @@ async def test_bad_input_is_a_clear_refusal(
         answer = await harness.client.post(path, data={"csrf": harness.csrf, **form})
     assert answer.status_code == status
     assert 'class="error"' in answer.text
+
+
+async def test_route_preview_explains_each_rule_as_the_cli_does(harness: Harness) -> None:
+    """The preview is ``share-bridge route``'s own text: each rule tried and why it missed."""
+    share = jwt.encode({"session_id": "s-1"}, secrets.token_bytes(32), algorithm="HS256")
+    body = json.dumps({"event_id": "e-1", "customer": "c-1", "share_token": share})
+    preview = await harness.act("/console/route-preview", partner="acme", body=body)
+    found = re.search(r'<pre id="verdict">(.*?)</pre>', preview.text, re.S)
+    assert found is not None
+    shown = html.unescape(found.group(1))
+    assert "  rule 'kyb': session_kind: 'user' is not business\n" in shown
+    assert "  rule 'kyc': matches (no conditions)\n" in shown
+    cli = render_text(evaluate(harness.live.settings, partner="acme", body=body.encode(), now=0))
+    assert shown == cli

@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from bridge import cli
+from bridge.app.dry_run_token import claims_from
 from bridge.cli import route_command
 from bridge.rules import lookup
 from tests.route.sample_environment import ENVIRON, OURS, SAMPLES
@@ -358,3 +359,116 @@ def test_token_facts_in_text(
     assert shown in outcome.out
     assert "  rule          hooli-anonymous\n" in outcome.out
     assert "business key  sha256:" in outcome.out
+
+
+def test_a_miss_is_explained_rule_by_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each rule tried says which condition failed (and which held), in text and JSON alike."""
+    case = Expected("initech-tier-true", "initech", "no_matching_rule", None)
+    text = bridge_route(capsys, *sample_args(case, "--now", str(NOW))).out
+    section = text.split("\nrules (first match wins)\n", 1)[1].split("\n\n", 1)[0]
+    lines = section.splitlines()
+    assert [line.split("'")[1] for line in lines] == [
+        "trusted-source", "acme-business", "acme-kyc-eu", "priority-review",
+        "reference-format", "tier-one", "hooli-anonymous", "hooli-customers",
+    ]  # fmt: skip
+    assert "  rule 'reference-format': payload.reference: 'X-1' does not match regex " in section
+    assert "(held: partner)" in lines[4]
+    assert "  rule 'tier-one': payload.tier: true is not 1" in lines
+    document = bridge_route(capsys, *sample_args(case, "--json", "--now", str(NOW))).document
+    assert [trial["explanation"] for trial in document["rules"]] == [line.strip() for line in lines]
+    assert not any(trial["matched"] for trial in document["rules"])
+
+
+def test_a_match_shows_the_rules_before_it_and_stops(capsys: pytest.CaptureFixture[str]) -> None:
+    case = Expected("acme-kyc-eu", "acme", None, "acme-kyc-eu")
+    document = bridge_route(capsys, *sample_args(case, "--json", "--now", str(NOW))).document
+    trials = document["rules"]
+    assert [(t["rule"], t["matched"]) for t in trials] == [
+        ("trusted-source", False),
+        ("acme-business", False),
+        ("acme-kyc-eu", True),
+    ]
+    assert trials[1]["explanation"] == (
+        "rule 'acme-business': session_kind: 'user' is not business (held: partner, payload.region)"
+    )
+
+
+def claims_route(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    partner: str,
+    body: object,
+    *claims: str,
+    as_json: bool = False,
+) -> Outcome:
+    path = tmp_path / "hand-written.json"
+    path.write_text(json.dumps(body))
+    argv = ["--config", str(CONFIG), "--partner", partner, "--body", str(path), "--now", str(NOW)]
+    argv += [f"--claims={claim}" for claim in claims] + (["--json"] if as_json else [])
+    return bridge_route(capsys, *argv)
+
+
+def test_claims_build_a_test_token_for_a_hand_written_body(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A body without a token reaches the rules, and the output says the token is a test one."""
+    body = {"event_id": "e-1", "region": "UK", "company": {"registration_number": "GB-1"}}
+    outcome = claims_route(capsys, tmp_path, "acme", body, "session_kind=business")
+    assert outcome.code == 0, outcome.out
+    assert "  rule          acme-business\n" in outcome.out
+    assert "TEST TOKEN    built from --claims, signed with a throwaway key" in outcome.out
+    assert outcome.out.rstrip().endswith("with a TEST token from --claims")
+    without = claims_route(capsys, tmp_path, "acme", body)  # no --claims: the body as it is
+    assert "missing_share_token" in without.out.splitlines()[-1]
+    assert "TEST" not in without.out
+
+
+def test_claims_replace_the_bodys_token_where_the_partner_puts_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """globex's token sits at data.share.token; typed values stay typed; dotted names nest."""
+    body = {"meta": {"delivery_id": "d-1"}, "data": {"share": {"token": "not-a-jwt"}}}
+    outcome = claims_route(
+        capsys,
+        tmp_path,
+        "globex",
+        body,
+        "from_application_id=5e1f0c3a-7777-4888-9999-aaaabbbbcccc",
+        "session_id=s-7",
+        f"exp={NOW + 90}",
+    )
+    assert outcome.code == 0, outcome.out
+    assert "  rule          trusted-source\n" in outcome.out
+    assert "  vendor_data   trusted:s-7\n" in outcome.out
+    assert "(in 1m 30s)" in outcome.out  # exp=NUMBER is a number, not text
+
+
+def test_claim_values_read_as_json_and_dotted_names_nest() -> None:
+    pairs = ["a.b=x", "a.c=1", "t=true", 'quoted="1"', "text=1x", "eq=a=b", "n=null"]
+    assert claims_from(pairs) == {
+        "a": {"b": "x", "c": 1},
+        "t": True,
+        "quoted": "1",
+        "text": "1x",
+        "eq": "a=b",
+        "n": None,
+    }
+
+
+@pytest.mark.parametrize("claim", ["session_kind", "=x", "a..b=x"])
+def test_a_claim_that_is_not_name_value_is_a_usage_error(
+    claim: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcome = claims_route(capsys, tmp_path, "acme", {"event_id": "e"}, claim)
+    assert outcome.code == 2
+    assert "--claims" in outcome.err
+    assert outcome.out == ""
+
+
+def test_claims_on_a_body_that_is_not_an_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcome = claims_route(capsys, tmp_path, "acme", [1, 2], "session_kind=user", as_json=True)
+    assert outcome.code == 1
+    assert outcome.document["code"] == "invalid_json"
+    assert outcome.document["rules"] == []

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bridge import config
 from bridge.errors import RoutingError
-from bridge.rules import lookup, render_value, route, template_placeholders
+from bridge.rules import explain, lookup, render_value, route, template_placeholders
 from bridge.tokens import ShareToken, read_share_token
 from bridge.types import SessionKind
 
@@ -322,7 +322,65 @@ class TestMatching:
         )
 
 
-class TestRoute:
+class TestExplain:
+    """Why each rule did or did not match, in the config file's own words."""
+
+    def explain(self, rules: list[config.Rule], payload: dict[str, Any], **kw: Any) -> list[str]:
+        partner, share = kw.get("partner", "acme"), kw.get("share", USER)
+        return [str(t) for t in explain(partner=partner, payload=payload, token=share, rules=rules)]
+
+    def test_a_miss_names_the_rule_and_the_condition_that_failed(self) -> None:
+        rules = [rule("eu-kyc", {"partner": "acme", "payload": {"region": ["EU", "UK"]}})]
+        assert self.explain(rules, {"region": "FR"}) == [
+            "rule 'eu-kyc': payload.region: 'FR' not in [EU, UK] (held: partner)"
+        ]
+
+    def test_trials_stop_at_the_match_and_show_what_held(self) -> None:
+        rules = [
+            rule("kyb", {"session_kind": "business"}),
+            rule("kyc", {"partner": ["acme", "globex"], "claims": {"session_id": "s-1"}}),
+            rule("never-tried"),
+        ]
+        assert self.explain(rules, {}) == [
+            "rule 'kyb': session_kind: 'user' is not business",
+            "rule 'kyc': matches (partner: 'acme' in [acme, globex]; "
+            "claims.session_id: 's-1' is s-1)",
+        ]
+        assert self.explain([rule("all")], {}) == ["rule 'all': matches (no conditions)"]
+
+    @pytest.mark.parametrize(
+        ("matcher", "payload", "said"),
+        [
+            ("gold", {}, "payload.x: absent, expected gold"),
+            ("gold", {"x": None}, "payload.x: null is not gold"),
+            (1, {"x": True}, "payload.x: true is not 1"),
+            ("1", {"x": 1}, "payload.x: 1 is not '1'"),
+            ("true", {"x": True}, "payload.x: true is not 'true'"),
+            ({"exists": True}, {"x": None}, "payload.x: null, expected present"),
+            ({"exists": False}, {"x": "v"}, "payload.x: present, expected absent"),
+            ({"regex": "GX-[0-9]+"}, {"x": "GY-1"}, "payload.x: 'GY-1' does not match regex"),
+            ({"regex": "GX-[0-9]+"}, {"x": 12}, "payload.x: 12 is not a string: regex"),
+            ({"regex": "a+"}, {"x": "a" * 1025}, "payload.x: longer than 1024 characters"),
+            ({"regex": "a+"}, {}, "payload.x: absent, expected a match of regex 'a+'"),
+        ],
+    )
+    def test_each_matcher_kind_says_why(
+        self, matcher: object, payload: dict[str, Any], said: str
+    ) -> None:
+        [line] = self.explain([rule("r", {"payload": {"x": matcher}})], payload)
+        assert line.startswith(f"rule 'r': {said}")
+
+    def test_a_present_value_is_never_shown_for_exists_and_long_values_are_cut(self) -> None:
+        """A rule may look where the share token sits: its value is not printed whole."""
+        secret = "eyJ" + "x" * 300
+        rules = [
+            rule("r", {"payload": {"t": {"exists": False}}}),
+            rule("s", {"payload": {"t": "a"}}),
+        ]
+        shown = " ".join(self.explain(rules, {"t": secret}))
+        assert secret not in shown
+        assert "(305 characters)" in shown
+
     def test_route_carries_the_rule_outcome(self) -> None:
         rules = [
             rule(
@@ -548,6 +606,14 @@ def test_arbitrary_input_raises_only_routing_error(
         assert result.rule == "r"
         assert result.vendor_data.strip()
     assert code in ("routed", "no_matching_rule", "vendor_data_unresolved")
+    # the explanation is the same evaluation: it ends at the rule that matched, or tried them all
+    trials = explain(partner="acme", payload=payload, token=share, rules=rules)
+    matched = [trial.matched for trial in trials]
+    if code == "no_matching_rule":
+        assert matched == [False] * len(rules)
+    else:
+        assert matched == [False] * (len(trials) - 1) + [True]
+    assert all(str(trial).startswith("rule 'r': ") for trial in trials)
 
 
 def _finite(value: object) -> bool:
