@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
@@ -72,7 +72,7 @@ class Worker:
         backoff: Callable[[int], float],
         clock: Callable[[], float],
         max_attempts: int | None = None,
-        lanes_to_skip: Callable[[], Collection[str]] = tuple,
+        lane_caps: Callable[[], Mapping[str, int]] = dict,
         fair_share: Callable[[], FairShare | None] = lambda: None,
     ) -> None:
         if concurrency < 1 or lease_s <= 0 or poll_interval_s <= 0:
@@ -87,7 +87,7 @@ class Worker:
         self._backoff = backoff
         self._clock = clock
         self._max_attempts = max_attempts
-        self._lanes_to_skip = lanes_to_skip
+        self._lane_caps = lane_caps
         self._fair_share = fair_share
         self._in_flight: dict[asyncio.Task[None], Job] = {}
         self._wake = asyncio.Event()
@@ -195,7 +195,7 @@ class Worker:
                 owner=self._owner,
                 lease_s=self._lease_s,
                 limit=free,
-                skip_lanes=self._lanes_to_skip(),
+                lane_caps=self._lane_caps(),
                 skip_jobs=[job.id for job in self._in_flight.values()],
                 fair_share=self._fair_share(),
             )

@@ -40,7 +40,7 @@ migrations. The verbs are the same on every backend:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -140,16 +140,21 @@ class Store(Protocol):
         owner: str,
         lease_s: float,
         limit: int = 1,
-        skip_lanes: Collection[str] = (),
+        lane_caps: Mapping[str, int] | None = None,
         skip_jobs: Collection[int] = (),
         fair_share: FairShare | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` runnable jobs of ``kind``, in claim order; attempts += 1.
 
-        Deliver jobs of a disabled destination, and of any lane in ``skip_lanes`` (e.g. a
-        destination at its ``max_in_flight``), are left for later. Jobs in ``skip_jobs`` (the
-        caller's own, still running) are never leased again, even when their leases look
-        expired (a wall clock stepping forward expires every lease at once).
+        Jobs in ``skip_jobs`` (the caller's own, still running) are never leased again, even
+        when their leases look expired (a wall clock stepping forward expires every lease at
+        once).
+
+        Deliver jobs of a disabled destination are left for later. A destination (lane) with a
+        cap in ``lane_caps`` (its ``max_in_flight``; 0 skips it) gets a deliver job only while
+        fewer than its cap of its deliver jobs hold a live lease, counting every process's on
+        the store and the caller's ``skip_jobs``: claims of several processes at once never
+        take the same last slot. ``lane_caps`` does not apply to imports.
 
         Import jobs are shared between their lanes (partners), from what the store records
         (so every replica claiming from it shares alike), by ``fair_share`` (None: no caps,
