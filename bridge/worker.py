@@ -1,8 +1,8 @@
 """The job loop: claim, lease, dispatch, and map each handler's result to the store, in one place.
 
-A ``Worker`` serves one job kind. It claims up to ``concurrency`` jobs, runs the handler for
-each in its own task, extends the leases of running jobs every ``lease_s / 3``, and records
-what the handler returned:
+A ``Worker`` serves one job kind. It claims up to ``concurrency`` jobs (each lane within the
+cap ``lane_caps`` names at that claim), runs the handler for each in its own task, extends the
+leases of running jobs every ``lease_s / 3``, and records what the handler returned:
 
 - ``Done``: the handler already finished the job in its own final transaction (for example
   ``store.record_outcome``); nothing more to write.

@@ -15,9 +15,10 @@ migrations. The verbs are the same on every backend:
   (each import job's lane is its partner): turns go round the partners with runnable imports,
   each partner's earliest deadline first (no deadline last), the partner served longest ago
   first, and a partner's most urgent import goes ahead of the round when its deadline is at
-  risk (``FairShare``); deliveries are claimed by ``run_after``. Every later write about a job
-  is fenced by its lease (job id, owner and attempt number, status ``running``): ``False`` (or
-  ``None``) means the lease was lost and nothing was written.
+  risk (``FairShare``); deliveries are claimed by ``run_after``, each destination (a deliver
+  job's lane) within its cap of leases held at once (``lane_caps``). Every later write about a
+  job is fenced by its lease (job id, owner and attempt number, status ``running``): ``False``
+  (or ``None``) means the lease was lost and nothing was written.
 - **Import attempts.** ``begin_import_attempt`` is committed before the request is sent, so an
   attempt with no end is on record after a crash; ``end_import_attempt`` stores the result the
   caller gives. What the attempts mean (may one have redeemed the token?) is the import

@@ -921,7 +921,8 @@ class PostgresStore:
             return await self._count(connection, "erase_stale_tokens", params)
 
     def shared_quota(self) -> SharedQuota:
-        """Every replica on this database counts its Didit sends here (``take_send``)."""
+        """Every replica on this database counts its Didit sends, and its sends to each
+        destination, here (``take_send``)."""
         return self
 
     async def take_send(self, key: str, limits: SendLimits) -> float:
