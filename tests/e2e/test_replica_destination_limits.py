@@ -21,6 +21,7 @@ from bridge.sandbox.control import SandboxControl
 from tests.delivery.sink import Answer, Received, running_sink
 from tests.support.bridge_process import BridgeProcess, SandboxTarget, default_rules
 from tests.support.waiting import wait_until
+from tests.support.windows import most_in_any_window
 
 pytestmark = pytest.mark.e2e
 
@@ -34,15 +35,6 @@ RATE = 5
 
 def hold_the_first(received: Received, index: int) -> Answer:
     return Answer(200, hang_s=HOLD_S if index < SLOW else 0.0)
-
-
-def most_in_any_second(times: list[float]) -> int:
-    """The most of ``times`` in one window of 1 s (each window starting at one of them)."""
-    ordered = sorted(times)
-    return max(
-        (sum(1 for t in ordered[i:] if t < start + 1.0) for i, start in enumerate(ordered)),
-        default=0,
-    )
 
 
 def test_three_replicas_hold_a_destinations_limits_together(
@@ -97,7 +89,7 @@ def test_three_replicas_hold_a_destinations_limits_together(
     # arrives; that moment varies, so an arrival may come up to that much early into a second
     # of the sink's: one more arrival in a second at most while it varies less than 1/RATE.
     arrivals = [r.at for r in received]
-    assert most_in_any_second(arrivals) <= RATE + 1, sorted(arrivals)
+    assert most_in_any_window(arrivals, 1.0) <= RATE + 1, sorted(arrivals)
     delivered_by = [
         sum(1 for line in replica.log_lines() if line.get("event") == "delivered")
         for replica in replicas

@@ -20,6 +20,7 @@ from bridge.pipeline._timing import SharedRate
 from bridge.store import Store
 from bridge.types import RateLimitInfo, SendLimits, SharedQuota
 from tests.store.backends import StoreTarget
+from tests.support.windows import most_in_any_window
 
 pytestmark = pytest.mark.anyio
 
@@ -35,15 +36,6 @@ def shared(store: Store) -> SharedQuota:
     quota = store.shared_quota()
     assert quota is not None
     return quota
-
-
-def most_in_any_window(times: list[float], window_s: float) -> int:
-    """The most of ``times`` that fall in one window of ``window_s``."""
-    ordered = sorted(times)
-    return max(
-        (sum(1 for t in ordered[i:] if t < start + window_s) for i, start in enumerate(ordered)),
-        default=0,
-    )
 
 
 async def test_three_replicas_never_exceed_the_budget_in_any_window(
