@@ -209,7 +209,7 @@ async def _bridge_round(
                 poll_interval_s=0.5,
                 backoff=lambda _attempts: 1.0,
                 clock=time.time,
-                lanes_to_skip=handler.lanes_to_skip,
+                lane_caps=handler.lane_caps,
             )
             started = time.perf_counter()
             running = asyncio.create_task(worker.run())

@@ -129,8 +129,9 @@ JobResult = Done | Complete | Retry | Bury | Release
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SendLimits:
-    """How many imports one API key may send: at most ``budget`` in any ``window_s``, and at
-    most ``burst`` in any ``burst_window_s`` (so a backlog drains at the pace, not in a burst)."""
+    """How many sends one quota allows (imports under an API key, deliveries to a destination):
+    at most ``budget`` in any ``window_s``, and at most ``burst`` in any ``burst_window_s`` (so
+    a backlog drains at the pace, not in a burst)."""
 
     budget: int
     window_s: float
@@ -150,8 +151,9 @@ class SendLimits:
 
 
 class SharedQuota(Protocol):
-    """An API key's quota kept where every process using the key sees it (a store shared by
-    replicas), on that place's clock; ``key`` names the quota, never holds the API key."""
+    """A quota (an API key's, a destination's) kept where every process using it sees it (a
+    store shared by replicas), on that place's clock; ``key`` names the quota, never holds the
+    API key."""
 
     async def take_send(self, key: str, limits: SendLimits) -> float:
         """Count one send now and answer 0.0 if ``limits`` allow it (also under every pause

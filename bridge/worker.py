@@ -1,8 +1,8 @@
 """The job loop: claim, lease, dispatch, and map each handler's result to the store, in one place.
 
-A ``Worker`` serves one job kind. It claims up to ``concurrency`` jobs, runs the handler for
-each in its own task, extends the leases of running jobs every ``lease_s / 3``, and records
-what the handler returned:
+A ``Worker`` serves one job kind. It claims up to ``concurrency`` jobs (each lane within the
+cap ``lane_caps`` names at that claim), runs the handler for each in its own task, extends the
+leases of running jobs every ``lease_s / 3``, and records what the handler returned:
 
 - ``Done``: the handler already finished the job in its own final transaction (for example
   ``store.record_outcome``); nothing more to write.
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
@@ -72,7 +72,7 @@ class Worker:
         backoff: Callable[[int], float],
         clock: Callable[[], float],
         max_attempts: int | None = None,
-        lanes_to_skip: Callable[[], Collection[str]] = tuple,
+        lane_caps: Callable[[], Mapping[str, int]] = dict,
         fair_share: Callable[[], FairShare | None] = lambda: None,
     ) -> None:
         if concurrency < 1 or lease_s <= 0 or poll_interval_s <= 0:
@@ -87,7 +87,7 @@ class Worker:
         self._backoff = backoff
         self._clock = clock
         self._max_attempts = max_attempts
-        self._lanes_to_skip = lanes_to_skip
+        self._lane_caps = lane_caps
         self._fair_share = fair_share
         self._in_flight: dict[asyncio.Task[None], Job] = {}
         self._wake = asyncio.Event()
@@ -195,7 +195,7 @@ class Worker:
                 owner=self._owner,
                 lease_s=self._lease_s,
                 limit=free,
-                skip_lanes=self._lanes_to_skip(),
+                lane_caps=self._lane_caps(),
                 skip_jobs=[job.id for job in self._in_flight.values()],
                 fair_share=self._fair_share(),
             )

@@ -193,7 +193,7 @@ class Service:
             poll_interval_s=0.5,
             backoff=lambda attempts: backoff_s(attempts, base=1.0, cap=300.0, rng=rng),
             clock=time.time,
-            lanes_to_skip=self.deliver_handler.lanes_to_skip,
+            lane_caps=self.deliver_handler.lane_caps,
         )
         # Work made claimable by another replica (same database) wakes our workers at once.
         self.store.on_work(JobKind.IMPORT, self.import_worker.notify)

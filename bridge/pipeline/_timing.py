@@ -1,4 +1,5 @@
-"""Timing for the deliver lane: a per-destination token bucket, and an alarm for due retries."""
+"""Timing for the deliver lane: a destination's rate (a token bucket in one process, or a rate
+shared by every process on the store), and an alarm for due retries."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import heapq
 import time
 from collections.abc import Awaitable, Callable
+
+from bridge.types import SendLimits, SharedQuota
 
 _LATE_S = 0.002
 
@@ -41,6 +44,41 @@ class TokenBucket:
         self._tokens -= 1.0
         if self._tokens < 0:
             await self._sleep(-self._tokens / self.rate)
+
+
+class SharedRate:
+    """At most ``rate`` sends per second to one destination from every process sharing
+    ``quota``: each send is taken from the quota under ``key`` at least ``1 / rate`` seconds
+    after the one before it, whichever process sent that one, on the store's clock.
+
+    Spaced, not a second's worth at once: a send is counted a moment before it reaches the
+    destination, and that moment varies; spaced sends stay spaced on the destination's clock
+    too (one more in a second at most, while the variation is under ``1 / rate``), where a
+    burst counted at the end of one second could arrive with the next second's burst. And the
+    store reads one earlier send to decide, not a second's worth.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        quota: SharedQuota,
+        key: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        interval_s = 1.0 / rate
+        self._limits = SendLimits(budget=1, window_s=interval_s, burst=1, burst_window_s=interval_s)
+        self._quota = quota
+        self._key = key
+        self._sleep = sleep
+
+    async def acquire(self) -> None:
+        """Wait until one more send keeps the destination under its rate, and count it."""
+        while (wait_s := await self._quota.take_send(self._key, self._limits)) > 0.0:
+            await self._sleep(wait_s)
 
 
 class Alarm:

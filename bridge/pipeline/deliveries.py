@@ -4,11 +4,13 @@ One run of :class:`DeliverHandler` for a pending delivery:
 
 1. The destination must be configured; if it is not (a config change), the job waits and
    comes back later (released, attempt refunded: no retry step spent), never dropped.
-2. A destination at its ``max_in_flight`` gets the job back at once (released, attempt
-   refunded), and the worker skips its lane until a slot frees (:meth:`lanes_to_skip`): a
-   slow destination holds only its own slots, never another's.
-3. Wait for the destination's rate (``rate_limit_per_second``), POST, and record the attempt
-   with what followed, in one store transaction:
+2. A destination's ``max_in_flight`` is kept by the claim: the worker hands the store every
+   destination's cap (:meth:`lane_caps`), and the store leases a destination's job only while
+   fewer than its cap of its jobs are leased, by any process on the store. A slow destination
+   holds only its own slots, never another's.
+3. Wait for the destination's rate (``rate_limit_per_second``: on a store shared by several
+   processes, counted in the store for all of them), POST, and record the attempt with what
+   followed, in one store transaction:
 
    - delivered: ``mark_delivered``;
    - failed: retry after the next step of the destination's ``retry_schedule`` (±20 %
@@ -23,15 +25,14 @@ from __future__ import annotations
 
 import random
 import time
-from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 
 import structlog
 
 from bridge.config import Destination, Settings
 from bridge.delivery import DeliveryResult, Sender, Verdict
 from bridge.observability import Metrics
-from bridge.pipeline._timing import TokenBucket
+from bridge.pipeline._timing import SharedRate, TokenBucket
 from bridge.store import AttemptReport, DeliveryStatus, Job, Store
 from bridge.tracing import NO_TRACING, Tracing
 from bridge.types import Complete, Done, JobResult, Release
@@ -58,7 +59,7 @@ def delivery_concurrency(settings: Settings) -> int:
 
 
 class DeliverHandler:
-    """The worker's handler for ``deliver`` jobs; give the worker :meth:`lanes_to_skip`.
+    """The worker's handler for ``deliver`` jobs; give the worker :meth:`lane_caps`.
 
     ``settings`` is read at each job (a reloaded config applies at once). ``retry_scheduled``
     is told each retry time, so the worker can wake then rather than at its next poll.
@@ -87,17 +88,13 @@ class DeliverHandler:
         self._retry_scheduled = retry_scheduled
         self._unconfigured_retry_s = unconfigured_retry_s
         self._tracing = tracing
-        self._in_flight: Counter[str] = Counter()
-        self._buckets: dict[str, TokenBucket] = {}
+        self._shared = store.shared_quota()
+        self._rates: dict[str, TokenBucket | SharedRate] = {}
 
-    def lanes_to_skip(self) -> Collection[str]:
-        """Destinations with every ``max_in_flight`` slot busy: claim none of their jobs now."""
+    def lane_caps(self) -> Mapping[str, int]:
+        """Each configured destination's ``max_in_flight``, for the claim."""
         destinations = self._settings().destinations
-        return [
-            name
-            for name, busy in self._in_flight.items()
-            if busy and (name not in destinations or busy >= destinations[name].max_in_flight)
-        ]
+        return {name: destination.max_in_flight for name, destination in destinations.items()}
 
     async def __call__(self, job: Job) -> JobResult:
         delivery = await self._store.load_delivery(job.ref)
@@ -112,9 +109,6 @@ class DeliverHandler:
             # Nothing was sent: waiting for the config to name it again costs no retry step.
             log.warning("destination_not_configured")
             return Release(delay_s=self._unconfigured_retry_s)
-        if self._in_flight[name] >= destination.max_in_flight:
-            await self._store.release(job)  # claimed in a batch past its share: not its turn
-            return Done()
         with self._tracing.job(
             "delivery",
             delivery.trace_context,
@@ -126,19 +120,15 @@ class DeliverHandler:
             destination=name,
             job_attempt=job.attempts,
         ) as span:
-            self._in_flight[name] += 1
-            try:
-                await self._bucket(name, destination).acquire()
-                traceparent = span.traceparent()
-                result = await self._sender.send(
-                    name,
-                    destination,
-                    message_id=delivery.event.id,
-                    body=delivery.event.body,
-                    headers=None if traceparent is None else {"traceparent": traceparent},
-                )
-            finally:
-                self._in_flight[name] -= 1
+            await self._rate(name, destination).acquire()
+            traceparent = span.traceparent()
+            result = await self._sender.send(
+                name,
+                destination,
+                message_id=delivery.event.id,
+                body=delivery.event.body,
+                headers=None if traceparent is None else {"traceparent": traceparent},
+            )
             span.set(outcome=result.verdict.value, http_status=result.http_status)
             if self._metrics is not None:
                 verdict = result.verdict.value
@@ -195,8 +185,15 @@ class DeliverHandler:
         if self._metrics is not None:
             self._metrics.alerts.labels(kind="destination_disabled").inc()
 
-    def _bucket(self, name: str, destination: Destination) -> TokenBucket:
-        bucket = self._buckets.get(name)
-        if bucket is None or bucket.rate != destination.rate_limit_per_second:
-            bucket = self._buckets[name] = TokenBucket(destination.rate_limit_per_second)
-        return bucket
+    def _rate(self, name: str, destination: Destination) -> TokenBucket | SharedRate:
+        """The destination's rate: this process's own, or the one every process on the store
+        shares."""
+        rate = self._rates.get(name)
+        per_second = destination.rate_limit_per_second
+        if rate is None or rate.rate != per_second:
+            rate = self._rates[name] = (
+                TokenBucket(per_second)
+                if self._shared is None
+                else SharedRate(per_second, quota=self._shared, key=f"destination:{name}")
+            )
+        return rate

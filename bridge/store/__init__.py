@@ -15,9 +15,10 @@ migrations. The verbs are the same on every backend:
   (each import job's lane is its partner): turns go round the partners with runnable imports,
   each partner's earliest deadline first (no deadline last), the partner served longest ago
   first, and a partner's most urgent import goes ahead of the round when its deadline is at
-  risk (``FairShare``); deliveries are claimed by ``run_after``. Every later write about a job
-  is fenced by its lease (job id, owner and attempt number, status ``running``): ``False`` (or
-  ``None``) means the lease was lost and nothing was written.
+  risk (``FairShare``); deliveries are claimed by ``run_after``, each destination (a deliver
+  job's lane) within its cap of leases held at once (``lane_caps``). Every later write about a
+  job is fenced by its lease (job id, owner and attempt number, status ``running``): ``False``
+  (or ``None``) means the lease was lost and nothing was written.
 - **Import attempts.** ``begin_import_attempt`` is committed before the request is sent, so an
   attempt with no end is on record after a crash; ``end_import_attempt`` stores the result the
   caller gives. What the attempts mean (may one have redeemed the token?) is the import
@@ -40,7 +41,7 @@ migrations. The verbs are the same on every backend:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -140,16 +141,21 @@ class Store(Protocol):
         owner: str,
         lease_s: float,
         limit: int = 1,
-        skip_lanes: Collection[str] = (),
+        lane_caps: Mapping[str, int] | None = None,
         skip_jobs: Collection[int] = (),
         fair_share: FairShare | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` runnable jobs of ``kind``, in claim order; attempts += 1.
 
-        Deliver jobs of a disabled destination, and of any lane in ``skip_lanes`` (e.g. a
-        destination at its ``max_in_flight``), are left for later. Jobs in ``skip_jobs`` (the
-        caller's own, still running) are never leased again, even when their leases look
-        expired (a wall clock stepping forward expires every lease at once).
+        Jobs in ``skip_jobs`` (the caller's own, still running) are never leased again, even
+        when their leases look expired (a wall clock stepping forward expires every lease at
+        once).
+
+        Deliver jobs of a disabled destination are left for later. A destination (lane) with a
+        cap in ``lane_caps`` (its ``max_in_flight``; 0 skips it) gets a deliver job only while
+        fewer than its cap of its deliver jobs hold a live lease, counting every process's on
+        the store and the caller's ``skip_jobs``: claims of several processes at once never
+        take the same last slot. ``lane_caps`` does not apply to imports.
 
         Import jobs are shared between their lanes (partners), from what the store records
         (so every replica claiming from it shares alike), by ``fair_share`` (None: no caps,

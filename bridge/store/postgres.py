@@ -379,7 +379,7 @@ class PostgresStore:
         owner: str,
         lease_s: float,
         limit: int = 1,
-        skip_lanes: Collection[str] = (),
+        lane_caps: Mapping[str, int] | None = None,
         skip_jobs: Collection[int] = (),
         fair_share: FairShare | None = None,
     ) -> list[Job]:
@@ -396,16 +396,18 @@ class PostgresStore:
             params["pace_s"] = float(fair_share.pace_s)
             params["caps"] = json.dumps(dict(fair_share.caps))
             params["no_jumps"] = sorted(fair_share.no_jumps)
+            # One import claim at a time across every process: each counts the claims
+            # committed before it, so a lane's cap per minute holds for all replicas.
+            locks = [self._lock_text("claim", JobKind.IMPORT.value)]
         else:
-            query = "claim"
-            params["kind"] = kind.value
-            params["skip_lanes"] = sorted(skip_lanes)
+            query, caps = "claim_deliveries", dict(lane_caps or {})
+            params["caps"] = json.dumps(caps)
+            # One claim at a time per capped destination across every process: each counts
+            # the leases taken before it, so no two take a destination's last slot.
+            locks = [self._lock_text("lane", kind.value, lane) for lane in caps]
         async with self._transaction() as connection:
-            if kind is JobKind.IMPORT:
-                # One import claim at a time across every process: each counts the claims
-                # committed before it, so a lane's cap per minute holds for all replicas.
-                lock = {"keys": [self._lock_text("claim", JobKind.IMPORT.value)]}
-                await connection.execute(self._q["lock_keys"], lock)
+            if locks:
+                await connection.execute(self._q["lock_keys"], {"keys": locks})
             # The clock is read once the lock is held: a claim's time follows the claims before.
             rows = await self._rows(connection, query, {**params, "now": self._clock()})
         return sorted((_rows.job(row) for row in rows), key=_claim_order)
@@ -919,7 +921,8 @@ class PostgresStore:
             return await self._count(connection, "erase_stale_tokens", params)
 
     def shared_quota(self) -> SharedQuota:
-        """Every replica on this database counts its Didit sends here (``take_send``)."""
+        """Every replica on this database counts its Didit sends, and its sends to each
+        destination, here (``take_send``)."""
         return self
 
     async def take_send(self, key: str, limits: SendLimits) -> float:

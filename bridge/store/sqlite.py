@@ -255,7 +255,7 @@ class SqliteStore:
         owner: str,
         lease_s: float,
         limit: int = 1,
-        skip_lanes: Collection[str] = (),
+        lane_caps: Mapping[str, int] | None = None,
         skip_jobs: Collection[int] = (),
         fair_share: FairShare | None = None,
     ) -> list[Job]:
@@ -274,9 +274,8 @@ class SqliteStore:
             params["caps"] = json.dumps(dict(fair_share.caps))
             params["no_jumps"] = json.dumps(sorted(fair_share.no_jumps))
         else:
-            query = "claim"
-            params["kind"] = kind.value
-            params["skip_lanes"] = json.dumps(sorted(skip_lanes))
+            query = "claim_deliveries"
+            params["caps"] = json.dumps(dict(lane_caps or {}))
 
         def op(connection: sqlite3.Connection) -> list[Job]:
             rows = connection.execute(self._q[query], params).fetchall()

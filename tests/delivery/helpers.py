@@ -166,7 +166,7 @@ async def delivering(
         poll_interval_s=poll_interval_s,
         backoff=lambda _attempts: 0.05,
         clock=time.time,
-        lanes_to_skip=handler.lanes_to_skip,
+        lane_caps=handler.lane_caps,
     )
     workers.append(worker)
     task = asyncio.create_task(worker.run())

@@ -59,6 +59,8 @@ class Sink:
         self._received: list[Received] = []
         self._lock = threading.Lock()
         self._released = threading.Event()
+        self._open = 0  # requests arrived and not yet answered
+        self._most_open = 0
         self.url = ""
 
     def script(self, *answers: Answer) -> None:
@@ -80,6 +82,11 @@ class Sink:
     def count(self) -> int:
         with self._lock:
             return len(self._received)
+
+    def most_open(self) -> int:
+        """The most requests it held at once (arrived, not yet answered)."""
+        with self._lock:
+            return self._most_open
 
     def _verify(self, headers: dict[str, str], body: bytes) -> tuple[bool, ...]:
         results = []
@@ -114,11 +121,17 @@ class Sink:
         with self._lock:
             index = len(self._received)
             self._received.append(received)
-        answer = self._respond(received, index)
-        give_up = time.monotonic() + answer.hang_s
-        # release() comes from the test's thread: a threading.Event, polled.
-        while time.monotonic() < give_up and not self._released.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+            self._open += 1
+            self._most_open = max(self._most_open, self._open)
+        try:
+            answer = self._respond(received, index)
+            give_up = time.monotonic() + answer.hang_s
+            # release() comes from the test's thread: a threading.Event, polled.
+            while time.monotonic() < give_up and not self._released.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        finally:
+            with self._lock:
+                self._open -= 1
         raw_headers = [(k.encode(), v.encode()) for k, v in answer.headers.items()]
         raw_headers.append((b"content-length", str(len(answer.body)).encode()))
         await send({"type": "http.response.start", "status": answer.status, "headers": raw_headers})

@@ -960,14 +960,14 @@ class TestDeliveries:
         resumed = await claim_one(store, kind=JobKind.DELIVER, owner="d")
         assert resumed.lane == "crm"
 
-    async def test_claim_skips_lanes_asked_to(self, store: Store, clock: FakeClock) -> None:
-        """skip_lanes leaves a busy destination's deliveries for later."""
+    async def test_claim_skips_lanes_capped_at_zero(self, store: Store, clock: FakeClock) -> None:
+        """A lane capped at 0 leaves its destination's deliveries for later."""
         await store.accept(notification())
         job = await claim_one(store)
         outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
         assert await store.record_outcome(job, outcome, [event(clock, "crm", "audit")])
         jobs = await store.claim(
-            JobKind.DELIVER, owner="d", lease_s=30, limit=10, skip_lanes={"audit"}
+            JobKind.DELIVER, owner="d", lease_s=30, limit=10, lane_caps={"audit": 0, "crm": 4}
         )
         assert [job.lane for job in jobs] == ["crm"]
 

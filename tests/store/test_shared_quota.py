@@ -1,4 +1,4 @@
-"""The Didit quota shared by replicas on one PostgreSQL database.
+"""The Didit quota, and each destination's rate, shared by replicas on one PostgreSQL database.
 
 Each replica below is its own ``PostgresStore`` (its own pool, as a process has), so only the
 database can keep them under the key's limits together: the sends are counted in the database,
@@ -16,9 +16,11 @@ import pytest
 from psycopg import sql
 
 from bridge.pacing import Pacer, quota_key
+from bridge.pipeline._timing import SharedRate
 from bridge.store import Store
 from bridge.types import RateLimitInfo, SendLimits, SharedQuota
 from tests.store.backends import StoreTarget
+from tests.support.windows import most_in_any_window
 
 pytestmark = pytest.mark.anyio
 
@@ -34,15 +36,6 @@ def shared(store: Store) -> SharedQuota:
     quota = store.shared_quota()
     assert quota is not None
     return quota
-
-
-def most_in_any_window(times: list[float], window_s: float) -> int:
-    """The most of ``times`` that fall in one window of ``window_s``."""
-    ordered = sorted(times)
-    return max(
-        (sum(1 for t in ordered[i:] if t < start + window_s) for i, start in enumerate(ordered)),
-        default=0,
-    )
 
 
 async def test_three_replicas_never_exceed_the_budget_in_any_window(
@@ -108,6 +101,29 @@ async def test_a_limit_didit_says_to_one_replica_holds_for_every_replica(
     a.observe(limit_info(600), 201)
     await _until_quota(target, "learned_limit = 600")
     assert await sends_together([a, b], seconds=1.0) >= 8
+
+
+async def test_a_destinations_rate_holds_for_three_replicas_together(
+    open_: Callable[[], Store],
+) -> None:
+    """A destination at 5 a second: three replicas sending to it as fast as its rate lets each
+    one, for 2 s, get 5 sends a second together (spaced 0.2 s apart), not 15."""
+    rate, seconds = 5.0, 2.0
+    stores = [open_() for _ in range(3)]
+    await asyncio.gather(*(store.ping() for store in stores))  # connected and migrated
+    rates = [SharedRate(rate, quota=shared(store), key="destination:crm") for store in stores]
+    sent: list[float] = []
+    stop_at = time.monotonic() + seconds
+
+    async def drain(limiter: SharedRate) -> None:
+        while time.monotonic() < stop_at:
+            await limiter.acquire()
+            sent.append(time.monotonic())
+
+    await asyncio.gather(*(drain(limiter) for limiter in rates))
+    # Read after the commit, a few ms late at random: a window 0.1 s short absorbs it.
+    assert most_in_any_window(sent, 1.0 - 0.1) <= rate
+    assert len(sent) >= rate * seconds - 1
 
 
 def limit_info(limit: int) -> RateLimitInfo:

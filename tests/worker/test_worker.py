@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import pytest
@@ -233,26 +233,26 @@ class TestDispatch:
         await worker.stop(1.0)
         await task
 
-    async def test_lanes_to_skip_reach_the_claim(self, store: Store, clock: FakeClock) -> None:
-        """The worker asks the store to skip the lanes its callback names."""
-        asked: list[Collection[str]] = []
+    async def test_lane_caps_reach_the_claim(self, store: Store, clock: FakeClock) -> None:
+        """The worker hands the store the lane caps its callback names."""
+        asked: list[Mapping[str, int]] = []
 
         class Recorder(SpyStore):
             async def claim(self, kind: JobKind, **kwargs: Any) -> list[Job]:
-                asked.append(kwargs["skip_lanes"])
+                asked.append(kwargs["lane_caps"])
                 return await super().claim(kind, **kwargs)
 
         async def handler(job: Job) -> JobResult:
             return Complete()
 
         worker = make_worker(
-            Recorder(store), clock, handler, kind=JobKind.DELIVER, lanes_to_skip=lambda: {"crm"}
+            Recorder(store), clock, handler, kind=JobKind.DELIVER, lane_caps=lambda: {"crm": 2}
         )
         task = asyncio.create_task(worker.run())
         await eventually(lambda: len(asked) >= 1)
         await worker.stop(1.0)
         await task
-        assert asked[0] == {"crm"}
+        assert asked[0] == {"crm": 2}
 
     async def test_nonsense_settings_are_refused(self, store: Store, clock: FakeClock) -> None:
         """Concurrency, lease and poll interval must be positive."""

@@ -79,21 +79,49 @@ INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, upda
 VALUES (%(kind)s, %(ref)s, %(lane)s::text, 'queued', %(deadline)s::double precision,
         %(run_after)s, %(now)s, %(now)s);
 
--- claim --
--- Lease up to %(limit)s runnable jobs of a kind, earliest deadline first: queued and due, or
--- running with an expired lease; rows another claimer holds are skipped, not waited for
-WITH picked AS (
-    SELECT id FROM jobs
-     WHERE kind = %(kind)s AND status IN ('queued', 'running')
-       AND ((status = 'queued' AND run_after <= %(now)s)
-            OR (status = 'running' AND lease_expires_at < %(now)s))
-       AND id <> ALL(%(skip_jobs)s::bigint[])
-       AND (lane IS NULL
-            OR (lane <> ALL(%(skip_lanes)s::text[])
-                AND lane NOT IN (SELECT name FROM destination_states WHERE NOT enabled)))
-     ORDER BY kind, coalesce(deadline, 'Infinity'::double precision), run_after, id
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED)
+-- claim_deliveries --
+-- Lease up to %(limit)s runnable deliver jobs of enabled destinations (lanes), earliest deadline
+-- first: queued and due, or running with an expired lease. A lane with a cap in %(caps)s (a
+-- JSON object, lane: max_in_flight) gets jobs only while fewer than its cap of its deliveries
+-- hold a live lease, every process's counted (the caller's own %(skip_jobs)s too, whatever their
+-- leases say); the caller holds each capped lane's advisory lock, so claims of every process for
+-- one lane run one at a time and each counts the leases taken before it. Rows another
+-- transaction holds are skipped, not waited for.
+WITH RECURSIVE waiting_lanes (lane) AS (
+    -- Each lane with queued or running deliveries, one index probe per lane (a loose scan).
+    SELECT min(lane) FROM jobs
+     WHERE kind = 'deliver' AND status IN ('queued', 'running')
+    UNION ALL
+    SELECT (SELECT min(lane) FROM jobs
+             WHERE kind = 'deliver' AND status IN ('queued', 'running') AND lane > w.lane)
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+lanes AS MATERIALIZED (
+    SELECT w.lane,
+           (%(caps)s::jsonb ->> w.lane)::bigint - (
+               SELECT count(*) FROM jobs j
+                WHERE j.kind = 'deliver' AND j.status = 'running' AND j.lane = w.lane
+                  AND (j.lease_expires_at >= %(now)s OR j.id = ANY(%(skip_jobs)s::bigint[]))
+           ) AS room
+      FROM waiting_lanes w
+     WHERE w.lane IS NOT NULL
+       AND w.lane NOT IN (SELECT name FROM destination_states WHERE NOT enabled)),
+heads AS MATERIALIZED (
+    -- Each lane's first runnable deliveries, as many as it has room for.
+    SELECT q.id, q.due, q.run_after
+      FROM (SELECT lane, least(coalesce(room, %(limit)s), %(limit)s) AS room
+              FROM lanes WHERE room IS NULL OR room > 0) AS l
+     CROSS JOIN LATERAL (
+           SELECT j.id, coalesce(j.deadline, 'Infinity'::double precision) AS due, j.run_after
+             FROM jobs j
+            WHERE j.kind = 'deliver' AND j.lane = l.lane AND j.status IN ('queued', 'running')
+              AND ((j.status = 'queued' AND j.run_after <= %(now)s)
+                   OR (j.status = 'running' AND j.lease_expires_at < %(now)s))
+              AND j.id <> ALL(%(skip_jobs)s::bigint[])
+            ORDER BY coalesce(j.deadline, 'Infinity'::double precision), j.run_after, j.id
+            LIMIT l.room
+              FOR UPDATE SKIP LOCKED) AS q),
+picked AS (
+    SELECT id FROM heads ORDER BY due, run_after, id LIMIT %(limit)s)
 UPDATE jobs j
    SET status = 'running', attempts = j.attempts + 1, lease_owner = %(owner)s,
        lease_expires_at = %(now)s + %(lease_s)s, updated_at = %(now)s

@@ -78,22 +78,54 @@ VALUES (:partner, :message_id, :notification_id);
 INSERT INTO jobs (kind, ref, lane, status, deadline, run_after, created_at, updated_at)
 VALUES (:kind, :ref, :lane, 'queued', :deadline, :run_after, :now, :now);
 
--- claim --
--- Lease up to :limit runnable jobs of a kind: queued and due, or running with an expired lease
+-- claim_deliveries --
+-- Lease up to :limit runnable deliver jobs of enabled destinations (lanes), earliest deadline
+-- first: queued and due, or running with an expired lease. A lane with a cap in :caps (a JSON
+-- object, lane: max_in_flight) gets jobs only while fewer than its cap of its deliveries hold a
+-- live lease (the caller's own :skip_jobs count too, whatever their leases say).
+WITH RECURSIVE waiting_lanes (lane) AS (
+    -- Each lane with queued or running deliveries, one index probe per lane (a skip scan).
+    SELECT min(lane) FROM jobs INDEXED BY jobs_deliver_lane_queue
+     WHERE kind = 'deliver' AND status IN ('queued', 'running')
+    UNION ALL
+    SELECT (SELECT min(lane) FROM jobs INDEXED BY jobs_deliver_lane_queue
+             WHERE kind = 'deliver' AND status IN ('queued', 'running') AND lane > w.lane)
+      FROM waiting_lanes w WHERE w.lane IS NOT NULL),
+lanes AS MATERIALIZED (
+    SELECT w.lane,
+           (SELECT value FROM json_each(:caps) WHERE key = w.lane) - (
+               SELECT count(*) FROM jobs j INDEXED BY jobs_deliver_running
+                WHERE j.kind = 'deliver' AND j.status = 'running' AND j.lane = w.lane
+                  AND (j.lease_expires_at >= :now
+                       OR j.id IN (SELECT value FROM json_each(:skip_jobs)))
+           ) AS room
+      FROM waiting_lanes w
+     WHERE w.lane IS NOT NULL
+       AND w.lane NOT IN (SELECT name FROM destination_states WHERE enabled = 0)),
+heads AS MATERIALIZED (
+    -- Each lane's first :limit runnable deliveries: no claim takes more of one lane.
+    SELECT j.id, j.lane, coalesce(j.deadline, 1e300) AS due, j.run_after, l.room
+      FROM lanes l
+      JOIN jobs j ON j.id IN (
+           SELECT q.id FROM jobs q INDEXED BY jobs_deliver_lane_queue
+            WHERE q.lane = l.lane AND q.kind = 'deliver' AND q.status IN ('queued', 'running')
+              AND ((q.status = 'queued' AND q.run_after <= :now)
+                   OR (q.status = 'running' AND q.lease_expires_at < :now))
+              AND q.id NOT IN (SELECT value FROM json_each(:skip_jobs))
+            ORDER BY coalesce(q.deadline, 1e300), q.run_after, q.id
+            LIMIT :limit)
+     WHERE l.room IS NULL OR l.room > 0),
+picked AS (
+    SELECT id FROM (
+           SELECT *, row_number() OVER (PARTITION BY lane ORDER BY due, run_after, id) AS turn
+             FROM heads)
+     WHERE room IS NULL OR turn <= room
+     ORDER BY due, run_after, id
+     LIMIT :limit)
 UPDATE jobs
    SET status = 'running', attempts = attempts + 1, lease_owner = :owner,
        lease_expires_at = :now + :lease_s, updated_at = :now
- WHERE id IN (
-       SELECT id FROM jobs
-        WHERE kind = :kind AND status IN ('queued', 'running')
-          AND ((status = 'queued' AND run_after <= :now)
-               OR (status = 'running' AND lease_expires_at < :now))
-          AND id NOT IN (SELECT value FROM json_each(:skip_jobs))
-          AND (lane IS NULL
-               OR (lane NOT IN (SELECT value FROM json_each(:skip_lanes))
-                   AND lane NOT IN (SELECT name FROM destination_states WHERE enabled = 0)))
-        ORDER BY kind, coalesce(deadline, 1e300), run_after, id
-        LIMIT :limit)
+ WHERE id IN (SELECT id FROM picked)
 RETURNING id, kind, ref, lane, attempts, lease_owner, deadline, run_after, lease_expires_at,
           last_error, created_at;
 
