@@ -12,6 +12,7 @@ lease, and it registers again at its next call.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,9 @@ class OwnerLocks:
         self._schema = schema
         self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._held: dict[str, int] = {}  # owner -> lock key
+        # A process's workers register at the same moment: without this, each would open a
+        # session of its own, and the lock taken on the one dropped would end with it.
+        self._busy = asyncio.Lock()
 
     @property
     def held(self) -> list[str]:
@@ -41,6 +45,10 @@ class OwnerLocks:
 
     async def register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
         """Hold ``owner``'s lock while this object lives (again, if the session was lost)."""
+        async with self._busy:
+            return await self._register(owner, queries, now)
+
+    async def _register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
         connection = await self._session()
         key = lock_key(self._schema, owner)
         if owner not in self._held:
@@ -56,6 +64,10 @@ class OwnerLocks:
 
     async def gone(self, key: int, queries: Mapping[str, str]) -> bool:
         """Whether the owner holding ``key`` has ended: its lock is free (taken and given back)."""
+        async with self._busy:
+            return await self._gone(key, queries)
+
+    async def _gone(self, key: int, queries: Mapping[str, str]) -> bool:
         connection = await self._session()
         cursor = await connection.execute(queries["try_lock"], {"lock_key": key})
         row = await cursor.fetchone()
@@ -66,6 +78,10 @@ class OwnerLocks:
 
     async def close(self, queries: Mapping[str, str]) -> None:
         """Forget every held owner and end the session, which releases the locks."""
+        async with self._busy:
+            await self._close(queries)
+
+    async def _close(self, queries: Mapping[str, str]) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
             return

@@ -16,11 +16,14 @@ import base64
 import random
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -38,7 +41,9 @@ pytestmark = pytest.mark.e2e
 PARTNERS = ("acme", "globex", "initech")  # a sandbox application and a bridge partner each
 PER_KIND = 50  # shares per partner and session kind: 3 x 2 x 50 = 300
 SINK_SECRET = "whsec_" + base64.b64encode(b"three-replicas-sink-secret-32by").decode()
-KILL_AT, RESTART_AT = 120, 180  # the victim is down while these notifications are sent
+VICTIM = 2  # the replica SIGKILLed after the first phase and started again after the second
+PHASES = ((0, 120), (120, 180), (180, 300))
+SENDERS = 8  # partners sending at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +71,15 @@ class Received:
 
 
 @pytest.fixture
-def make_ops_bridge(tmp_path: Path, target: SandboxTarget) -> Iterator[Any]:
+def make_ops_bridge(tmp_path: Path, target: SandboxTarget) -> Iterator[Callable[..., OpsBridge]]:
     yield from bridge_factory(OpsBridge, tmp_path, target)
 
 
 def test_three_replicas_import_every_share_once(
     control: SandboxControl,
     target: SandboxTarget,
-    make_ops_bridge: Any,
-    pg_store: dict[str, object],
+    pg_store: dict[str, object],  # before the bridges: dropped after they stopped
+    make_ops_bridge: Callable[..., OpsBridge],
 ) -> None:
     rng = random.Random(14)
     shares = _shares(control, target)
@@ -104,53 +109,32 @@ def test_three_replicas_import_every_share_once(
             "rules": rules,
             "destinations": {"sink": destination},
         }
-        replicas: list[OpsBridge] = [make_ops_bridge(**options) for _ in range(3)]
-        victim = replicas[2]
-
-        def pick(*avoid: OpsBridge) -> OpsBridge:
-            # The test models a load balancer: a request meant for the killed replica while it
-            # is down goes to a live one instead.
-            live = [r for r in replicas if r.running and r not in avoid]
-            chosen = rng.choice(replicas)
-            return chosen if chosen in live else rng.choice(live)
-
+        replicas: list[OpsBridge] = [make_ops_bridge(start=False, **options) for _ in range(3)]
+        with ThreadPoolExecutor(len(replicas)) as starting:
+            list(starting.map(OpsBridge.start, replicas))
+        plan = _plan(shares, control, target, rng)
         accepted: dict[str, Share] = {}
         duplicates = 0
-        for index, share in enumerate(shares):
-            if index == KILL_AT:
-                victim.kill()  # mid-run: its leases are taken over, nothing is lost
-            if index == RESTART_AT:
-                victim.start()
-            here = pick()
-            body = {
-                "share_token": share.token,
-                "event_id": f"evt-{index}",
-                "customer": share.customer,
-            }
-            message_id = f"m-{index}"
-            response = here.post_share(share.partner, body, message_id=message_id)
-            assert response.status_code == 202, response.text
-            notification_id = response.json()["id"]
-            accepted[notification_id] = share
-            repeats = []
-            if index % 10 == 0:  # the same partner event, signed again a second later
-                repeat = pick(here).post_share(
-                    share.partner, body, message_id=message_id, now=time.time() + 1
-                )
-                repeats.append(repeat)
-            if index % 20 == 5:  # a second token for the same share, as a new partner event
-                second = control.mint_token(share.session_id, target.application_id)
-                again = {
-                    "share_token": second,
-                    "event_id": f"evt-{index}-b",
-                    "customer": share.customer,
-                }
-                repeats.append(pick(here).post_share(share.partner, again))
-            for repeat in repeats:
-                assert (repeat.status_code, repeat.json()) == (
-                    200, {"id": notification_id, "status": "duplicate"},
-                )  # fmt: skip
-                duplicates += 1
+        with ThreadPoolExecutor(SENDERS) as senders:
+            for phase, (first, last) in enumerate(PHASES):
+                if phase == 1:
+                    replicas[VICTIM].kill()  # mid-run: its leases are taken over, none is lost
+                if phase == 2:
+                    replicas[VICTIM].start()
+                for step, answers in zip(
+                    plan[first:last],
+                    senders.map(partial(_send, replicas), plan[first:last]),
+                    strict=True,
+                ):
+                    original, *repeats = answers
+                    assert original.status_code == 202, original.text
+                    notification_id = original.json()["id"]
+                    accepted[notification_id] = step.share
+                    for repeat in repeats:
+                        assert (repeat.status_code, repeat.json()) == (
+                            200, {"id": notification_id, "status": "duplicate"},
+                        )  # fmt: skip
+                        duplicates += 1
         assert len(accepted) == len(shares) == 300
         assert duplicates == 30 + 15
 
@@ -175,6 +159,59 @@ def test_three_replicas_import_every_share_once(
         output = replica.output()
         assert not any(share.token in output for share in shares[:20])
         assert "Traceback" not in output
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One share's requests: replicas are indices into the test's list."""
+
+    index: int
+    share: Share
+    first: int
+    resend_to: int | None = None  # the same partner event, signed again, to this replica
+    second_token: str | None = None  # a second token for the share, as a new partner event
+    second_to: int | None = None
+
+
+def _plan(
+    shares: list[Share], control: SandboxControl, target: SandboxTarget, rng: random.Random
+) -> list[Step]:
+    """Which replica gets which request, drawn up front so that the draw does not depend on
+    the order the senders run in."""
+    replicas = range(3)
+    steps: list[Step] = []
+    for index, share in enumerate(shares):
+        # The test models a load balancer: a request meant for the victim while it is down
+        # goes to a live replica instead.
+        down = PHASES[1][0] <= index < PHASES[1][1]
+        live = [r for r in replicas if not (down and r == VICTIM)]
+        first = rng.choice(live)
+        others = [r for r in live if r != first]
+        step = Step(index, share, first)
+        if index % 10 == 0:
+            step = replace(step, resend_to=rng.choice(others))
+        if index % 20 == 5:
+            second = control.mint_token(share.session_id, target.application_id)
+            step = replace(step, second_token=second, second_to=rng.choice(others))
+        steps.append(step)
+    return steps
+
+
+def _send(replicas: list[OpsBridge], step: Step) -> list[httpx.Response]:
+    """The step's requests in order: the notification, then its repeats."""
+    share = step.share
+    body = {"share_token": share.token, "event_id": f"evt-{step.index}", "customer": share.customer}
+    message_id = f"m-{step.index}"
+    answers = [replicas[step.first].post_share(share.partner, body, message_id=message_id)]
+    if step.resend_to is not None:  # a second later: a fresh signature over the same bytes
+        resent = replicas[step.resend_to].post_share(
+            share.partner, body, message_id=message_id, now=time.time() + 1
+        )
+        answers.append(resent)
+    if step.second_token is not None and step.second_to is not None:
+        again = {**body, "share_token": step.second_token, "event_id": f"evt-{step.index}-b"}
+        answers.append(replicas[step.second_to].post_share(share.partner, again))
+    return answers
 
 
 def _shares(control: SandboxControl, target: SandboxTarget) -> list[Share]:

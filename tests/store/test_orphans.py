@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
 import textwrap
@@ -68,6 +69,21 @@ async def test_a_live_owner_and_an_unregistered_one_keep_their_jobs(
     assert await first.recover_orphans("alive") == 0
     await first.claim(JobKind.IMPORT, owner="alive", lease_s=3600)
     await first.claim(JobKind.IMPORT, owner="never-registered", lease_s=3600)
+
+    assert await second.recover_orphans("newcomer") == 0
+    assert await second.claim(JobKind.IMPORT, owner="newcomer", lease_s=30) == []
+
+
+async def test_an_owner_registered_by_two_workers_at_once_stays_alive(
+    open_: Callable[[], Store],
+) -> None:
+    """A process's import and deliver workers register its one owner at the same moment."""
+    first, second = open_(), open_()
+    await first.accept(notification("k1"))
+    registered = await asyncio.gather(*(first.recover_orphans("alive") for _ in range(2)))
+    assert registered == [0, 0]
+    assert len(await first.claim(JobKind.IMPORT, owner="alive", lease_s=3600)) == 1
+    gc.collect()  # nothing the registration needs may hang on a connection left for collection
 
     assert await second.recover_orphans("newcomer") == 0
     assert await second.claim(JobKind.IMPORT, owner="newcomer", lease_s=30) == []
