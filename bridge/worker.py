@@ -13,6 +13,10 @@ what the handler returned:
 - any unexpected exception: retried with the backoff policy (buried once ``max_attempts`` is
   used up, when set), logged with its traceback.
 
+A result the store cannot take (``StoreUnavailable``) is offered again every
+``record_retry_s`` while the lease lasts, so a job outlives a database outage without waiting
+for its lease to lapse.
+
 A store answer of False means another worker owns the job now: logged as ``lease_lost``.
 The result types live in ``bridge.types`` so handlers (``bridge.pipeline``, a sibling) can
 return them without importing this module.
@@ -74,6 +78,7 @@ class Worker:
         max_attempts: int | None = None,
         lanes_to_skip: Callable[[], Collection[str]] = tuple,
         fair_share: Callable[[], FairShare | None] = lambda: None,
+        record_retry_s: float = 0.5,
     ) -> None:
         if concurrency < 1 or lease_s <= 0 or poll_interval_s <= 0:
             raise ValueError("concurrency, lease_s and poll_interval_s must be positive")
@@ -89,6 +94,7 @@ class Worker:
         self._max_attempts = max_attempts
         self._lanes_to_skip = lanes_to_skip
         self._fair_share = fair_share
+        self._record_retry_s = record_retry_s  # between tries to record a result, store down
         self._in_flight: dict[asyncio.Task[None], Job] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -219,15 +225,31 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - any failure of a handler is retried
             job_log.warning("job_crashed", error=type(exc).__name__, exc_info=True)
             result = self._after_crash(job, exc)
-        try:
-            held = await self._record(job, result)
-        except StoreUnavailable as exc:  # the lease lapses; the job is claimed again later
-            job_log.warning("job_result_not_recorded", error=exc.message)
+        held = await self._recorded(job, result, job_log)
+        if held is None:
             return
         if not held:
             job_log.warning("lease_lost")
         else:
             job_log.info(_RESULT_EVENTS[type(result)], error=getattr(result, "error", None))
+
+    async def _recorded(
+        self, job: Job, result: JobResult, job_log: structlog.typing.FilteringBoundLogger
+    ) -> bool | None:
+        """Record ``result``, again and again while the store is unavailable, for as long as
+        the lease lasts: after a database outage the job goes on at once instead of waiting
+        for its lease to lapse. None: never recorded; the job is claimed again after that."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._lease_s
+        while True:
+            try:
+                return await self._record(job, result)
+            except StoreUnavailable as exc:
+                if loop.time() + self._record_retry_s > give_up:
+                    job_log.warning("job_result_not_recorded", error=exc.message)
+                    return None
+                job_log.info("job_result_waiting_for_store", error=exc.message)
+            await asyncio.sleep(self._record_retry_s)
 
     def _after_crash(self, job: Job, exc: Exception) -> JobResult:
         error = f"{type(exc).__name__}: {exc}"[:500]

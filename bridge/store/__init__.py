@@ -435,13 +435,15 @@ def open_store(
     token_keys: Sequence[bytes] = (),
     schema: str | None = None,
     pool_size: int = 10,
+    pool_timeout_s: float = 2.0,
 ) -> Store:
     """Open the store at ``url``, creating and migrating it if needed.
 
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (see :func:`sqlite_path`):
     the parent directory is created and the file migrated now.
     ``postgresql://user:password@host:5432/db``: a pool of up to ``pool_size`` connections whose
-    search_path is ``schema`` (default ``public``), connected and migrated at the first call;
+    search_path is ``schema`` (default ``public``), connected and migrated at the first call; a
+    call that waits ``pool_timeout_s`` for a connection raises ``StoreUnavailable``;
     share tokens are sealed with ``token_keys`` (32-byte keys, the first seals, all open; at
     least one). Raises ``StoreUnavailable`` if it cannot be opened, ``ValueError`` for a URL of
     no supported backend or missing keys.
@@ -455,7 +457,12 @@ def open_store(
         from bridge.store.postgres import PostgresStore
 
         return PostgresStore.open(
-            url, clock=clock, token_keys=token_keys, schema=schema, pool_size=pool_size
+            url,
+            clock=clock,
+            token_keys=token_keys,
+            schema=schema,
+            pool_size=pool_size,
+            pool_timeout_s=pool_timeout_s,
         )
     raise ValueError(f"unsupported store url scheme: {url.split(':', 1)[0]!r}")
 

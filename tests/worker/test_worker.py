@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from structlog.testing import capture_logs
 
+from bridge.errors import StoreUnavailable
 from bridge.store import Job, JobKind, Store
 from bridge.worker import Bury, Complete, Done, JobResult, Release, Retry, Worker, backoff_s
 from tests.store.helpers import START, FakeClock, notification
@@ -48,6 +49,20 @@ class SpyStore:
         held = await self.inner.extend_lease(job, lease_s=lease_s)
         self.extended.append((job.id, held))
         return held
+
+
+class StoreDownFor(SpyStore):
+    """A store that refuses to record the first ``refusals`` completions: unavailable."""
+
+    def __init__(self, inner: Store, *, refusals: int) -> None:
+        super().__init__(inner)
+        self.refusals = refusals
+
+    async def complete(self, job: Job) -> bool:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise StoreUnavailable("the database is away")
+        return await self.inner.complete(job)
 
 
 def make_worker(
@@ -313,6 +328,47 @@ class TestLeases:
         assert lost["ref"] == nid
         assert len(thieves) == 1
         assert await store.complete(thieves[0])
+
+    async def test_a_result_the_store_refused_is_recorded_once_it_is_back(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A database outage as the handler ends: the result is written once the store is back,
+        within the lease, rather than the job waiting for its lease to lapse."""
+        (nid,) = await accept(store, 1)
+        down = StoreDownFor(store, refusals=2)
+
+        async def handler(job: Job) -> JobResult:
+            return Complete()
+
+        worker = make_worker(down, clock, handler, record_retry_s=0.01)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: any(e["event"] == "job_done" for e in logs))
+            await worker.stop(1.0)
+            await task
+        assert down.refusals == 0
+        assert (await store.stats()).jobs["import"]["done"] == 1
+        assert [e["ref"] for e in logs if e["event"] == "job_done"] == [nid]
+        assert not any(e["event"] == "job_result_not_recorded" for e in logs)
+
+    async def test_a_result_never_recorded_is_given_up_when_the_lease_ends(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        (nid,) = await accept(store, 1)
+        down = StoreDownFor(store, refusals=10**6)
+
+        async def handler(job: Job) -> JobResult:
+            return Complete()
+
+        worker = make_worker(down, clock, handler, lease_s=0.05, record_retry_s=0.01)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: any(e["event"] == "job_result_not_recorded" for e in logs))
+            await worker.stop(1.0)
+            await task
+        (given_up,) = [e for e in logs if e["event"] == "job_result_not_recorded"]
+        assert given_up["ref"] == nid
+        assert (await store.stats()).jobs["import"]["running"] == 1  # its lease will lapse
 
 
 class TestStop:
