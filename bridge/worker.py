@@ -1,7 +1,8 @@
 """The job loop: claim, lease, dispatch, and map each handler's result to the store, in one place.
 
 A ``Worker`` serves one job kind. It claims up to ``concurrency`` jobs, runs the handler for
-each in its own task, extends the leases of running jobs every ``lease_s / 3``, and records
+each in its own task, extends the leases of running jobs every ``lease_s / 3`` (and then, as
+at start, takes over the jobs of owners that died: ``store.recover_orphans``), and records
 what the handler returned:
 
 - ``Done``: the handler already finished the job in its own final transaction (for example
@@ -293,6 +294,9 @@ class Worker:
                     self._log.warning("lease_lost", job_id=job.id, ref=job.ref)
                 elif isinstance(held, BaseException):
                     self._log.warning("lease_extend_failed", job_id=job.id, error=str(held))
+            # Not only at start: a process that died since is seen gone now, not when its leases
+            # lapse, and our own liveness is taken again if the store lost it (a cut session).
+            await self._recover_orphans()
 
 
 _RESULT_EVENTS: dict[type, str] = {

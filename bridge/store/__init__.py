@@ -33,9 +33,10 @@ migrations. The verbs are the same on every backend:
   seconds (SQLite: ``secure_delete`` and a truncating WAL checkpoint after erasures).
 - **Shutdown.** ``release`` puts a held job back at once and refunds its attempt: it was
   stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
-- **Crash recovery.** ``recover_orphans`` lets a restarted worker take over at once the jobs
-  of an owner whose process died, instead of waiting for their leases to lapse (SQLite: a
-  lock file per owner, held while its process lives; PostgreSQL: a session advisory lock).
+- **Crash recovery.** ``recover_orphans`` lets a worker (restarted, or running beside it)
+  take over the jobs of an owner whose process died, instead of waiting for their leases to
+  lapse (SQLite: a lock file per owner, held while its process lives; PostgreSQL: a session
+  advisory lock).
 """
 
 from __future__ import annotations
@@ -198,7 +199,8 @@ class Store(Protocol):
         jobs of owners known to be gone (their process died); how many were requeued.
 
         A crash keeps their attempts counted. Owners whose liveness cannot be told keep
-        their jobs until the leases lapse. A worker calls this before its first claim.
+        their jobs until the leases lapse. A worker calls this before its first claim and
+        again with each heartbeat.
         """
         ...
 

@@ -46,7 +46,12 @@ class OwnerLocks:
     async def register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
         """Hold ``owner``'s lock while this object lives (again, if the session was lost)."""
         async with self._busy:
-            return await self._register(owner, queries, now)
+            try:
+                return await self._register(owner, queries, now)
+            except psycopg.OperationalError:
+                if not self._session_lost():
+                    raise
+                return await self._register(owner, queries, now)  # on a new session
 
     async def _register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
         connection = await self._session()
@@ -65,7 +70,12 @@ class OwnerLocks:
     async def gone(self, key: int, queries: Mapping[str, str]) -> bool:
         """Whether the owner holding ``key`` has ended: its lock is free (taken and given back)."""
         async with self._busy:
-            return await self._gone(key, queries)
+            try:
+                return await self._gone(key, queries)
+            except psycopg.OperationalError:
+                if not self._session_lost():
+                    raise
+                return await self._gone(key, queries)  # on a new session
 
     async def _gone(self, key: int, queries: Mapping[str, str]) -> bool:
         connection = await self._session()
@@ -94,6 +104,12 @@ class OwnerLocks:
         finally:
             self._held.clear()
             await connection.close()
+
+    def _session_lost(self) -> bool:
+        """Whether the session ended under us (the server was restarted, or ended it): it is
+        found out only by using it, and a new one is then worth one more try."""
+        connection = self._connection
+        return connection is not None and connection.broken
 
     async def _session(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         connection = self._connection

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -13,7 +14,8 @@ from structlog.testing import capture_logs
 from bridge.errors import StoreUnavailable
 from bridge.store import Job, JobKind, Store
 from bridge.worker import Bury, Complete, Done, JobResult, Release, Retry, Worker, backoff_s
-from tests.store.helpers import START, FakeClock, notification
+from tests.store.backends import StoreTarget
+from tests.store.helpers import START, FakeClock, crash_a_claiming_process, notification
 
 pytestmark = pytest.mark.anyio
 
@@ -369,6 +371,32 @@ class TestLeases:
         (given_up,) = [e for e in logs if e["event"] == "job_result_not_recorded"]
         assert given_up["ref"] == nid
         assert (await store.stats()).jobs["import"]["running"] == 1  # its lease will lapse
+
+    async def test_the_jobs_of_a_process_that_dies_meanwhile_are_taken_over(
+        self, store: Store, clock: FakeClock, tmp_path: Path
+    ) -> None:
+        """Not only at start: a process that claims jobs and dies while this worker runs gives
+        them up long before their hour-long leases lapse."""
+        handled: list[str] = []
+
+        async def handler(job: Job) -> JobResult:
+            handled.append(job.ref)
+            return Complete()
+
+        worker = make_worker(store, clock, handler, lease_s=0.3)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: any(e["event"] == "worker_started" for e in logs))
+            # The dying process's clock is ahead: its jobs are not due here until requeued.
+            target = StoreTarget(url=f"sqlite:///{tmp_path}/bridge.db")
+            crashed = await asyncio.to_thread(
+                crash_a_claiming_process, target, START + 60, accept=2
+            )
+            assert crashed.stdout.strip() == "2", crashed.stderr
+            await eventually(lambda: len(handled) == 2)
+            await worker.stop(1.0)
+            await task
+        assert sorted(handled) == sorted(n.id for n in await store.list_notifications())
 
 
 class TestStop:
