@@ -14,7 +14,9 @@ what the handler returned:
 - any unexpected exception: retried with the backoff policy (buried once ``max_attempts`` is
   used up, when set), logged with its traceback.
 
-A result the store cannot take (``StoreUnavailable``) is offered again every
+A claim that failed (``StoreUnavailable``) may have committed all the same: before the next
+claim, the jobs leased to this owner that it does not run are put back
+(``store.release_lost_claims``). A result the store cannot take is offered again every
 ``record_retry_s`` while the lease lasts, so a job outlives a database outage without waiting
 for its lease to lapse.
 
@@ -102,6 +104,7 @@ class Worker:
         self._claiming_over = asyncio.Event()  # run() claims no more
         self._drained = asyncio.Event()  # stop() finished or released every job
         self._running = False
+        self._claims_unsettled = False  # a claim failed: it may have committed all the same
         self._log = log.bind(kind=kind.value, owner=owner)
 
     @property
@@ -197,6 +200,8 @@ class Worker:
 
     async def _claim_and_start(self, free: int) -> int:
         try:
+            if self._claims_unsettled:
+                await self._release_lost_claims()
             jobs = await self._store.claim(
                 self._kind,
                 owner=self._owner,
@@ -207,6 +212,9 @@ class Worker:
                 fair_share=self._fair_share(),
             )
         except StoreUnavailable as exc:
+            # The connection may have gone as the claim committed: its jobs would be leased to
+            # us, run by no one, until their leases lapsed. Settled before the next claim.
+            self._claims_unsettled = True
             self._log.warning("claim_failed", error=exc.message)
             return 0
         for job in jobs:
@@ -214,6 +222,15 @@ class Worker:
             self._in_flight[task] = job
             task.add_done_callback(self._finished)
         return len(jobs)
+
+    async def _release_lost_claims(self) -> None:
+        running = [job.id for job in self._in_flight.values()]
+        released = await self._store.release_lost_claims(
+            self._kind, owner=self._owner, running=running
+        )
+        self._claims_unsettled = False
+        if released:
+            self._log.warning("lost_claims_released", jobs=released)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)

@@ -194,6 +194,14 @@ class Store(Protocol):
         configured): due at once, or from ``run_after`` (epoch seconds)."""
         ...
 
+    async def release_lost_claims(
+        self, kind: JobKind, *, owner: str, running: Collection[int]
+    ) -> int:
+        """Back to the queue at once, attempts refunded, the jobs of ``kind`` leased to
+        ``owner`` but not in ``running``: a claim that committed while its answer was lost (the
+        connection went as it ended), which no one runs. How many."""
+        ...
+
     async def recover_orphans(self, owner: str) -> int:
         """Mark ``owner`` alive while this store is open, and requeue at once the running
         jobs of owners known to be gone (their process died); how many were requeued.

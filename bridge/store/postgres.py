@@ -444,6 +444,18 @@ class PostgresStore:
         async with self._transaction() as connection:
             return await self._fenced(connection, "release", job, now=now, run_after=due)
 
+    async def release_lost_claims(
+        self, kind: JobKind, *, owner: str, running: Collection[int]
+    ) -> int:
+        params = {"kind": kind.value, "owner": owner, "running": sorted(running)}
+        async with self._transaction() as connection:
+            released = await self._count(
+                connection, "release_lost_claims", {**params, "now": self._clock()}
+            )
+            if released:
+                await self._notify(connection, kind)
+        return released
+
     async def recover_orphans(self, owner: str) -> int:
         await self._ready()
         q, now = self._q, self._clock()

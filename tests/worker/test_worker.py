@@ -67,6 +67,21 @@ class StoreDownFor(SpyStore):
         return await self.inner.complete(job)
 
 
+class ClaimAnswerLost(SpyStore):
+    """A store whose first claim commits but answers ``StoreUnavailable``."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.lost = 0
+
+    async def claim(self, kind: JobKind, **kwargs: Any) -> list[Job]:
+        jobs = await super().claim(kind, **kwargs)
+        if self.claims == 1:
+            self.lost = len(jobs)
+            raise StoreUnavailable("the connection went as the claim committed")
+        return jobs
+
+
 def make_worker(
     store: Store | SpyStore,
     clock: FakeClock,
@@ -397,6 +412,29 @@ class TestLeases:
             await worker.stop(1.0)
             await task
         assert sorted(handled) == sorted(n.id for n in await store.list_notifications())
+
+    async def test_a_claim_whose_answer_was_lost_is_run_all_the_same(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """The connection went as the claim committed: the jobs are leased to this worker, which
+        never heard of them; it puts them back and runs them instead of waiting out the lease."""
+        ids = await accept(store, 2)
+        lossy = ClaimAnswerLost(store)
+        handled: list[str] = []
+
+        async def handler(job: Job) -> JobResult:
+            handled.append(job.ref)
+            return Complete()
+
+        worker = make_worker(lossy, clock, handler)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: len(handled) == 2)
+            await worker.stop(1.0)
+            await task
+        assert lossy.lost == 2
+        assert sorted(handled) == sorted(ids)
+        assert [e["jobs"] for e in logs if e["event"] == "lost_claims_released"] == [2]
 
 
 class TestStop:
