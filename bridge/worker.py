@@ -2,7 +2,8 @@
 
 A ``Worker`` serves one job kind. It claims up to ``concurrency`` jobs (each lane within the
 cap ``lane_caps`` names at that claim), runs the handler for each in its own task, extends the
-leases of running jobs every ``lease_s / 3``, and records what the handler returned:
+leases of running jobs every ``lease_s / 3`` (and then, as at start, takes over the jobs of
+owners that died: ``store.recover_orphans``), and records what the handler returned:
 
 - ``Done``: the handler already finished the job in its own final transaction (for example
   ``store.record_outcome``); nothing more to write.
@@ -12,6 +13,12 @@ leases of running jobs every ``lease_s / 3``, and records what the handler retur
 - ``Bury(error)``: ``store.bury``.
 - any unexpected exception: retried with the backoff policy (buried once ``max_attempts`` is
   used up, when set), logged with its traceback.
+
+A claim that failed (``StoreUnavailable``) may have committed all the same: before the next
+claim, the jobs leased to this owner that it does not run are put back
+(``store.release_lost_claims``). A result the store cannot take is offered again every
+``record_retry_s`` while the lease lasts, so a job outlives a database outage without waiting
+for its lease to lapse.
 
 A store answer of False means another worker owns the job now: logged as ``lease_lost``.
 The result types live in ``bridge.types`` so handlers (``bridge.pipeline``, a sibling) can
@@ -74,6 +81,7 @@ class Worker:
         max_attempts: int | None = None,
         lane_caps: Callable[[], Mapping[str, int]] = dict,
         fair_share: Callable[[], FairShare | None] = lambda: None,
+        record_retry_s: float = 0.5,
     ) -> None:
         if concurrency < 1 or lease_s <= 0 or poll_interval_s <= 0:
             raise ValueError("concurrency, lease_s and poll_interval_s must be positive")
@@ -89,12 +97,14 @@ class Worker:
         self._max_attempts = max_attempts
         self._lane_caps = lane_caps
         self._fair_share = fair_share
+        self._record_retry_s = record_retry_s  # between tries to record a result, store down
         self._in_flight: dict[asyncio.Task[None], Job] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._claiming_over = asyncio.Event()  # run() claims no more
         self._drained = asyncio.Event()  # stop() finished or released every job
         self._running = False
+        self._claims_unsettled = False  # a claim failed: it may have committed all the same
         self._log = log.bind(kind=kind.value, owner=owner)
 
     @property
@@ -190,6 +200,8 @@ class Worker:
 
     async def _claim_and_start(self, free: int) -> int:
         try:
+            if self._claims_unsettled:
+                await self._release_lost_claims()
             jobs = await self._store.claim(
                 self._kind,
                 owner=self._owner,
@@ -200,6 +212,9 @@ class Worker:
                 fair_share=self._fair_share(),
             )
         except StoreUnavailable as exc:
+            # The connection may have gone as the claim committed: its jobs would be leased to
+            # us, run by no one, until their leases lapsed. Settled before the next claim.
+            self._claims_unsettled = True
             self._log.warning("claim_failed", error=exc.message)
             return 0
         for job in jobs:
@@ -207,6 +222,15 @@ class Worker:
             self._in_flight[task] = job
             task.add_done_callback(self._finished)
         return len(jobs)
+
+    async def _release_lost_claims(self) -> None:
+        running = [job.id for job in self._in_flight.values()]
+        released = await self._store.release_lost_claims(
+            self._kind, owner=self._owner, running=running
+        )
+        self._claims_unsettled = False
+        if released:
+            self._log.warning("lost_claims_released", jobs=released)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
@@ -219,15 +243,31 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - any failure of a handler is retried
             job_log.warning("job_crashed", error=type(exc).__name__, exc_info=True)
             result = self._after_crash(job, exc)
-        try:
-            held = await self._record(job, result)
-        except StoreUnavailable as exc:  # the lease lapses; the job is claimed again later
-            job_log.warning("job_result_not_recorded", error=exc.message)
+        held = await self._recorded(job, result, job_log)
+        if held is None:
             return
         if not held:
             job_log.warning("lease_lost")
         else:
             job_log.info(_RESULT_EVENTS[type(result)], error=getattr(result, "error", None))
+
+    async def _recorded(
+        self, job: Job, result: JobResult, job_log: structlog.typing.FilteringBoundLogger
+    ) -> bool | None:
+        """Record ``result``, again and again while the store is unavailable, for as long as
+        the lease lasts: after a database outage the job goes on at once instead of waiting
+        for its lease to lapse. None: never recorded; the job is claimed again after that."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._lease_s
+        while True:
+            try:
+                return await self._record(job, result)
+            except StoreUnavailable as exc:
+                if loop.time() + self._record_retry_s > give_up:
+                    job_log.warning("job_result_not_recorded", error=exc.message)
+                    return None
+                job_log.info("job_result_waiting_for_store", error=exc.message)
+            await asyncio.sleep(self._record_retry_s)
 
     def _after_crash(self, job: Job, exc: Exception) -> JobResult:
         error = f"{type(exc).__name__}: {exc}"[:500]
@@ -271,6 +311,9 @@ class Worker:
                     self._log.warning("lease_lost", job_id=job.id, ref=job.ref)
                 elif isinstance(held, BaseException):
                     self._log.warning("lease_extend_failed", job_id=job.id, error=str(held))
+            # Not only at start: a process that died since is seen gone now, not when its leases
+            # lapse, and our own liveness is taken again if the store lost it (a cut session).
+            await self._recover_orphans()
 
 
 _RESULT_EVENTS: dict[type, str] = {

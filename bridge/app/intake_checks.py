@@ -6,9 +6,11 @@ too large (413), not ``application/json`` (415), authentication (401, the verifi
 a JSON object (400 ``invalid_json``), no token at the partner's path (422
 ``missing_share_token``), a token that is not a string or not a JWT (422
 ``malformed_share_token``), ``exp`` passed (422 ``share_token_expired``), minted for another
-application (422 ``share_token_not_for_this_application``), and no rule / vendor data that does
-not render (422 ``no_matching_rule`` / ``vendor_data_unresolved``). The duplicate check needs
-the store and stays with intake.
+application (422 ``share_token_not_for_this_application``), no rule / vendor data that does
+not render (422 ``no_matching_rule`` / ``vendor_data_unresolved``), and partner text the store
+would keep holding a NUL character (422 ``nul_character``: PostgreSQL cannot store one in a text
+column, so neither store is given one). The duplicate check needs the store and stays with
+intake.
 
 The verdict is the first failed check. A failed expiry or application check does not stop the
 rest, so a dry run still shows the rule an expired token would have taken; any other failure
@@ -196,3 +198,23 @@ def _check_content(
         screening.failed("rule", 422, exc.code, exc.message)
     else:
         screening.passed("rule", f"rule {screening.route.rule} matches")
+        _check_text(screening)
+
+
+def _check_text(screening: Screening) -> None:
+    """The partner's text the store keeps, free of NUL characters (PostgreSQL cannot keep one
+    in a text column). Message ids need no check: the verifiers keep printable ASCII only."""
+    token, route = screening.token, screening.route
+    kept = {
+        "the event id": screening.event_id,
+        "the share token": screening.raw_token,
+        "the token's session_id": None if token is None else token.session_id,
+        "the token's from_application_id": None if token is None else token.from_application_id,
+        "vendor_data": None if route is None else route.vendor_data,
+    }
+    with_nul = [name for name, text in kept.items() if text is not None and "\x00" in text]
+    if with_nul:
+        message = f"{with_nul[0]} holds a NUL character (\\u0000), which cannot be stored"
+        screening.failed("text", 422, "nul_character", message)
+    else:
+        screening.passed("text", "no NUL character in what is stored")

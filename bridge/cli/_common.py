@@ -49,6 +49,7 @@ def open_configured_store(settings: StoreSettings, *, clock: Clock) -> Store:
         token_keys=settings.decoded_token_keys(),
         schema=settings.schema_,
         pool_size=settings.pool_size,
+        pool_timeout_s=settings.pool_timeout_s,
     )
 
 

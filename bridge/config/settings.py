@@ -43,6 +43,8 @@ class DiditSettings(ConfigModel):
 class StoreSettings(ConfigModel):
     url: str = "sqlite:///data/bridge.db"  # or postgresql://user@host:5432/db
     pool_size: int = Field(default=10, gt=0, le=1000)  # PostgreSQL: connections per process
+    # PostgreSQL: how long a call waits for a connection before the store is unavailable (503)
+    pool_timeout_s: float = Field(default=2.0, gt=0, le=60)
     schema_: str | None = Field(default=None, alias="schema")  # PostgreSQL: default search_path
     # PostgreSQL: share tokens are sealed with the first key, opened with any (rotation)
     token_keys: tuple[SecretStr, ...] = ()

@@ -34,9 +34,10 @@ migrations. The verbs are the same on every backend:
   seconds (SQLite: ``secure_delete`` and a truncating WAL checkpoint after erasures).
 - **Shutdown.** ``release`` puts a held job back at once and refunds its attempt: it was
   stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
-- **Crash recovery.** ``recover_orphans`` lets a restarted worker take over at once the jobs
-  of an owner whose process died, instead of waiting for their leases to lapse (SQLite: a
-  lock file per owner, held while its process lives; PostgreSQL: a session advisory lock).
+- **Crash recovery.** ``recover_orphans`` lets a worker (restarted, or running beside it)
+  take over the jobs of an owner whose process died, instead of waiting for their leases to
+  lapse (SQLite: a lock file per owner, held while its process lives; PostgreSQL: a session
+  advisory lock).
 """
 
 from __future__ import annotations
@@ -199,12 +200,21 @@ class Store(Protocol):
         configured): due at once, or from ``run_after`` (epoch seconds)."""
         ...
 
+    async def release_lost_claims(
+        self, kind: JobKind, *, owner: str, running: Collection[int]
+    ) -> int:
+        """Back to the queue at once, attempts refunded, the jobs of ``kind`` leased to
+        ``owner`` but not in ``running``: a claim that committed while its answer was lost (the
+        connection went as it ended), which no one runs. How many."""
+        ...
+
     async def recover_orphans(self, owner: str) -> int:
         """Mark ``owner`` alive while this store is open, and requeue at once the running
         jobs of owners known to be gone (their process died); how many were requeued.
 
         A crash keeps their attempts counted. Owners whose liveness cannot be told keep
-        their jobs until the leases lapse. A worker calls this before its first claim.
+        their jobs until the leases lapse. A worker calls this before its first claim and
+        again with each heartbeat.
         """
         ...
 
@@ -441,13 +451,15 @@ def open_store(
     token_keys: Sequence[bytes] = (),
     schema: str | None = None,
     pool_size: int = 10,
+    pool_timeout_s: float = 2.0,
 ) -> Store:
     """Open the store at ``url``, creating and migrating it if needed.
 
     ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (see :func:`sqlite_path`):
     the parent directory is created and the file migrated now.
     ``postgresql://user:password@host:5432/db``: a pool of up to ``pool_size`` connections whose
-    search_path is ``schema`` (default ``public``), connected and migrated at the first call;
+    search_path is ``schema`` (default ``public``), connected and migrated at the first call; a
+    call that waits ``pool_timeout_s`` for a connection raises ``StoreUnavailable``;
     share tokens are sealed with ``token_keys`` (32-byte keys, the first seals, all open; at
     least one). Raises ``StoreUnavailable`` if it cannot be opened, ``ValueError`` for a URL of
     no supported backend or missing keys.
@@ -461,7 +473,12 @@ def open_store(
         from bridge.store.postgres import PostgresStore
 
         return PostgresStore.open(
-            url, clock=clock, token_keys=token_keys, schema=schema, pool_size=pool_size
+            url,
+            clock=clock,
+            token_keys=token_keys,
+            schema=schema,
+            pool_size=pool_size,
+            pool_timeout_s=pool_timeout_s,
         )
     raise ValueError(f"unsupported store url scheme: {url.split(':', 1)[0]!r}")
 

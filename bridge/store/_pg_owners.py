@@ -12,6 +12,7 @@ lease, and it registers again at its next call.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,9 @@ class OwnerLocks:
         self._schema = schema
         self._connection: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._held: dict[str, int] = {}  # owner -> lock key
+        # A process's workers register at the same moment: without this, each would open a
+        # session of its own, and the lock taken on the one dropped would end with it.
+        self._busy = asyncio.Lock()
 
     @property
     def held(self) -> list[str]:
@@ -41,6 +45,15 @@ class OwnerLocks:
 
     async def register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
         """Hold ``owner``'s lock while this object lives (again, if the session was lost)."""
+        async with self._busy:
+            try:
+                return await self._register(owner, queries, now)
+            except psycopg.OperationalError:
+                if not self._session_lost():
+                    raise
+                return await self._register(owner, queries, now)  # on a new session
+
+    async def _register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
         connection = await self._session()
         key = lock_key(self._schema, owner)
         if owner not in self._held:
@@ -56,6 +69,15 @@ class OwnerLocks:
 
     async def gone(self, key: int, queries: Mapping[str, str]) -> bool:
         """Whether the owner holding ``key`` has ended: its lock is free (taken and given back)."""
+        async with self._busy:
+            try:
+                return await self._gone(key, queries)
+            except psycopg.OperationalError:
+                if not self._session_lost():
+                    raise
+                return await self._gone(key, queries)  # on a new session
+
+    async def _gone(self, key: int, queries: Mapping[str, str]) -> bool:
         connection = await self._session()
         cursor = await connection.execute(queries["try_lock"], {"lock_key": key})
         row = await cursor.fetchone()
@@ -66,6 +88,10 @@ class OwnerLocks:
 
     async def close(self, queries: Mapping[str, str]) -> None:
         """Forget every held owner and end the session, which releases the locks."""
+        async with self._busy:
+            await self._close(queries)
+
+    async def _close(self, queries: Mapping[str, str]) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -78,6 +104,12 @@ class OwnerLocks:
         finally:
             self._held.clear()
             await connection.close()
+
+    def _session_lost(self) -> bool:
+        """Whether the session ended under us (the server was restarted, or ended it): it is
+        found out only by using it, and a new one is then worth one more try."""
+        connection = self._connection
+        return connection is not None and connection.broken
 
     async def _session(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         connection = self._connection

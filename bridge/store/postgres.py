@@ -85,7 +85,6 @@ CONNECT_TIMEOUT_S = 5
 # attempt starts afresh when a caller waits: after an outage the pool is back within seconds
 # instead of after a backoff that has grown to minutes.
 RECONNECT_TIMEOUT_S = 10.0
-POOL_TIMEOUT_S = 2.0  # waiting longer than this for a pooled connection: unavailable (a 503)
 _QUERIES = queries.load_queries("postgres")
 # The columns insert_accepted takes as arrays, in its order.
 _ACCEPTED_COLUMNS = (
@@ -115,6 +114,7 @@ class PostgresStore:
         seal: TokenSeal,
         schema: str = "public",
         pool_size: int = 10,
+        pool_timeout_s: float = 2.0,
     ) -> None:
         self._url = url
         self._schema = schema
@@ -132,7 +132,7 @@ class PostgresStore:
             max_size=pool_size,
             kwargs=self._options,
             open=False,
-            timeout=POOL_TIMEOUT_S,
+            timeout=pool_timeout_s,  # waiting longer for a connection: unavailable (a 503)
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             check=AsyncConnectionPool.check_connection,
             name="share-bridge",
@@ -153,6 +153,7 @@ class PostgresStore:
         token_keys: Sequence[bytes],
         schema: str | None = None,
         pool_size: int = 10,
+        pool_timeout_s: float = 2.0,
     ) -> PostgresStore:
         """A store on ``url``; nothing is connected until the first call (see the module)."""
         return cls(
@@ -161,6 +162,7 @@ class PostgresStore:
             seal=TokenSeal(token_keys),
             schema=schema or "public",
             pool_size=pool_size,
+            pool_timeout_s=pool_timeout_s,
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -443,6 +445,18 @@ class PostgresStore:
         due = now if run_after is None else run_after
         async with self._transaction() as connection:
             return await self._fenced(connection, "release", job, now=now, run_after=due)
+
+    async def release_lost_claims(
+        self, kind: JobKind, *, owner: str, running: Collection[int]
+    ) -> int:
+        params = {"kind": kind.value, "owner": owner, "running": sorted(running)}
+        async with self._transaction() as connection:
+            released = await self._count(
+                connection, "release_lost_claims", {**params, "now": self._clock()}
+            )
+            if released:
+                await self._notify(connection, kind)
+        return released
 
     async def recover_orphans(self, owner: str) -> int:
         await self._ready()

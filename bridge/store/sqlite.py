@@ -312,6 +312,19 @@ class SqliteStore:
         due = now if run_after is None else run_after
         return await self._write(self._fenced_update("release", job, now=now, run_after=due))
 
+    async def release_lost_claims(
+        self, kind: JobKind, *, owner: str, running: Collection[int]
+    ) -> int:
+        params = {
+            "kind": kind.value,
+            "owner": owner,
+            "running": json.dumps(sorted(running)),
+            "now": self._clock(),
+        }
+        return await self._write(
+            lambda connection: connection.execute(self._q["release_lost_claims"], params).rowcount
+        )
+
     async def recover_orphans(self, owner: str) -> int:
         owners, q = self._owners, self._q
         if owners is None or not owners.register(owner):

@@ -4,29 +4,29 @@ in a thread.
 
 - ``sandbox_url``, ``control``, ``target``: see ``tests/support/fixtures.py`` (our application in
   a fresh sandbox world; one sandbox process per session).
-- ``make_bridge(**options)``: an :class:`OpsBridge` (a ``BridgeProcess`` whose config also has
-  ``admin.token`` and any ``extra`` top-level sections), stopped at teardown.
+- ``make_bridge(**options)``: an ``OpsBridge`` (``tests/support/ops_bridge.py``: a
+  ``BridgeProcess`` whose config also has ``admin.token`` and any ``extra`` top-level sections),
+  stopped at teardown.
 - ``sink``: a :class:`RecordingSink` on 127.0.0.1 whose answers a test can change.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.support.asgi_server import serve_in_thread
-from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.support.bridge_process import SandboxTarget
 from tests.support.fixtures import bridge_factory, control, sandbox_url, target
+from tests.support.ops_bridge import ADMIN_TOKEN, OpsBridge
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -41,37 +41,7 @@ __all__ = [
     "target",
 ]
 
-ADMIN_TOKEN = "adm-0f3b8c2e9d7a41b6a5c4e3f2d1c0b9a8"
 SINK_SECRET = "whsec_b3BzLXRlc3Qtc2luay1zZWNyZXQtdmFsdWU="
-
-
-class OpsBridge(BridgeProcess):
-    """A ``BridgeProcess`` whose config also holds ``admin.token`` and the ``extra`` sections."""
-
-    def __init__(
-        self,
-        directory: Path,
-        target: SandboxTarget,
-        *,
-        extra: Mapping[str, Any] | None = None,
-        **options: Any,
-    ) -> None:
-        self.extra: dict[str, Any] = {"admin": {"token": ADMIN_TOKEN}, **(extra or {})}
-        super().__init__(directory, target, **options)
-
-    def write_config(self, **changes: Any) -> None:
-        super().write_config(**changes)
-        document = yaml.safe_load(self.config_path.read_text())
-        document.update(self.extra)
-        self.config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-        self._settings = None
-
-    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Call ``/admin/v1{path}`` with the admin token."""
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **kwargs.pop("headers", {})}
-        return self.http.request(
-            method, f"{self.base_url}/admin/v1{path}", headers=headers, **kwargs
-        )
 
 
 MakeBridge = Callable[..., OpsBridge]

@@ -98,6 +98,7 @@ def test_every_sample_gets_the_same_verdict_from_route_and_intake() -> None:
         "share_token_not_for_this_application",
         "no_matching_rule",
         "vendor_data_unresolved",
+        "nul_character",
     }
 
 

@@ -65,6 +65,7 @@ CASES = [
     Expected("acme-kyb-unresolved", "acme", "vendor_data_unresolved", None),
     Expected("acme-missing-token", "acme", "missing_share_token", None),
     Expected("acme-not-an-object", "acme", "invalid_json", None),
+    Expected("acme-nul-character", "acme", "nul_character", "acme-kyc-eu", "acme:C-1018"),
     Expected("acme-kyc-eu", "umbrella", "unknown_partner", None),
     Expected("globex-reference", "acme", "missing_share_token", None),  # acme's path is not there
 ]

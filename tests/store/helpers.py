@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any
 
 from bridge.store import NewNotification, Store
@@ -13,6 +17,7 @@ from bridge.store._writer import GroupCommitWriter
 from bridge.store.postgres import PostgresStore
 from bridge.store.sqlite import SqliteStore
 from bridge.types import Route, SessionKind
+from tests.store.backends import StoreTarget
 
 START = 1_800_000_000.0
 
@@ -96,3 +101,36 @@ async def accepted_in_one_group(store: Store, news: Sequence[NewNotification]) -
     results = await asyncio.gather(*(store.accept(new) for new in news), return_exceptions=True)
     assert store._accepts.commits == commits + 1
     return list(results)
+
+
+#: A child process that accepts ``argv[3]`` notifications, registers as "crashed-owner", claims
+#: every import job and dies by SIGKILL: nothing released, the leases held for an hour.
+_CRASH = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from bridge.store import JobKind
+    from tests.store.backends import StoreTarget
+    from tests.store.helpers import notification
+
+    async def main():
+        store = StoreTarget.from_json(sys.argv[1]).open(lambda: float(sys.argv[2]))
+        for number in range(int(sys.argv[3])):
+            await store.accept(notification(f"crashed-{number}"))
+        await store.recover_orphans("crashed-owner")
+        jobs = await store.claim(JobKind.IMPORT, owner="crashed-owner", lease_s=3600, limit=10)
+        print(len(jobs), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main())
+    """
+)
+
+
+def crash_a_claiming_process(
+    target: StoreTarget, now: float, *, accept: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """Run the crashing child on ``target`` with its clock at ``now``; its output (the number
+    of jobs it claimed)."""
+    command = [sys.executable, "-c", _CRASH, target.to_json(), str(now), str(accept)]
+    root = Path(__file__).parents[2]
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd=root)

@@ -430,6 +430,24 @@ class TestFencing:
         again = await claim_one(store)
         assert (again.id, again.attempts) == (job.id, 1)
 
+    async def test_lost_claims_of_an_owner_are_requeued_but_those_it_runs(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A claim that committed while its answer was lost: the jobs its owner does not run go
+        back at once with their attempt refunded; the one it runs, and other owners', stay."""
+        for key in ("k1", "k2", "k3"):
+            await store.accept(notification(key))
+        running, lost = await store.claim(JobKind.IMPORT, owner="w", lease_s=300, limit=2)
+        (others,) = await store.claim(JobKind.IMPORT, owner="v", lease_s=300)
+
+        released = await store.release_lost_claims(JobKind.IMPORT, owner="w", running=[running.id])
+        assert released == 1
+        assert await store.release_lost_claims(JobKind.DELIVER, owner="v", running=[]) == 0
+        again = await claim_one(store)
+        assert (again.id, again.attempts) == (lost.id, 1)
+        assert await store.extend_lease(running, lease_s=300)
+        assert await store.extend_lease(others, lease_s=300)
+
     async def test_bury_makes_a_job_unclaimable(self, store: Store, clock: FakeClock) -> None:
         """A buried job is dead: never claimed again, even much later."""
         await store.accept(notification())

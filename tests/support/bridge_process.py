@@ -384,11 +384,12 @@ class BridgeProcess:
         *,
         message_id: str | None = None,
         headers: Mapping[str, str] | None = None,
+        now: float | None = None,
     ) -> httpx.Response:
-        """POST a signed notification to ``/v1/partners/{partner}/shares``; ``headers`` are
-        added to (or override) the signed ones."""
+        """POST a notification to ``/v1/partners/{partner}/shares``, signed at ``now`` (default:
+        the present); ``headers`` are added to (or override) the signed ones."""
         body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-        sent = httpx.Headers(self.sign(partner, body, message_id=message_id))
+        sent = httpx.Headers(self.sign(partner, body, message_id=message_id, now=now))
         for name, value in (headers or {}).items():
             sent[name] = value  # replaces a signed header of the same name, in any letter case
         return self._http.post(

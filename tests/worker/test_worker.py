@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from structlog.testing import capture_logs
 
+from bridge.errors import StoreUnavailable
 from bridge.store import Job, JobKind, Store
 from bridge.worker import Bury, Complete, Done, JobResult, Release, Retry, Worker, backoff_s
-from tests.store.helpers import START, FakeClock, notification
+from tests.store.backends import StoreTarget
+from tests.store.helpers import START, FakeClock, crash_a_claiming_process, notification
 
 pytestmark = pytest.mark.anyio
 
@@ -48,6 +51,35 @@ class SpyStore:
         held = await self.inner.extend_lease(job, lease_s=lease_s)
         self.extended.append((job.id, held))
         return held
+
+
+class StoreDownFor(SpyStore):
+    """A store that refuses to record the first ``refusals`` completions: unavailable."""
+
+    def __init__(self, inner: Store, *, refusals: int) -> None:
+        super().__init__(inner)
+        self.refusals = refusals
+
+    async def complete(self, job: Job) -> bool:
+        if self.refusals > 0:
+            self.refusals -= 1
+            raise StoreUnavailable("the database is away")
+        return await self.inner.complete(job)
+
+
+class ClaimAnswerLost(SpyStore):
+    """A store whose first claim commits but answers ``StoreUnavailable``."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.lost = 0
+
+    async def claim(self, kind: JobKind, **kwargs: Any) -> list[Job]:
+        jobs = await super().claim(kind, **kwargs)
+        if self.claims == 1:
+            self.lost = len(jobs)
+            raise StoreUnavailable("the connection went as the claim committed")
+        return jobs
 
 
 def make_worker(
@@ -313,6 +345,96 @@ class TestLeases:
         assert lost["ref"] == nid
         assert len(thieves) == 1
         assert await store.complete(thieves[0])
+
+    async def test_a_result_the_store_refused_is_recorded_once_it_is_back(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """A database outage as the handler ends: the result is written once the store is back,
+        within the lease, rather than the job waiting for its lease to lapse."""
+        (nid,) = await accept(store, 1)
+        down = StoreDownFor(store, refusals=2)
+
+        async def handler(job: Job) -> JobResult:
+            return Complete()
+
+        worker = make_worker(down, clock, handler, record_retry_s=0.01)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: any(e["event"] == "job_done" for e in logs))
+            await worker.stop(1.0)
+            await task
+        assert down.refusals == 0
+        assert (await store.stats()).jobs["import"]["done"] == 1
+        assert [e["ref"] for e in logs if e["event"] == "job_done"] == [nid]
+        assert not any(e["event"] == "job_result_not_recorded" for e in logs)
+
+    async def test_a_result_never_recorded_is_given_up_when_the_lease_ends(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        (nid,) = await accept(store, 1)
+        down = StoreDownFor(store, refusals=10**6)
+
+        async def handler(job: Job) -> JobResult:
+            return Complete()
+
+        worker = make_worker(down, clock, handler, lease_s=0.05, record_retry_s=0.01)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: any(e["event"] == "job_result_not_recorded" for e in logs))
+            await worker.stop(1.0)
+            await task
+        (given_up,) = [e for e in logs if e["event"] == "job_result_not_recorded"]
+        assert given_up["ref"] == nid
+        assert (await store.stats()).jobs["import"]["running"] == 1  # its lease will lapse
+
+    async def test_the_jobs_of_a_process_that_dies_meanwhile_are_taken_over(
+        self, store: Store, clock: FakeClock, tmp_path: Path
+    ) -> None:
+        """Not only at start: a process that claims jobs and dies while this worker runs gives
+        them up long before their hour-long leases lapse."""
+        handled: list[str] = []
+
+        async def handler(job: Job) -> JobResult:
+            handled.append(job.ref)
+            return Complete()
+
+        worker = make_worker(store, clock, handler, lease_s=0.3)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: any(e["event"] == "worker_started" for e in logs))
+            # The dying process's clock is ahead: its jobs are not due here until requeued.
+            target = StoreTarget(url=f"sqlite:///{tmp_path}/bridge.db")
+            crashed = await asyncio.to_thread(
+                crash_a_claiming_process, target, START + 60, accept=2
+            )
+            assert crashed.stdout.strip() == "2", crashed.stderr
+            await eventually(lambda: len(handled) == 2)
+            await worker.stop(1.0)
+            await task
+        assert sorted(handled) == sorted(n.id for n in await store.list_notifications())
+
+    async def test_a_claim_whose_answer_was_lost_is_run_all_the_same(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        """The connection went as the claim committed: the jobs are leased to this worker, which
+        never heard of them; it puts them back and runs them instead of waiting out the lease."""
+        ids = await accept(store, 2)
+        lossy = ClaimAnswerLost(store)
+        handled: list[str] = []
+
+        async def handler(job: Job) -> JobResult:
+            handled.append(job.ref)
+            return Complete()
+
+        worker = make_worker(lossy, clock, handler)
+        with capture_logs() as logs:
+            task = asyncio.create_task(worker.run())
+            await eventually(lambda: len(handled) == 2)
+            await worker.stop(1.0)
+            await task
+        assert lossy.lost == 2
+        assert sorted(handled) == sorted(ids)
+        assert [e["jobs"] for e in logs if e["event"] == "lost_claims_released"] == [2]
 
 
 class TestStop:

@@ -93,6 +93,9 @@ SAMPLES: dict[str, object] = {
     ),
     "acme-missing-token": acme(None, "evt-acme-16", region="EU", customer={"id": "C-1016"}),
     "acme-not-an-object": [{"share_token": share_token(17)}],
+    "acme-nul-character": acme(
+        share_token(18), "evt-acme\x0018", region="EU", customer={"id": "C-1018"}
+    ),
 }
 
 

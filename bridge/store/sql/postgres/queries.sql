@@ -246,6 +246,15 @@ UPDATE jobs
  WHERE id = %(id)s AND lease_owner = %(owner)s AND attempts = %(attempts)s
    AND status = 'running';
 
+-- release_lost_claims --
+-- The jobs of a kind leased to an owner that does not run them (its claim committed but the
+-- answer was lost) go back to the queue at once, their attempt refunded
+UPDATE jobs
+   SET status = 'queued', run_after = %(now)s, attempts = attempts - 1,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
+ WHERE kind = %(kind)s AND status = 'running' AND lease_owner = %(owner)s
+   AND id <> ALL(%(running)s::bigint[]);
+
 -- job_is_held --
 -- A row while the lease is held (locked until the transaction ends)
 SELECT 1 FROM jobs

@@ -233,6 +233,15 @@ UPDATE jobs
        lease_expires_at = NULL, updated_at = :now
  WHERE id = :id AND lease_owner = :owner AND attempts = :attempts AND status = 'running';
 
+-- release_lost_claims --
+-- The jobs of a kind leased to an owner that does not run them (its claim committed but the
+-- answer was lost) go back to the queue at once, their attempt refunded
+UPDATE jobs
+   SET status = 'queued', run_after = :now, attempts = attempts - 1, lease_owner = NULL,
+       lease_expires_at = NULL, updated_at = :now
+ WHERE kind = :kind AND status = 'running' AND lease_owner = :owner
+   AND id NOT IN (SELECT value FROM json_each(:running));
+
 -- running_owners --
 -- Every owner holding a lease now
 SELECT DISTINCT lease_owner FROM jobs
