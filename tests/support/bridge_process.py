@@ -226,7 +226,9 @@ class BridgeProcess:
         self._stderr_path = directory / "serve.stderr.log"
         self._options: dict[str, Any] = {}
         self._settings: config.Settings | None = None
-        self._http = httpx.Client(timeout=10.0)
+        # Idle connections are dropped well before uvicorn's 5 s keep-alive closes them: with
+        # equal timeouts a request can go out on a connection the server is closing (ReadError).
+        self._http = httpx.Client(timeout=10.0, limits=httpx.Limits(keepalive_expiry=1.0))
         self._message_number = 0
         self.write_config(**options)
         if start:
