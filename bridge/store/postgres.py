@@ -27,7 +27,7 @@ from collections.abc import (
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
@@ -221,6 +221,12 @@ class PostgresStore:
             await cursor.execute(self._q[name], params)
             return await cursor.fetchall()
 
+    async def _query(
+        self, connection: Connection, name: str, params: Mapping[str, Any]
+    ) -> AsyncCursor[dict[str, Any]]:
+        """A query sent and not yet read: in pipeline mode, its rows come at the next sync."""
+        return await connection.cursor(row_factory=dict_row).execute(self._q[name], params)
+
     async def _row(
         self, connection: Connection, name: str, params: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
@@ -289,7 +295,9 @@ class PostgresStore:
 
         The keys it looks up (message ids, business keys) are locked first, so an accept of
         another process for the same share waits for this one and then sees it: a duplicate
-        answered with the original's id, never a unique violation.
+        answered with the original's id, never a unique violation. The statements go in
+        pipeline mode, two round trips a group whatever its size: the locks and the look-ups
+        together, then the writes with the commit.
         """
         now = self._clock()
         lock_texts = {self._lock_text("bk", row["partner"], row["business_key"]) for row in rows}
@@ -298,12 +306,13 @@ class PostgresStore:
             for row in rows
             if row["message_id"] is not None
         }
-        async with self._transaction() as connection:
+        with_message = [row for row in rows if row["message_id"] is not None]
+        pairs = sorted({(row["partner"], row["business_key"]) for row in rows})
+        async with self._transaction() as connection, connection.pipeline():
             await connection.execute(self._q["lock_keys"], {"keys": sorted(lock_texts)})
-            with_message = [row for row in rows if row["message_id"] is not None]
-            owners: dict[tuple[str, str], str] = {}
+            owners_found = None
             if with_message:
-                found = await self._rows(
+                owners_found = await self._query(
                     connection,
                     "message_id_owners",
                     {
@@ -311,14 +320,18 @@ class PostgresStore:
                         "message_ids": [row["message_id"] for row in with_message],
                     },
                 )
-                owners = {(r["partner"], r["message_id"]): r["notification_id"] for r in found}
-            pairs = sorted({(row["partner"], row["business_key"]) for row in rows})
             keys = {
                 "partners": [partner for partner, _ in pairs],
                 "keys": [key for _, key in pairs],
             }
-            live_rows = await self._rows(connection, "live_by_business_keys", keys)
-            live = {(r["partner"], r["business_key"]): r["id"] for r in live_rows}
+            live_found = await self._query(connection, "live_by_business_keys", keys)
+            owners: dict[tuple[str, str], str] = {}
+            if owners_found is not None:
+                owners = {
+                    (r["partner"], r["message_id"]): r["notification_id"]
+                    for r in await owners_found.fetchall()
+                }
+            live = {(r["partner"], r["business_key"]): r["id"] for r in await live_found.fetchall()}
             answers: list[Accepted] = []
             accepted: list[dict[str, Any]] = []
             messages: list[tuple[str, str, str]] = []
@@ -362,6 +375,8 @@ class PostgresStore:
                         "notification_ids": [original for _, _, original in messages],
                     },
                 )
+            # In the pipeline: COMMIT goes with the writes and its answer is awaited here.
+            await connection.commit()
         return answers
 
     async def find_message(self, partner: str, message_id: str) -> str | None:
