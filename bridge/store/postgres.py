@@ -415,14 +415,18 @@ class PostgresStore:
             query = "claim"
             params["kind"] = kind.value
             params["skip_lanes"] = sorted(skip_lanes)
-        async with self._transaction() as connection:
+        # In pipeline mode: the claim and its commit go in one round trip, so the import claim's
+        # lock is held for one round trip, not two.
+        async with self._transaction() as connection, connection.pipeline():
             if kind is JobKind.IMPORT:
                 # One import claim at a time across every process: each counts the claims
                 # committed before it, so a lane's cap per minute holds for all replicas.
                 lock = {"keys": [self._lock_text("claim", JobKind.IMPORT.value)]}
-                await connection.execute(self._q["lock_keys"], lock)
+                await (await connection.execute(self._q["lock_keys"], lock)).fetchall()
             # The clock is read once the lock is held: a claim's time follows the claims before.
-            rows = await self._rows(connection, query, {**params, "now": self._clock()})
+            claimed = await self._query(connection, query, {**params, "now": self._clock()})
+            await connection.commit()
+            rows = await claimed.fetchall()
         return sorted((_rows.job(row) for row in rows), key=_claim_order)
 
     async def _fenced_write(self, name: str, job: Job, **params: Any) -> bool:
