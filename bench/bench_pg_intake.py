@@ -35,6 +35,7 @@ from bench._bridge_harness import (
     LoadResult,
     bridge_config,
     bridge_serve,
+    cpu_seconds,
     fmt,
     free_port,
     intake_requests,
@@ -62,16 +63,18 @@ def main(argv: Sequence[str] = ()) -> int:
     args = parser.parse_args(list(argv))
 
     rounds: dict[str, list[LoadResult]] = {name: [] for name in SETUPS}
+    cpu_us: dict[str, list[float]] = {name: [] for name in SETUPS}  # the bridges' CPU a request
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pg-intake-")))
         ports: dict[str, list[int]] = {}
+        pids: dict[str, list[int]] = {}
         schemas: dict[str, str] = {}
         for name, replicas in SETUPS.items():
             store = None
             if replicas:
                 schemas[name] = stack.enter_context(_pg.fresh_schema("bench_intake"))
                 store = _pg.store_section(schemas[name], _pg.token_key())
-            ports[name] = []
+            ports[name], pids[name] = [], []
             for replica in range(max(replicas, 1)):
                 directory = folder / f"{name}-{replica}"
                 directory.mkdir()
@@ -83,18 +86,23 @@ def main(argv: Sequence[str] = ()) -> int:
                     log_level=args.log_level,
                     store=store,
                 )
-                stack.enter_context(bridge_serve(config, port, cpu=SERVER_CPU))
+                bridge = stack.enter_context(bridge_serve(config, port, cpu=SERVER_CPU))
                 ports[name].append(port)
+                pids[name].append(bridge.pid)
         warmup = max(args.requests // 5, 1000) if args.warmup is None else args.warmup
         for name in SETUPS:
             _round(ports[name], warmup, args.connections)
         for number in range(1, args.rounds + 1):
             for name, results in rounds.items():
+                before = sum(cpu_seconds(pid) for pid in pids[name])
                 results.append(_round(ports[name], args.requests, args.connections))
+                used = sum(cpu_seconds(pid) for pid in pids[name]) - before
+                cpu_us[name].append(1e6 * used / max(results[-1].requests, 1))
             note(
                 f"round {number}: "
                 + "   ".join(
-                    f"{name} {fmt(results[-1].per_s)}/s p99 {results[-1].p99_ms:.1f} ms"
+                    f"{name} {fmt(results[-1].per_s)}/s p99 {results[-1].p99_ms:.1f} ms "
+                    f"cpu {cpu_us[name][-1]:.0f} µs"
                     for name, results in rounds.items()
                 )
                 + f" (client cpu {max(r[-1].client_cpu for r in rounds.values()):.2f} at most)"
@@ -120,11 +128,11 @@ def main(argv: Sequence[str] = ()) -> int:
     note(
         f"durable 202s/s, median of {args.rounds} rounds of {args.requests} "
         f"({args.connections} connections; bridges on core {SERVER_CPU}, "
-        f"load on core {CLIENT_CPU}):\n"
+        f"load on core {CLIENT_CPU}; cpu: the bridges' CPU time a request):\n"
         + "".join(
             f"  {name:<7}{fmt(rate[name]):>8}/s  p50 {p50[name]:.1f} ms  p99 {p99[name]:.1f} ms"
-            f"  ratio {ratio[name]:.2f}  ({described[name]}; stored {stored[name]} "
-            f"for {accepted[name]} 202s)\n"
+            f"  cpu {statistics.median(cpu_us[name]):.0f} µs  ratio {ratio[name]:.2f}  "
+            f"({described[name]}; stored {stored[name]} for {accepted[name]} 202s)\n"
             for name in SETUPS
         )
         + (f"  other answers {other}\n" if any(other.values()) else "")
