@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,9 +130,11 @@ def bridge_config(
     timeout_s: float = 5.0,
     log_level: str = "info",
     otlp_endpoint: str | None = None,
+    store: Mapping[str, object] | None = None,
 ) -> Path:
     """Write a config with one api-key partner and one catch-all rule (and, with an
-    ``otlp_endpoint``, traces of every notification sent there); its path."""
+    ``otlp_endpoint``, traces of every notification sent there); its path. ``store`` replaces
+    the store section (default: SQLite at ``directory / 'bridge.db'``)."""
     document = {
         "didit": {
             "base_url": didit_base_url,
@@ -142,7 +144,9 @@ def bridge_config(
             "rate_limit_per_minute": rate_limit_per_minute,
             "max_in_flight": max_in_flight,
         },
-        "store": {"url": f"sqlite:///{directory / 'bridge.db'}"},
+        "store": dict(store)
+        if store is not None
+        else {"url": f"sqlite:///{directory / 'bridge.db'}"},
         "server": {"host": HOST, "port": port, "max_body_bytes": 65536},
         "partners": {
             PARTNER: {"auth": {"scheme": "api-key", "header": "X-Api-Key", "keys": [PARTNER_KEY]}}
@@ -257,6 +261,12 @@ def memory_kb(pid: int) -> dict[str, int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far, all its threads together."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the load generator -------------------------------------------------------------------
 
 
@@ -275,32 +285,42 @@ class LoadResult:
 
 
 def run_load(
-    port: int, make_requests: Callable[[int], list[bytes]], count: int, connections: int, cpu: int
+    port: int | Sequence[int],
+    make_requests: Callable[[int], list[bytes]],
+    count: int,
+    connections: int,
+    cpu: int,
 ) -> LoadResult:
-    """Build ``make_requests(count)`` and send them in a fresh process pinned to ``cpu``."""
+    """Build ``make_requests(count)`` and send them in a fresh process pinned to ``cpu``. With
+    several ports (replicas) the connections are dealt out among them in turn."""
+    ports = [port] if isinstance(port, int) else list(port)
     spawn = multiprocessing.get_context("spawn")
     with spawn.Pool(1) as pool:
-        result: LoadResult = pool.apply(_load, (port, make_requests, count, connections, cpu))
+        result: LoadResult = pool.apply(_load, (ports, make_requests, count, connections, cpu))
     return result
 
 
 def _load(
-    port: int, make_requests: Callable[[int], list[bytes]], count: int, connections: int, cpu: int
+    ports: list[int],
+    make_requests: Callable[[int], list[bytes]],
+    count: int,
+    connections: int,
+    cpu: int,
 ) -> LoadResult:
     import uvloop
 
     pin(cpu)
     requests = make_requests(count)
-    return uvloop.run(_drive(port, requests, connections))
+    return uvloop.run(_drive(ports, requests, connections))
 
 
-async def _drive(port: int, requests: list[bytes], connections: int) -> LoadResult:
+async def _drive(ports: list[int], requests: list[bytes], connections: int) -> LoadResult:
     pending = iter(requests)
     statuses: Counter[int] = Counter()
     latencies: list[float] = []
     clock = time.perf_counter
 
-    async def connection() -> None:
+    async def connection(port: int) -> None:
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
             for request in pending:
@@ -321,7 +341,8 @@ async def _drive(port: int, requests: list[bytes], connections: int) -> LoadResu
 
     cpu_before = time.process_time()
     started = clock()
-    await asyncio.gather(*(connection() for _ in range(min(connections, len(requests)))))
+    opened = min(connections, len(requests))
+    await asyncio.gather(*(connection(ports[n % len(ports)]) for n in range(opened)))
     elapsed = clock() - started
     busy = (time.process_time() - cpu_before) / elapsed
     cuts = statistics.quantiles(latencies, n=100)

@@ -27,7 +27,7 @@ from collections.abc import (
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
@@ -223,6 +223,12 @@ class PostgresStore:
             await cursor.execute(self._q[name], params)
             return await cursor.fetchall()
 
+    async def _query(
+        self, connection: Connection, name: str, params: Mapping[str, Any]
+    ) -> AsyncCursor[dict[str, Any]]:
+        """A query sent and not yet read: in pipeline mode, its rows come at the next sync."""
+        return await connection.cursor(row_factory=dict_row).execute(self._q[name], params)
+
     async def _row(
         self, connection: Connection, name: str, params: Mapping[str, Any] | None = None
     ) -> dict[str, Any] | None:
@@ -291,7 +297,9 @@ class PostgresStore:
 
         The keys it looks up (message ids, business keys) are locked first, so an accept of
         another process for the same share waits for this one and then sees it: a duplicate
-        answered with the original's id, never a unique violation.
+        answered with the original's id, never a unique violation. The statements go in
+        pipeline mode, two round trips a group whatever its size: the locks and the look-ups
+        together, then the writes with the commit.
         """
         now = self._clock()
         lock_texts = {self._lock_text("bk", row["partner"], row["business_key"]) for row in rows}
@@ -300,12 +308,13 @@ class PostgresStore:
             for row in rows
             if row["message_id"] is not None
         }
-        async with self._transaction() as connection:
+        with_message = [row for row in rows if row["message_id"] is not None]
+        pairs = sorted({(row["partner"], row["business_key"]) for row in rows})
+        async with self._transaction() as connection, connection.pipeline():
             await connection.execute(self._q["lock_keys"], {"keys": sorted(lock_texts)})
-            with_message = [row for row in rows if row["message_id"] is not None]
-            owners: dict[tuple[str, str], str] = {}
+            owners_found = None
             if with_message:
-                found = await self._rows(
+                owners_found = await self._query(
                     connection,
                     "message_id_owners",
                     {
@@ -313,14 +322,18 @@ class PostgresStore:
                         "message_ids": [row["message_id"] for row in with_message],
                     },
                 )
-                owners = {(r["partner"], r["message_id"]): r["notification_id"] for r in found}
-            pairs = sorted({(row["partner"], row["business_key"]) for row in rows})
             keys = {
                 "partners": [partner for partner, _ in pairs],
                 "keys": [key for _, key in pairs],
             }
-            live_rows = await self._rows(connection, "live_by_business_keys", keys)
-            live = {(r["partner"], r["business_key"]): r["id"] for r in live_rows}
+            live_found = await self._query(connection, "live_by_business_keys", keys)
+            owners: dict[tuple[str, str], str] = {}
+            if owners_found is not None:
+                owners = {
+                    (r["partner"], r["message_id"]): r["notification_id"]
+                    for r in await owners_found.fetchall()
+                }
+            live = {(r["partner"], r["business_key"]): r["id"] for r in await live_found.fetchall()}
             answers: list[Accepted] = []
             accepted: list[dict[str, Any]] = []
             messages: list[tuple[str, str, str]] = []
@@ -364,6 +377,8 @@ class PostgresStore:
                         "notification_ids": [original for _, _, original in messages],
                     },
                 )
+            # In the pipeline: COMMIT goes with the writes and its answer is awaited here.
+            await connection.commit()
         return answers
 
     async def find_message(self, partner: str, message_id: str) -> str | None:
@@ -407,11 +422,16 @@ class PostgresStore:
             # One claim at a time per capped destination across every process: each counts
             # the leases taken before it, so no two take a destination's last slot.
             locks = [self._lock_text("lane", kind.value, lane) for lane in caps]
-        async with self._transaction() as connection:
+        # In pipeline mode: the claim and its commit go in one round trip, so the claim's lock
+        # is held for one round trip, not two.
+        async with self._transaction() as connection, connection.pipeline():
             if locks:
-                await connection.execute(self._q["lock_keys"], {"keys": locks})
+                lock = {"keys": locks}
+                await (await connection.execute(self._q["lock_keys"], lock)).fetchall()
             # The clock is read once the lock is held: a claim's time follows the claims before.
-            rows = await self._rows(connection, query, {**params, "now": self._clock()})
+            claimed = await self._query(connection, query, {**params, "now": self._clock()})
+            await connection.commit()
+            rows = await claimed.fetchall()
         return sorted((_rows.job(row) for row in rows), key=_claim_order)
 
     async def _fenced_write(self, name: str, job: Job, **params: Any) -> bool:

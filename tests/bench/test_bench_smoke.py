@@ -25,6 +25,9 @@ TINY: dict[str, list[str]] = {
     ],
     "memory": ["--rounds", "1", "--pending", "20", "--settle-s", "0"],
     "metrics": ["--rows", "200", "--scrapes", "2"],
+    "pg_claims": ["--rounds", "1", "--jobs", "10", "--lanes", "2"],
+    "pg_drain": ["--rounds", "1", "--backlog", "3", "--quota", "6000"],
+    "pg_intake": ["--rounds", "1", "--requests", "20", "--warmup", "5", "--connections", "2"],
     "sandbox_imports": ["--rounds", "1", "--imports", "8", "--connections", "2"],
 }
 

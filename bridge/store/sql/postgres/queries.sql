@@ -155,9 +155,11 @@ lanes AS MATERIALIZED (
     SELECT w.lane,
            (SELECT max(claimed_at) FROM jobs j
              WHERE j.kind = 'import' AND j.lane = w.lane) AS served_at,
-           (SELECT count(*) FROM jobs j
-             WHERE j.kind = 'import' AND j.lane = w.lane
-               AND j.claimed_at > %(now)s - 60) AS recent,
+           -- Counted only for a lane with a cap: the count walks the lane's last minute.
+           CASE WHEN %(caps)s::jsonb ? w.lane THEN
+                (SELECT count(*) FROM jobs j
+                  WHERE j.kind = 'import' AND j.lane = w.lane
+                    AND j.claimed_at > %(now)s - 60) END AS recent,
            (%(caps)s::jsonb ->> w.lane)::bigint AS cap,
            w.lane = ANY(%(no_jumps)s::text[]) AS no_jump
       FROM waiting_lanes w WHERE w.lane IS NOT NULL),
