@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tests.ops.scenario import rules_to
 from tests.support.asgi_server import serve_in_thread
 from tests.support.bridge_process import PARTNERS, SandboxTarget
 from tests.support.fixtures import bridge_factory, control, sandbox_url, target
+from tests.support.waiting import wait_until
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -155,11 +155,15 @@ def wait_for_status(
 ) -> None:
     """Wait until each notification has one of ``statuses``, asking the admin API (playwright's
     loop runs in this thread, so the store helpers' ``asyncio.run`` cannot)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def seen() -> dict[str, str]:
         current = {i: bridge.admin("GET", f"/notifications/{i}").json() for i in ids}
-        seen = {i: body["notification"]["status"] for i, body in current.items()}
-        if all(status in statuses for status in seen.values()):
-            return
-        assert time.monotonic() < deadline, seen
-        time.sleep(0.1)
+        return {i: body["notification"]["status"] for i, body in current.items()}
+
+    wait_until(
+        seen,
+        f"{sorted(statuses)}",
+        holds=lambda found: all(status in statuses for status in found.values()),
+        timeout_s=timeout_s,
+        poll_s=0.1,
+    )

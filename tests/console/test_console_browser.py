@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from tests.console.conftest import ADMIN_TOKEN, HeaderSink, wait_for_status
 from tests.ops.conftest import OpsBridge
 from tests.ops.scenario import tokens
 from tests.support.bridge_process import SandboxTarget
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -50,11 +50,9 @@ def share(bridge: OpsBridge, token: str, partner: str = "acme", customer: str = 
     return notification_id
 
 
-def until(check: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+def dead_deliveries(bridge: OpsBridge) -> list[dict[str, object]]:
+    items: list[dict[str, object]] = bridge.admin("GET", "/deliveries?status=dead").json()["items"]
+    return items
 
 
 def test_overview_matches_the_admin_api_and_notifications_filter(
@@ -88,7 +86,7 @@ def test_overview_matches_the_admin_api_and_notifications_filter(
     # The refresh swaps the panel in place: the page itself is not reloaded.
     page.evaluate("window.__kept = 1")
     before = page.locator("#overview-at").inner_text()
-    time.sleep(1.1)
+    time.sleep(1.1)  # the overview's time shows whole seconds, and the server has no test clock
     page.click("#refresh")
     expect(page.locator("#overview-at")).not_to_have_text(before)
     assert page.evaluate("window.__kept") == 1
@@ -151,7 +149,7 @@ def test_a_dead_delivery_is_redelivered_with_its_original_webhook_id(
     hook.status = 500
     [token] = tokens(control, target, 1)
     wait_for_status(console_bridge, [share(console_bridge, token)], FINAL)
-    until(lambda: console_bridge.admin("GET", "/deliveries?status=dead").json()["items"] != [])
+    wait_until(lambda: dead_deliveries(console_bridge), "a dead delivery")
     [dead] = console_bridge.admin("GET", "/deliveries?status=dead").json()["items"]
     original = set(hook.webhook_ids())
     assert len(original) == 1
@@ -164,7 +162,7 @@ def test_a_dead_delivery_is_redelivered_with_its_original_webhook_id(
     row = page.locator(f"#deliveries tr[data-id={dead['id']}]")
     row.locator("button", has_text="Redeliver").click()
     expect(page.locator(".notice")).to_contain_text("queued again")
-    until(lambda: len(hook.received) >= 3)
+    wait_until(lambda: len(hook.received) >= 3, "3 deliveries at the hook")
     headers, _body = hook.received[-1]
     assert headers["webhook-id"] in original
     assert console_bridge.admin("GET", "/deliveries?status=delivered").json()["items"] != []
@@ -181,7 +179,7 @@ def test_redeliver_all_that_match_asks_first_with_the_count(
     ids = [share(console_bridge, t, customer=f"m{i}") for i, t in
            enumerate(tokens(control, target, 2))]  # fmt: skip
     wait_for_status(console_bridge, ids, FINAL)
-    until(lambda: len(console_bridge.admin("GET", "/deliveries?status=dead").json()["items"]) == 2)
+    wait_until(lambda: len(dead_deliveries(console_bridge)) == 2, "2 dead deliveries")
     sent_before = len(hook.received)
     hook.status = 200
 
@@ -193,7 +191,7 @@ def test_redeliver_all_that_match_asks_first_with_the_count(
     page.click("#confirm")
     expect(page.locator(".notice")).to_have_text("2 deliveries queued again")
     page.reload()  # the answer was a GET: a reload does not ask again
-    until(lambda: len(hook.received) == sent_before + 2)
+    wait_until(lambda: len(hook.received) == sent_before + 2, "2 more deliveries at the hook")
 
 
 def test_enable_a_disabled_destination(page: Page, console_bridge: OpsBridge) -> None:

@@ -178,21 +178,3 @@ async def delivering(
         alarm.cancel()
         if own_sender:
             await sender.aclose()
-
-
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait (not a timing assertion) until ``predicate`` holds; fail after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + timeout_s
-    while not predicate():
-        assert loop.time() < give_up, "condition not reached in time"
-        await asyncio.sleep(0.005)
-
-
-async def eventually_async(predicate: Callable[[], Any], timeout_s: float = 10.0) -> None:
-    """Like :func:`eventually` for an async predicate."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + timeout_s
-    while not await predicate():
-        assert loop.time() < give_up, "condition not reached in time"
-        await asyncio.sleep(0.01)

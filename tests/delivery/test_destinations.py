@@ -16,11 +16,11 @@ from bridge.store import Store
 from tests.delivery.helpers import (
     delivering,
     destination,
-    eventually,
     make_settings,
     seed_events,
 )
 from tests.delivery.sink import Answer, running_sink
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +50,7 @@ class TestGone:
             config_path = _config_file(tmp_path, sink.url)
             with capture_logs() as logs:
                 async with delivering(store, settings):
-                    await eventually(lambda: sink.count() == 1)
+                    await wait_until_async(lambda: sink.count() == 1, "sink.count() == 1")
                     await _until(store, lambda s: s["enabled"] == 0)
                     await asyncio.sleep(0.3)  # room for a wrongly allowed POST; asserted below
                     assert sink.count() == 1
@@ -85,7 +85,9 @@ class TestIsolation:
             fast_events = await seed_events(store, 30, ["fast"])
             async with delivering(store, settings):
                 started = time.monotonic()
-                await eventually(lambda: fast.count() == 30, timeout_s=5.0)
+                await wait_until_async(
+                    lambda: fast.count() == 30, "fast.count() == 30", timeout_s=5.0
+                )
                 fast_done_s = time.monotonic() - started
                 assert slow.count() == 2  # its max_in_flight, every one still hanging
                 slow.release()
@@ -100,7 +102,7 @@ class TestIsolation:
             settings = make_settings({"crm": destination(sink.url, max_in_flight=3)})
             await seed_events(store, 8, ["crm"])
             async with delivering(store, settings, concurrency=8):
-                await eventually(lambda: sink.count() == 3)
+                await wait_until_async(lambda: sink.count() == 3, "sink.count() == 3")
                 await asyncio.sleep(0.3)  # room for a fourth POST; asserted below
                 assert sink.count() == 3
                 sink.release()
@@ -115,7 +117,7 @@ class TestIsolation:
             )
             await seed_events(store, 40, ["crm"])
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 40)
+                await wait_until_async(lambda: sink.count() == 40, "sink.count() == 40")
             received = sink.snapshot()
         span = received[-1].at - received[0].at
         assert span >= (40 - 20) / 20 * 0.9
@@ -136,7 +138,7 @@ class TestConfiguration:
                 assert sink.count() == 0
                 assert await statuses(store, "crm") == {"pending": 1, "dead": 0, "enabled": 1}
                 current[0] = with_it
-                await eventually(lambda: sink.count() == 1)
+                await wait_until_async(lambda: sink.count() == 1, "sink.count() == 1")
                 await _until(store, lambda s: s["pending"] == 0)
         assert sink.snapshot()[0].webhook_id == event.id
 
@@ -195,7 +197,4 @@ def _config_file(tmp_path: Path, url: str) -> Path:
 async def _until(
     store: Store, predicate: Callable[[dict[str, int]], bool], *, name: str = "crm"
 ) -> None:
-    give_up = time.monotonic() + 10
-    while not predicate(await statuses(store, name)):
-        assert time.monotonic() < give_up, "destination state never reached"
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: statuses(store, name), f"{name}'s state", holds=predicate)

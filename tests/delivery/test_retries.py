@@ -17,11 +17,11 @@ from tests.delivery.helpers import (
     SECRET,
     delivering,
     destination,
-    eventually,
     make_settings,
     seed_events,
 )
 from tests.delivery.sink import Answer, running_sink
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +42,7 @@ class TestSigning:
             settings = make_settings({"crm": destination(sink.url, secrets=[SECRET, NEW_SECRET])})
             events = await seed_events(store, 5, ["crm"])
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 5)
+                await wait_until_async(lambda: sink.count() == 5, "sink.count() == 5")
             received = sink.snapshot()
         assert all(request.verified == (True, True) for request in received)
         assert {r.webhook_id for r in received} == {event.id for event in events}
@@ -61,7 +61,7 @@ class TestSigning:
             settings = make_settings({"crm": destination(sink.url)})
             await seed_events(store, 1, ["crm"])
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 1)
+                await wait_until_async(lambda: sink.count() == 1, "sink.count() == 1")
         assert sink.snapshot()[0].verified == (False,)
 
 
@@ -74,7 +74,7 @@ class TestRetries:
             settings = make_settings({"crm": destination(sink.url, retry_schedule=schedule)})
             [event] = await seed_events(store, 1, ["crm"])
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 4)
+                await wait_until_async(lambda: sink.count() == 4, "sink.count() == 4")
             received = sink.snapshot()
         assert len(received) == 4
         assert {r.webhook_id for r in received} == {event.id}
@@ -92,7 +92,7 @@ class TestRetries:
             [event] = await seed_events(store, 1, ["crm"])
             notification_id = orjson.loads(event.body)["data"]["notification_id"]
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 2)
+                await wait_until_async(lambda: sink.count() == 2, "sink.count() == 2")
                 await _until_status(store, notification_id, DeliveryStatus.DELIVERED)
         timeline = await store.timeline(notification_id)
         assert timeline is not None
@@ -152,7 +152,7 @@ class TestRetryAfter:
             settings = make_settings({"crm": destination(sink.url)})
             await seed_events(store, 1, ["crm"])
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 2)
+                await wait_until_async(lambda: sink.count() == 2, "sink.count() == 2")
             first, second = sink.snapshot()
         assert 1.0 <= second.at - first.at <= 1.0 + SLACK_S
 
@@ -169,7 +169,7 @@ class TestRetryAfter:
             settings = make_settings({"crm": destination(sink.url)})
             await seed_events(store, 1, ["crm"])
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 2)
+                await wait_until_async(lambda: sink.count() == 2, "sink.count() == 2")
             first, second = sink.snapshot()
         assert 1.0 <= second.at - first.at <= 2.0 + SLACK_S
 
@@ -184,7 +184,7 @@ class TestRetryAfter:
             settings = make_settings({"crm": destination(sink.url)})
             await seed_events(store, 1, ["crm"])
             async with delivering(store, settings):
-                await eventually(lambda: sink.count() == 2)
+                await wait_until_async(lambda: sink.count() == 2, "sink.count() == 2")
             first, second = sink.snapshot()
         assert 0.08 <= second.at - first.at <= 0.12 + SLACK_S
 
@@ -208,10 +208,11 @@ class TestAbort:
 
 
 async def _until_status(store: Store, notification_id: str, status: DeliveryStatus) -> None:
-    give_up = time.monotonic() + 10
-    while await deliveries_of(store, notification_id) != [status]:
-        assert time.monotonic() < give_up, f"delivery never became {status}"
-        await asyncio.sleep(0.01)
+    await wait_until_async(
+        lambda: deliveries_of(store, notification_id),
+        f"the delivery {status}",
+        holds=lambda found: found == [status],
+    )
 
 
 async def _settle(seconds: float) -> None:

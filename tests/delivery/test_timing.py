@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from bridge.pipeline import Alarm, TokenBucket
-from tests.delivery.helpers import eventually
 from tests.store.helpers import FakeClock
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ class TestAlarm:
         alarm.at(start + 0.06)
         alarm.at(start + 0.02)
         alarm.at(start + 0.04)
-        await eventually(lambda: len(woken) == 3)
+        await wait_until_async(lambda: len(woken) == 3, "len(woken) == 3")
         for wake, due in zip(woken, (0.02, 0.04, 0.06), strict=True):
             assert wake - start >= due
         alarm.cancel()

@@ -6,7 +6,6 @@ import json
 import logging
 import logging.config
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +29,7 @@ from bridge.observability import (
     get_logger,
     start_log_context,
 )
+from tests.support.waiting import wait_until
 
 
 def json_lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -234,9 +234,7 @@ class TestStdlibLogging:
         thread = threading.Thread(target=server.run)
         thread.start()
         try:
-            deadline = time.monotonic() + 10
-            while not server.started and thread.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_until(lambda: server.started or not thread.is_alive(), "uvicorn to start")
             assert server.started
             port = server.servers[0].sockets[0].getsockname()[1]
             headers = {"Authorization": f"Bearer {share_token}"}

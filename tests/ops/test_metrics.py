@@ -3,7 +3,6 @@ scenario run against a live ``bridge serve`` (the Didit sandbox upstream, a sink
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +11,7 @@ from bridge.sandbox.control import SandboxControl
 from tests.ops.conftest import MakeBridge, OpsBridge, RecordingSink
 from tests.ops.scenario import Samples, parse_metrics, rules_to, tokens, value
 from tests.support.bridge_process import SandboxTarget
+from tests.support.waiting import wait_until
 
 RECEIVED = "bridge_notifications_received_total"
 IMPORTS = "bridge_imports_total"
@@ -27,14 +27,7 @@ def scrape(bridge: OpsBridge) -> Samples:
 
 def until(bridge: OpsBridge, ready: Callable[[Samples], bool], timeout_s: float = 15.0) -> Samples:
     """Scrape until ``ready`` holds (the workers finish in the background); the last scrape."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        samples = scrape(bridge)
-        if ready(samples):
-            return samples
-        if time.monotonic() > deadline:
-            raise AssertionError(f"metrics never got there: {sorted(samples.items())}")
-        time.sleep(0.1)
+    return wait_until(lambda: scrape(bridge), "the metrics", holds=ready, timeout_s=timeout_s)
 
 
 @pytest.mark.e2e

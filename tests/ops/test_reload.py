@@ -5,7 +5,6 @@ every notification accepted before, during and after reaches its outcome with it
 from __future__ import annotations
 
 import signal
-import time
 from typing import Any
 
 import httpx
@@ -49,12 +48,13 @@ def post_umbrella(bridge: OpsBridge, token: str, customer: str) -> httpx.Respons
 
 
 def until_accepted(bridge: OpsBridge, token: str, customer: str) -> httpx.Response:
-    deadline = time.monotonic() + 10
-    while True:
-        answer = post_umbrella(bridge, token, customer)
-        if answer.status_code != 404 or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.05)
+    """Post until the partner the reload added is known (404 until then)."""
+    return wait_until(
+        lambda: post_umbrella(bridge, token, customer),
+        "the reloaded partner",
+        holds=lambda answer: answer.status_code != 404,
+        timeout_s=10,
+    )
 
 
 def log_events(bridge: OpsBridge, event: str) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ from bridge.sandbox.control import SandboxControl
 from tests.ops.conftest import MakeBridge, OpsBridge
 from tests.ops.scenario import tokens
 from tests.support.bridge_process import SandboxTarget
+from tests.support.read_only import read_rows
+from tests.support.waiting import wait_until
 
 CLIENTS = 4
 EXIT_DEADLINE_S = 30.0  # STOP_DEADLINE_S (20) for in-flight imports, plus the drain grace
@@ -83,10 +85,7 @@ def test_sigterm_under_load(
         ]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 10
-        while sum(a.status == 202 for a in answers) < 20:
-            assert time.monotonic() < deadline, answers
-            time.sleep(0.01)
+        wait_until(lambda: sum(a.status == 202 for a in answers) >= 20, "20 shares accepted")
         assert bridge.process is not None
         signalled = time.monotonic()
         bridge.process.send_signal(signal.SIGTERM)
@@ -143,15 +142,15 @@ def test_sigterm_gives_back_imports_waiting_for_their_turn_at_once(
         answer = bridge.post_share("acme", {"share_token": share, "customer": f"c-{number}"})
         assert answer.status_code == 202, answer.text
         ids.append(answer.json()["id"])
-    deadline = time.monotonic() + 20
-    while True:  # the first import answered, four claimed and waiting at the pacer
-        with sqlite3.connect(bridge.db_path) as db:
-            statuses = dict(db.execute("SELECT status, count(*) FROM jobs GROUP BY status"))
-        db.close()
-        if statuses.get("running") == 4 and len(control.redemptions()) == 1:
-            break
-        assert time.monotonic() < deadline, statuses
-        time.sleep(0.05)
+
+    def job_counts() -> dict[str, int]:
+        return dict(read_rows(bridge.db_path, "SELECT status, count(*) FROM jobs GROUP BY status"))
+
+    wait_until(  # the first import answered, four claimed and waiting at the pacer
+        job_counts,
+        "four jobs waiting at the pacer",
+        holds=lambda found: found.get("running") == 4 and len(control.redemptions()) == 1,
+    )
 
     signalled = time.monotonic()
     assert bridge.terminate() == 0, bridge.output()[-3000:]

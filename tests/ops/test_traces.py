@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +34,7 @@ from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET, MakeBridge, OpsBridge
 from tests.ops.scenario import rules_to, tokens
 from tests.support.asgi_server import serve_in_thread
 from tests.support.bridge_process import PARTNERS, SandboxTarget
+from tests.support.waiting import wait_until
 
 PARTNER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARTNER_SPAN = "00f067aa0ba902b7"
@@ -106,16 +106,18 @@ class OtlpReceiver:
 
     def wait_for(self, names: list[str], timeout_s: float = 20.0) -> list[ExportedSpan]:
         """Every span so far, once spans with ``names`` (with repeats) have all arrived."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self.lock:
-                spans = list(self.spans)
+
+        def arrived(spans: list[ExportedSpan]) -> bool:
             seen = [span.name for span in spans]
-            if all(seen.count(name) >= names.count(name) for name in names):
-                return spans
-            if time.monotonic() > deadline:
-                raise AssertionError(f"spans {sorted(names)} not all exported: {sorted(seen)}")
-            time.sleep(0.05)
+            return all(seen.count(name) >= names.count(name) for name in names)
+
+        return wait_until(
+            self.received, f"spans {sorted(names)}", holds=arrived, timeout_s=timeout_s
+        )
+
+    def received(self) -> list[ExportedSpan]:
+        with self.lock:
+            return list(self.spans)
 
 
 @pytest.fixture
@@ -318,6 +320,7 @@ from bridge import auth, config
 from bridge.cli.service import Service
 from tests.intake.conftest import TARGET, share_token
 from tests.support.bridge_process import make_config
+from tests.support.waiting import wait_until_async
 
 path, db = sys.argv[1], sys.argv[2]
 open(path, "w").write(yaml.safe_dump(make_config(TARGET, db_path=db, port=8080)))
@@ -333,12 +336,9 @@ async def main() -> tuple[int, list[str]]:
     async with service.app.rest.router.lifespan_context(service.app.rest):
         async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
             answer = await client.post("/v1/partners/hooli/shares", content=body, headers=headers)
-        attempts = []
-        for _ in range(100):  # the worker tries Didit (nothing listens there): an attempt
-            attempts = await service.store.list_import_attempts(answer.json()["id"])
-            if attempts:
-                break
-            await asyncio.sleep(0.05)
+        attempts = await wait_until_async(  # the worker tries Didit (nothing listens there)
+            lambda: service.store.list_import_attempts(answer.json()["id"]), "an import attempt"
+        )
     return answer.status_code, [attempt.kind.value for attempt in attempts]
 
 status, attempts = asyncio.run(main())

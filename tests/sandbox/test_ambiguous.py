@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ from bridge.sandbox import FaultSpec, build_starter_world, create_app
 from bridge.sandbox.control import SandboxControl
 from bridge.sandbox.gate import ConnectionDropped
 from tests.sandbox.helpers import finished_session, import_body, workflow_id
+from tests.support.waiting import wait_until
 
 IMPORT = "/v3/session/import-shared/"
 
@@ -25,13 +25,11 @@ def _setup(control: SandboxControl, ours: dict[str, Any], acme: dict[str, Any]) 
 
 def _last_call(control: SandboxControl) -> dict[str, Any]:
     """The import's ledger entry; it is written once the server is done with the connection."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        calls = [call for call in control.calls() if call["endpoint"] == "import"]
-        if calls:
-            return calls[-1]
-        time.sleep(0.01)
-    raise AssertionError("the import never reached the call ledger")
+    calls = wait_until(
+        lambda: [call for call in control.calls() if call["endpoint"] == "import"],
+        "the import in the call ledger",
+    )
+    return calls[-1]
 
 
 def _assert_redeemed_but_unseen(

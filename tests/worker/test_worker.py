@@ -16,17 +16,9 @@ from bridge.store import Job, JobKind, Store
 from bridge.worker import Bury, Complete, Done, JobResult, Release, Retry, Worker, backoff_s
 from tests.store.backends import StoreTarget
 from tests.store.helpers import START, FakeClock, crash_a_claiming_process, notification
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
-
-
-async def eventually(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Wait (not a timing assertion) until ``predicate`` holds; fail after ``timeout_s``."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + timeout_s
-    while not predicate():
-        assert loop.time() < give_up, "condition not reached"
-        await asyncio.sleep(0.002)
 
 
 class SpyStore:
@@ -141,10 +133,12 @@ class TestDispatch:
 
         worker = make_worker(store, clock, handler, concurrency=3)
         task = asyncio.create_task(worker.run())
-        await eventually(lambda: running == 3)
+        await wait_until_async(lambda: running == 3, "running == 3")
         assert (await store.stats()).jobs["import"]["running"] == 3
         go.set()
-        await eventually(lambda: worker.in_flight == 0 and peak == 3)
+        await wait_until_async(
+            lambda: worker.in_flight == 0 and peak == 3, "the three handlers done"
+        )
         await eventually_done(store, 10)
         await worker.stop(1.0)
         await task
@@ -166,7 +160,10 @@ class TestDispatch:
         worker = make_worker(store, clock, handler, concurrency=4)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: len([e for e in logs if e["event"].startswith("job_")]) == 4)
+            await wait_until_async(
+                lambda: len([e for e in logs if e["event"].startswith("job_")]) == 4,
+                "four job_ log lines",
+            )
             await worker.stop(1.0)
             await task
         jobs = (await store.stats()).jobs["import"]
@@ -188,7 +185,9 @@ class TestDispatch:
         worker = make_worker(store, clock, handler)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: any(e["event"] == "job_retried" for e in logs))
+            await wait_until_async(
+                lambda: any(e["event"] == "job_retried" for e in logs), "a job_retried line"
+            )
             await worker.stop(1.0)
             await task
         clock.advance(4.9)
@@ -214,7 +213,9 @@ class TestDispatch:
         worker = make_worker(store, clock, handler, backoff=backoff)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: any(e["event"] == "job_retried" for e in logs))
+            await wait_until_async(
+                lambda: any(e["event"] == "job_retried" for e in logs), "a job_retried line"
+            )
             await worker.stop(1.0)
             await task
         crashed = [e for e in logs if e["event"] == "job_crashed"]
@@ -258,10 +259,10 @@ class TestDispatch:
 
         worker = make_worker(spy, clock, handler, poll_interval_s=600.0)
         task = asyncio.create_task(worker.run())
-        await eventually(lambda: spy.claims >= 1)
+        await wait_until_async(lambda: spy.claims >= 1, "spy.claims >= 1")
         ids = await accept(store, 1)
         worker.notify()
-        await eventually(lambda: handled == ids)
+        await wait_until_async(lambda: handled == ids, "handled == ids")
         await worker.stop(1.0)
         await task
 
@@ -281,7 +282,7 @@ class TestDispatch:
             Recorder(store), clock, handler, kind=JobKind.DELIVER, lane_caps=lambda: {"crm": 2}
         )
         task = asyncio.create_task(worker.run())
-        await eventually(lambda: len(asked) >= 1)
+        await wait_until_async(lambda: len(asked) >= 1, "len(asked) >= 1")
         await worker.stop(1.0)
         await task
         assert asked[0] == {"crm": 2}
@@ -309,7 +310,7 @@ class TestLeases:
             for _ in range(3):
                 clock.advance(0.2)
                 # two more: the second was surely stamped after the clock moved
-                await eventually(extended(len(spy.extended) + 2))
+                await wait_until_async(extended(len(spy.extended) + 2), "two more lease extensions")
             stolen.extend(await store.claim(JobKind.IMPORT, owner="thief", lease_s=1))
             return Complete()
 
@@ -338,7 +339,9 @@ class TestLeases:
         worker = make_worker(store, clock, handler)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: any(e["event"] == "lease_lost" for e in logs))
+            await wait_until_async(
+                lambda: any(e["event"] == "lease_lost" for e in logs), "a lease_lost line"
+            )
             await worker.stop(1.0)
             await task
         (lost,) = [e for e in logs if e["event"] == "lease_lost"]
@@ -360,7 +363,9 @@ class TestLeases:
         worker = make_worker(down, clock, handler, record_retry_s=0.01)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: any(e["event"] == "job_done" for e in logs))
+            await wait_until_async(
+                lambda: any(e["event"] == "job_done" for e in logs), "a job_done line"
+            )
             await worker.stop(1.0)
             await task
         assert down.refusals == 0
@@ -380,7 +385,10 @@ class TestLeases:
         worker = make_worker(down, clock, handler, lease_s=0.05, record_retry_s=0.01)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: any(e["event"] == "job_result_not_recorded" for e in logs))
+            await wait_until_async(
+                lambda: any(e["event"] == "job_result_not_recorded" for e in logs),
+                "a job_result_not_recorded line",
+            )
             await worker.stop(1.0)
             await task
         (given_up,) = [e for e in logs if e["event"] == "job_result_not_recorded"]
@@ -401,14 +409,16 @@ class TestLeases:
         worker = make_worker(store, clock, handler, lease_s=0.3)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: any(e["event"] == "worker_started" for e in logs))
+            await wait_until_async(
+                lambda: any(e["event"] == "worker_started" for e in logs), "a worker_started line"
+            )
             # The dying process's clock is ahead: its jobs are not due here until requeued.
             target = StoreTarget(url=f"sqlite:///{tmp_path}/bridge.db")
             crashed = await asyncio.to_thread(
                 crash_a_claiming_process, target, START + 60, accept=2
             )
             assert crashed.stdout.strip() == "2", crashed.stderr
-            await eventually(lambda: len(handled) == 2)
+            await wait_until_async(lambda: len(handled) == 2, "two jobs handled")
             await worker.stop(1.0)
             await task
         assert sorted(handled) == sorted(n.id for n in await store.list_notifications())
@@ -429,7 +439,7 @@ class TestLeases:
         worker = make_worker(lossy, clock, handler)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: len(handled) == 2)
+            await wait_until_async(lambda: len(handled) == 2, "two jobs handled")
             await worker.stop(1.0)
             await task
         assert lossy.lost == 2
@@ -459,7 +469,7 @@ class TestStop:
         worker = make_worker(store, clock, handler)
         with capture_logs() as logs:
             task = asyncio.create_task(worker.run())
-            await eventually(lambda: len(started) == 2)
+            await wait_until_async(lambda: len(started) == 2, "len(started) == 2")
             stopping = asyncio.create_task(worker.stop(0.3))
             await asyncio.sleep(0)
             quick_go.set()
@@ -511,11 +521,11 @@ class TestStop:
 
         worker = make_worker(spy, clock, handler, concurrency=2)
         task = asyncio.create_task(worker.run())
-        await eventually(lambda: len(running) == 1)
+        await wait_until_async(lambda: len(running) == 1, "len(running) == 1")
         claims_before = spy.claims
         clock.advance(3600)  # every lease looks expired now
         worker.notify()
-        await eventually(lambda: spy.claims > claims_before)
+        await wait_until_async(lambda: spy.claims > claims_before, "spy.claims > claims_before")
         assert spy.skipped[-1] == {running[0]}
         assert running == [running[0]]  # not handed to a second handler
         release.set()
@@ -544,8 +554,7 @@ async def eventually_dead(store: Store, count: int) -> None:
 
 
 async def eventually_status(store: Store, status: str, count: int) -> None:
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + 5.0
-    while (await store.stats()).jobs["import"][status] != count:
-        assert loop.time() < give_up, f"never reached {count} {status}"
-        await asyncio.sleep(0.005)
+    async def jobs() -> int:
+        return (await store.stats()).jobs["import"][status]
+
+    await wait_until_async(jobs, f"{count} {status} import jobs", holds=lambda n: n == count)
