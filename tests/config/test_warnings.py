@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
@@ -17,7 +15,7 @@ from bridge.cli import main
 from bridge.config import Problem, Settings, load_text_with_warnings
 from bridge.config import warnings as config_warnings
 from tests.config.conftest import APPLICATION_ID, HS256_KEY, PARTNER_KEY, WHSEC
-from tests.support.bridge_process import free_port
+from tests.support.bridge_process import free_port, wait_healthy
 
 REPLAYABLE = f"""\
 didit:
@@ -116,16 +114,8 @@ def test_serve_logs_the_warnings_at_start(tmp_path: Path) -> None:
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60  # a loaded machine starts slowly; a hang still fails
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
+        # A loaded machine starts slowly; a hang still fails.
+        wait_healthy(process, f"http://127.0.0.1:{port}", log_path.read_text, timeout_s=60)
     finally:
         process.terminate()
         process.wait(30)

@@ -172,9 +172,7 @@ def page_sources(http: httpx.Client, ids: list[str], shares: list[str]) -> list[
 def test_without_an_admin_section_there_is_no_console(
     console_bridge: OpsBridge,
 ) -> None:
-    console_bridge.extra.pop("admin")
-    console_bridge.write_config()
-    console_bridge.restart()
+    console_bridge.restart(admin_token=None)
     with client(console_bridge) as http:
         assert http.get("/console/sign-in").status_code == 404
         assert http.post("/console/sign-in", data={"token": ADMIN_TOKEN}).status_code == 404

@@ -41,8 +41,8 @@ class Harness:
             db_path=Path("/nonexistent/unused.db"),
             port=0,
             destinations={"crm": {"url": "http://127.0.0.1:9/crm", "secrets": [SINK_SECRET]}},
+            admin_token=ADMIN_TOKEN,
         )
-        document["admin"] = {"token": ADMIN_TOKEN}
         current = config.load_text(yaml.safe_dump(document))
         self.live = LiveConfig(settings=current, verifiers=auth.verifiers_for(current))
         self.reload_issues: Sequence[ConfigIssue] = ()

@@ -22,7 +22,6 @@ import pytest
 
 from bridge.app.intake import DEADLINE_MARGIN_S
 from bridge.sandbox.control import SandboxControl
-from bridge.store import AttemptKind
 from bridge.tokens import read_share_token
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
 
@@ -107,9 +106,9 @@ def test_short_deadlines_go_first_and_nothing_feasible_expires(
     hopeless_share = by_name["hopeless"]
     assert final[hopeless_share.notification_id] == "expired"
     assert hopeless_share.source_session_id not in redeemed_at
-    timeline = bridge.timeline(hopeless_share.notification_id)
+    timeline = bridge.shown(hopeless_share.notification_id)
     assert timeline is not None
-    assert [a for a in timeline.attempts if a.kind is AttemptKind.IMPORT] == []
+    assert [a for a in timeline["attempts"] if a["kind"] == "import"] == []
 
 
 def edf_feasible(shares: list[Share], *, per_s: float) -> set[str]:

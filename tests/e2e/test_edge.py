@@ -17,6 +17,7 @@ import pytest
 
 from tests.e2e.conftest import MakeBridge
 from tests.support.bridge_process import BridgeProcess, free_port
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -184,10 +185,11 @@ def test_connections_beyond_the_cap_are_answered_503(make_bridge: MakeBridge) ->
         assert refused.json()["error"]["code"] == "too_many_connections"
         assert healthz_latency(bridge) < HEALTHZ_FAST_S
         assert httpx.get(f"http://127.0.0.1:{ops_port}/metrics").status_code == 200
-    deadline = time.monotonic() + 10
-    while True:
-        served = httpx.post(f"{bridge.base_url}/v1/partners/acme/shares", json={})
-        if served.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    served = wait_until(
+        lambda: httpx.post(f"{bridge.base_url}/v1/partners/acme/shares", json={}),
+        "the freed connections",
+        holds=lambda answer: answer.status_code != 503,
+        timeout_s=10,
+        poll_s=0.1,
+    )
     assert served.status_code == 401  # unsigned: refused by intake itself, not by the edge

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from bridge.sandbox.control import SandboxControl
 from tests.e2e.conftest import MakeBridge
 from tests.support.bridge_process import SandboxTarget
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -60,10 +60,13 @@ def test_after_20_imports_no_token_bytes_remain_in_any_store_file(
 
     outcomes = bridge.wait_for([answer.json()["id"] for answer in answers], timeout_s=60.0)
     assert set(outcomes.values()) == {"imported"}
-    deadline = time.monotonic() + WITHIN_S
-    while found := found_in(bridge.directory, tokens):
-        assert time.monotonic() < deadline, found[:5]
-        time.sleep(0.2)
+    wait_until(
+        lambda: found_in(bridge.directory, tokens),
+        "no token left in any file",
+        holds=lambda found: not found,
+        timeout_s=WITHIN_S,
+        poll_s=0.2,
+    )
 
     store_files = [path for path in bridge.directory.iterdir() if path.name.startswith("bridge.db")]
     names = {path.name for path in store_files}

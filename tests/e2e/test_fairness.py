@@ -122,7 +122,8 @@ def test_a_partner_cap_holds_while_others_go_on(
 
     assert set(bridge.wait_for(ids["acme"], timeout_s=30).values()) == {"imported"}
     time.sleep(3.0)  # at 10 imports a second, hooli's backlog would be gone by now
-    statuses = [n.status.value for n in bridge.notifications() if n.id in ids["hooli"]]
+    current = bridge.statuses()
+    statuses = [current[i] for i in ids["hooli"]]
     assert statuses.count("imported") == cap, statuses
     assert statuses.count("pending") == each - cap, statuses
     assert len(redemptions_of(control, "hooli")) == cap

@@ -444,8 +444,7 @@ class TestOperatorCli:
 def wait_until_past(deadline: float | None) -> None:
 
     assert deadline is not None
-    while time.time() <= deadline:
-        time.sleep(min(0.1, max(0.0, deadline - time.time()) + 0.01))
+    wait_until(lambda: time.time() > deadline, "the deadline", timeout_s=deadline - time.time() + 5)
 
 
 class TestDiditWebhooks:

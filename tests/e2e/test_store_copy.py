@@ -125,11 +125,10 @@ def test_the_readme_move_from_sqlite_finishes_the_work_once(
     wait_until(lambda: len(control.redemptions()) == 2, "the lost answer's redemption")
     control.set_faults("import", throttle_rate=1.0, retry_after_s=1)
     waiting = [post("waiting-1"), post("waiting-2")]
-    timeline = bridge.timeline(imported)
-    assert timeline is not None
     wait_until(
-        lambda: {d.status for d in (bridge.timeline(imported) or timeline).deliveries} == {"dead"},
+        lambda: bridge.shown(imported),
         "the delivery to nowhere is dead",
+        holds=lambda shown: {d["status"] for d in (shown or {}).get("deliveries", [])} == {"dead"},
     )
     assert bridge.statuses()[ambiguous] == "pending"
     bridge.kill()  # a crash: leases held, an attempt without an end

@@ -48,9 +48,8 @@ def settings(*, admin: bool = True) -> config.Settings:
             "crm": {"url": "http://127.0.0.1:9/crm", "secrets": [SINK_SECRET]},
             "audit": {"url": "http://127.0.0.1:9/audit", "secrets": [SINK_SECRET]},
         },
+        admin_token=ADMIN_TOKEN if admin else None,
     )
-    if admin:
-        document["admin"] = {"token": ADMIN_TOKEN}
     return config.load_text(yaml.safe_dump(document))
 
 

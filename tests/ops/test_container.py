@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bridge import __version__
 from tests.support.bridge_process import free_port
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -199,11 +199,12 @@ def test_the_dockerfile_is_a_runnable_image_recipe(venv: Path, tmp_path: Path) -
     with (tmp_path / "serve.log").open("wb") as log:
         server = subprocess.Popen(serve_command, env=environ, cwd=data, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 20
-        while (healthy := run(probe_command, environ, tmp_path)).returncode != 0:
+
+        def probe() -> subprocess.CompletedProcess[str]:
             assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, healthy.stderr
-            time.sleep(0.1)
+            return run(probe_command, environ, tmp_path)
+
+        wait_until(probe, "the healthcheck", holds=lambda done: done.returncode == 0, poll_s=0.1)
         assert (data / "bridge.db").exists(), "the store lives in the data volume"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0

@@ -41,8 +41,8 @@ async def _service(tmp_path: Path) -> AsyncIterator[Service]:
         port=0,
         destinations={"crm": {"url": "http://127.0.0.1:9/crm", "secrets": [SINK_SECRET]}},
         didit_webhooks=True,
+        admin_token=ADMIN_TOKEN,
     )
-    document["admin"] = {"token": ADMIN_TOKEN}
     service = Service(config.load_text(yaml.safe_dump(document)))
     yield service
     await service.client.aclose()

@@ -132,10 +132,12 @@ def test_sighup_and_admin_reload_with_work_in_flight(
     outcomes = bridge.wait_for(accepted, timeout_s=30)
     assert len(outcomes) == 9  # 6 from acme, 3 from umbrella
     assert set(outcomes.values()) == {"imported"}
-    by_id = {n.id: n for n in bridge.notifications()}
+    by_id = {n["id"]: n for n in bridge.listed()}
     assert set(by_id) == set(accepted)
     for notification_id in accepted:
-        rule = by_id[notification_id].route.rule
-        assert rule == ("umbrella-rule" if by_id[notification_id].partner == "umbrella" else "kyc")
+        rule = by_id[notification_id]["route"]["rule"]
+        assert rule == (
+            "umbrella-rule" if by_id[notification_id]["partner"] == "umbrella" else "kyc"
+        )
     assert len(control.redemptions()) == len(by_id)
     assert bridge.running

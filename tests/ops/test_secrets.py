@@ -116,10 +116,9 @@ def test_no_secret_or_token_in_logs_or_events(
 
     # Didit tells us of a decision (a signed webhook); the admin API is used with good and bad
     # credentials; the configuration is reloaded.
-    imported = bridge.timeline(accepted[0])
+    imported = bridge.shown(accepted[0])
     assert imported is not None
-    assert imported.notification.session is not None
-    control.set_status(imported.notification.session.session_id, "Approved")
+    control.set_status(imported["notification"]["session"]["session_id"], "Approved")
     assert bridge.admin("GET", f"/notifications/{accepted[0]}").status_code == 200
     wrong = bridge.admin("GET", "/notifications", headers={"Authorization": f"Bearer {shares[7]}"})
     assert wrong.status_code == 401

@@ -21,6 +21,7 @@ from bridge.store._sqlite_connection import connect, create_owner_only
 from bridge.store.sqlite import SqliteStore
 from bridge.types import DiditSession, NotificationStatus, Reason
 from tests.store.helpers import FakeClock, notification
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -56,10 +57,13 @@ def leftovers(directory: Path, tokens: list[str]) -> list[tuple[str, str]]:
 
 
 async def gone_within(directory: Path, tokens: list[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while leftovers(directory, tokens):
-        assert time.monotonic() < deadline, leftovers(directory, tokens)[:5]
-        await asyncio.sleep(0.1)
+    await wait_until_async(
+        lambda: leftovers(directory, tokens),
+        "no token left in any file",
+        holds=lambda found: not found,
+        timeout_s=timeout_s,
+        poll_s=0.1,
+    )
 
 
 def with_token(key: str, token: str) -> NewNotification:

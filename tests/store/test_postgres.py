@@ -28,6 +28,7 @@ from tests.config.conftest import MINIMAL
 from tests.store.backends import PG_DSN, TOKEN_KEY, StoreTarget
 from tests.store.helpers import FakeClock, notification
 from tests.store.test_contract import event as contract_event
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -302,7 +303,9 @@ async def test_work_committed_by_one_store_wakes_the_workers_of_another(
     for kind, flag in woken.items():
         b.on_work(kind, flag.set)
     await b.ping()  # connected: B listens from now on
-    await _until(lambda: all(flag.is_set() for flag in woken.values()))  # the first listen
+    await wait_until_async(  # the first listen
+        lambda: all(flag.is_set() for flag in woken.values()), "every kind woken"
+    )
     for flag in woken.values():
         flag.clear()
 
@@ -315,17 +318,12 @@ async def test_work_committed_by_one_store_wakes_the_workers_of_another(
     [thief] = await a.claim(JobKind.IMPORT, owner="x", lease_s=30)
     outcome = FinalOutcome(status=NotificationStatus.IMPORTED)
     assert not await a.record_outcome(job, outcome, [contract_event(clock, "crm")])  # fenced
-    await asyncio.sleep(0.5)
+    woken[JobKind.IMPORT].clear()
+    await a.accept(notification("later"))  # NOTIFYs arrive in commit order: a fenced one first
+    await asyncio.wait_for(woken[JobKind.IMPORT].wait(), 5)
     assert not woken[JobKind.DELIVER].is_set()
     assert await a.record_outcome(thief, outcome, [contract_event(clock, "crm")])
     await asyncio.wait_for(woken[JobKind.DELIVER].wait(), 5)
-
-
-async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    give_up = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < give_up, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_lanes_cap_holds_for_replicas_claiming_together(

@@ -20,6 +20,7 @@ from bridge.pipeline._timing import SharedRate
 from bridge.store import Store
 from bridge.types import RateLimitInfo, SendLimits, SharedQuota
 from tests.store.backends import StoreTarget
+from tests.support.waiting import wait_until_async
 from tests.support.windows import most_in_any_window
 
 pytestmark = pytest.mark.anyio
@@ -148,15 +149,14 @@ async def sends_together(pacers: list[Pacer], *, seconds: float) -> int:
 
 async def _until_quota(target: StoreTarget, condition: str) -> None:
     """Wait until what a pacer handed over (in the background) is in the database."""
-    give_up = time.monotonic() + 5.0
     async with await psycopg.AsyncConnection.connect(target.url, autocommit=True) as connection:
         query = sql.SQL("SELECT count(*) FROM {}.quotas WHERE {}").format(
             sql.Identifier(str(target.schema)),
             sql.SQL(condition),
         )
-        while True:
+
+        async def rows() -> int:
             row = await (await connection.execute(query)).fetchone()
-            if row and row[0]:
-                return
-            assert time.monotonic() < give_up, f"never in the database: {condition}"
-            await asyncio.sleep(0.02)
+            return int(row[0]) if row else 0
+
+        await wait_until_async(rows, f"quotas WHERE {condition}", poll_s=0.02)

@@ -10,13 +10,18 @@ Typical use (``tests/support/fixtures.py`` has fixtures doing this)::
         bridge.start()                                     # same port, same SQLite file
         bridge.restart(api_key="sbx_wrong")                # SIGTERM, rewrite config, start
         bridge.cli("notifications", "list")                # `bridge ... --config <ours>`
+        bridge.shown(response.json()["id"])                # the admin API's timeline
     assert "secret" not in bridge.output()                 # everything the process printed
 
 The configuration has four partners, one per authentication scheme (``PARTNERS``), and two
 rules: a KYB rule (``session_kind: business``) and a KYC catch-all, both with
 ``vendor_data: "{partner}:{payload.customer}"`` (so a body without ``customer`` is refused
 ``vendor_data_unresolved``). Every option of :class:`BridgeProcess` can be changed by
-``restart(**changes)`` or ``write_config(**changes)``.
+``restart(**changes)`` or ``write_config(**changes)``. The config also has ``admin.token``
+(``ADMIN_TOKEN``, unless ``admin_token=None``): a test reads what the running server recorded
+through the admin API (``admin``, ``shown``, ``listed``) or a read-only connection
+(``statuses``), never by opening its store the way the server does (migrations under a write
+lock).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -48,6 +53,7 @@ from tests.support.read_only import read_pg_rows, read_rows
 from tests.support.waiting import wait_until
 
 __all__ = [
+    "ADMIN_TOKEN",
     "FINAL",
     "PARTNERS",
     "BridgeProcess",
@@ -56,6 +62,7 @@ __all__ = [
     "default_rules",
     "free_port",
     "make_config",
+    "wait_healthy",
 ]
 
 #: Partner name -> its auth block. One partner per authentication scheme.
@@ -85,6 +92,8 @@ PARTNERS: Mapping[str, Mapping[str, Any]] = {
     },
     "hooli": {"scheme": "api-key", "header": "X-Api-Key", "keys": ["hooli-test-api-key"]},
 }
+
+ADMIN_TOKEN = "adm-0f3b8c2e9d7a41b6a5c4e3f2d1c0b9a8"
 
 #: The final notification statuses.
 FINAL: frozenset[str] = frozenset(s.value for s in NotificationStatus if s.is_final)
@@ -165,6 +174,7 @@ def make_config(
     partner_options: Mapping[str, Mapping[str, Any]] | None = None,
     store: Mapping[str, Any] | None = None,
     server: Mapping[str, Any] | None = None,
+    admin_token: str | None = None,
 ) -> dict[str, Any]:
     """The configuration document (a dict, dumped as YAML by :class:`BridgeProcess`).
 
@@ -173,7 +183,8 @@ def make_config(
     section as is; ``didit_webhooks`` verifies Didit webhooks with the app's webhook secret;
     ``partner_options`` adds keys to partners' entries (``{"hooli": {"max_imports_per_minute":
     5}}``); ``store`` replaces the store section (default: SQLite at ``db_path``); ``server``
-    adds keys to the ``server`` section (the edge's limits, ``ops_port``).
+    adds keys to the ``server`` section (the edge's limits, ``ops_port``); ``admin_token`` adds
+    the ``admin`` section (:class:`BridgeProcess` sets ``ADMIN_TOKEN`` unless told None).
     """
     document: dict[str, Any] = {
         "didit": {
@@ -200,9 +211,36 @@ def make_config(
     }
     if destinations:
         document["destinations"] = {name: dict(spec) for name, spec in destinations.items()}
+    if admin_token is not None:
+        document["admin"] = {"token": admin_token}
     if didit_webhooks:
         document["didit_webhooks"] = {"secrets": [target.webhook_secret], "tolerance_s": 300}
     return document
+
+
+def wait_healthy(
+    process: subprocess.Popen[bytes],
+    base_url: str,
+    output: Callable[[], str],
+    *,
+    timeout_s: float = _READY_TIMEOUT_S,
+) -> None:
+    """Return once ``process`` answers 200 at ``{base_url}/healthz``; ``BridgeStartError``
+    with its ``output()`` if it exits or does not get ready within ``timeout_s``."""
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise BridgeStartError(f"bridge serve exited with {process.returncode}:\n{output()}")
+        try:
+            return client.get(f"{base_url}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with httpx.Client(timeout=1.0) as client:
+        try:
+            wait_until(healthy, "/healthz", timeout_s=timeout_s, poll_s=0.05)
+        except TimeoutError:
+            raise BridgeStartError(f"bridge serve did not get ready:\n{output()}") from None
 
 
 class BridgeProcess:
@@ -224,7 +262,7 @@ class BridgeProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._stdout_path = directory / "serve.stdout.log"
         self._stderr_path = directory / "serve.stderr.log"
-        self._options: dict[str, Any] = {}
+        self._options: dict[str, Any] = {"admin_token": ADMIN_TOKEN}
         self._settings: config.Settings | None = None
         # Idle connections are dropped well before uvicorn's 5 s keep-alive closes them: with
         # equal timeouts a request can go out on a connection the server is closing (ReadError).
@@ -276,21 +314,11 @@ class BridgeProcess:
         with self._stdout_path.open("ab") as out, self._stderr_path.open("ab") as err:
             # Our interpreter and module with arguments we built: nothing untrusted runs.
             self.process = subprocess.Popen(command, stdout=out, stderr=err)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.process.poll() is not None:
-                raise BridgeStartError(
-                    f"bridge serve exited with {self.process.returncode}:\n{self.output()}"
-                )
-            try:
-                if self._http.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise BridgeStartError(f"bridge serve did not get ready:\n{self.output()}")
-            time.sleep(0.05)
+        try:
+            wait_healthy(self.process, self.base_url, self.output, timeout_s=timeout_s)
+        except BridgeStartError:
+            self.kill()
+            raise
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = _STOP_TIMEOUT_S) -> int | None:
         """Send ``sig`` and wait for the exit; its return code (None if it was not running).
@@ -398,6 +426,35 @@ class BridgeProcess:
             f"{self.base_url}/v1/partners/{partner}/shares", content=body, headers=sent
         )
 
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call ``/admin/v1{path}`` with the admin token."""
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **kwargs.pop("headers", {})}
+        return self._http.request(
+            method, f"{self.base_url}/admin/v1{path}", headers=headers, **kwargs
+        )
+
+    def shown(self, notification_id: str) -> dict[str, Any] | None:
+        """One notification's timeline as the admin API shows it (None: unknown)."""
+        answer = self.admin("GET", f"/notifications/{notification_id}")
+        if answer.status_code == 404:
+            return None
+        answer.raise_for_status()
+        timeline: dict[str, Any] = answer.json()
+        return timeline
+
+    def listed(self) -> list[dict[str, Any]]:
+        """Every notification as the admin API lists it (newest first)."""
+        rows: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 500}
+        while True:
+            answer = self.admin("GET", "/notifications", params=params)
+            answer.raise_for_status()
+            page = answer.json()
+            rows += page["items"]
+            if page["next"] is None:
+                return rows
+            params["before"] = page["next"]
+
     @property
     def http(self) -> httpx.Client:
         """A client for anything else (closed with the process helper)."""
@@ -413,11 +470,13 @@ class BridgeProcess:
         )
 
     def open_store(self) -> Store:
-        """The store of the config file, opened directly (call within an event loop)."""
+        """The store of the config file, opened directly (call within an event loop) the way the
+        server opens it: migrations under a write lock. For a stopped server, or for what only
+        the store holds (event bodies); a running server is read with ``shown``/``listed``."""
         return open_configured_store(self.settings.store, clock=time.time)
 
     def notifications(self) -> list[Notification]:
-        """Every stored notification (newest first), read from the store directly."""
+        """Every stored notification (newest first), from ``open_store`` (see there)."""
 
         async def read() -> list[Notification]:
             store = self.open_store()
@@ -436,7 +495,8 @@ class BridgeProcess:
         return asyncio.run(read())
 
     def timeline(self, notification_id: str) -> Timeline | None:
-        """One notification with its attempts, events and deliveries."""
+        """One notification with its attempts, events (with bodies) and deliveries, from
+        ``open_store`` (see there)."""
 
         async def read() -> Timeline | None:
             store = self.open_store()
