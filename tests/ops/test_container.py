@@ -198,13 +198,13 @@ def test_the_dockerfile_is_a_runnable_image_recipe(venv: Path, tmp_path: Path) -
     probe_command = [str(bin_dir / probe[0]), *probe[1:]]
     with (tmp_path / "serve.log").open("wb") as log:
         server = subprocess.Popen(serve_command, env=environ, cwd=data, stdout=log, stderr=log)
+
+    def probed() -> subprocess.CompletedProcess[str]:
+        assert server.poll() is None, (tmp_path / "serve.log").read_text()
+        return run(probe_command, environ, tmp_path)
+
     try:
-
-        def probe() -> subprocess.CompletedProcess[str]:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            return run(probe_command, environ, tmp_path)
-
-        wait_until(probe, "the healthcheck", holds=lambda done: done.returncode == 0, poll_s=0.1)
+        wait_until(probed, "the healthcheck", holds=lambda done: done.returncode == 0, poll_s=0.1)
         assert (data / "bridge.db").exists(), "the store lives in the data volume"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
