@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import orjson
 import yaml
+
+from tests.support.bridge_process import wait_healthy
 
 HOST = "127.0.0.1"
 INTAKE_PATH = "/v1/partners/{partner}/shares"
@@ -207,7 +208,7 @@ def bridge_serve(
             output.close()  # type: ignore[union-attr]
     serve = ServeProcess(process, port, config.parent / "bridge.db")
     try:
-        wait_healthy(serve)
+        wait_healthy(serve.process, serve.base_url, lambda: _tail(log), timeout_s=60.0)
         yield serve
     finally:
         stop(process)
@@ -228,17 +229,8 @@ def source_tree(revision: str) -> Iterator[Path]:
         yield Path(folder)
 
 
-def wait_healthy(serve: ServeProcess, timeout_s: float = 60.0) -> None:
-    give_up = time.monotonic() + timeout_s
-    with httpx.Client(timeout=1.0) as client:
-        while time.monotonic() < give_up:
-            if serve.process.poll() is not None:
-                raise RuntimeError(f"bridge serve exited with {serve.process.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if client.get(f"{serve.base_url}/healthz").status_code == 200:
-                    return
-            time.sleep(0.05)
-    raise RuntimeError("bridge serve did not get ready")
+def _tail(log: Path | None) -> str:
+    return log.read_text(errors="replace")[-3000:] if log is not None else ""
 
 
 def stop(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:

@@ -15,7 +15,6 @@ redeemed twice.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from bench import _drain
 from bench._bridge_harness import bridge_config, bridge_serve, free_port
+from tests.support.read_only import read_rows
 
 
 def main(argv: Sequence[str] = ()) -> int:
@@ -38,13 +38,7 @@ def _start(folder: Path, settings: dict[str, Any]) -> Iterator[_drain.Bridges]:
 
 
 def _statuses(db_path: Path) -> dict[str, int]:
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = connection.execute(
-            "SELECT status, count(*) FROM notifications GROUP BY status"
-        ).fetchall()
-    finally:
-        connection.close()
+    rows = read_rows(db_path, "SELECT status, count(*) FROM notifications GROUP BY status")
     return {str(status): int(count) for status, count in rows}
 
 

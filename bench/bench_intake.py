@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from bench._bridge_harness import (
     source_tree,
 )
 from bench._intake_servers import serve_baseline, serve_floor
+from tests.support.read_only import read_rows
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 25.0
@@ -225,12 +225,8 @@ def _round(port: int, count: int, connections: int) -> LoadResult:
 
 
 def _count_notifications(db_path: Path) -> int:
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        count: int = connection.execute("SELECT count(*) FROM notifications").fetchone()[0]
-    finally:
-        connection.close()
-    return count
+    rows = read_rows(db_path, "SELECT count(*) FROM notifications")
+    return int(rows[0][0]) if rows else 0
 
 
 if __name__ == "__main__":

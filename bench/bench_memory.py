@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from bench._bridge_harness import (
 )
 from bridge.store import NewNotification, open_store
 from bridge.types import Route, SessionKind
+from tests.support.read_only import read_rows
+from tests.support.waiting import wait_until
 
 TARGET_MB = 200.0
 SETTLE_S = 3.0
@@ -138,11 +139,13 @@ def _measure(directory: Path, *, busy: bool, settle_s: float) -> dict[str, int]:
         timeout_s=1.0,
     )
     with bridge_serve(config, port) as bridge:
-        give_up = time.monotonic() + 30
-        while busy and not _count(bridge.db_path, "jobs WHERE status = 'running'"):
-            if time.monotonic() > give_up:
-                raise RuntimeError("bridge serve claimed no job")
-            time.sleep(0.1)
+        if busy:
+            wait_until(
+                lambda: _count(bridge.db_path, "jobs WHERE status = 'running'"),
+                "bridge serve to claim a job",
+                timeout_s=30,
+                poll_s=0.1,
+            )
         with httpx.Client(timeout=30) as client:
             client.get(f"{bridge.base_url}/metrics").raise_for_status()
         time.sleep(settle_s)
@@ -153,13 +156,8 @@ def _measure(directory: Path, *, busy: bool, settle_s: float) -> dict[str, int]:
 
 
 def _count(db_path: Path, where: str) -> int:
-    if not db_path.exists():
-        return 0
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
-    try:
-        return int(connection.execute(f"SELECT count(*) FROM {where}").fetchone()[0])  # noqa: S608
-    finally:
-        connection.close()
+    rows = read_rows(db_path, f"SELECT count(*) FROM {where}")  # noqa: S608
+    return int(rows[0][0]) if rows else 0
 
 
 if __name__ == "__main__":

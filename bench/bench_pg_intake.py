@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from bench._bridge_harness import (
     note,
     run_load,
 )
+from tests.support.read_only import read_rows
 
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 50.0
@@ -152,12 +152,8 @@ def _pg_count(schema: str) -> int:
 
 
 def _sqlite_count(db_path: Path) -> int:
-    connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        count: int = connection.execute("SELECT count(*) FROM notifications").fetchone()[0]
-    finally:
-        connection.close()
-    return count
+    rows = read_rows(db_path, "SELECT count(*) FROM notifications")
+    return int(rows[0][0]) if rows else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
@@ -51,13 +52,18 @@ from bridge.sandbox.control import SandboxControl
 from bridge.sandbox.process import start_sandbox_process
 from bridge.sandbox.sink import Sink
 from bridge.sandbox.threaded import serve_in_thread
-from bridge.store import Store, open_store
+from bridge.store import queries
+from tests.support.read_only import read_rows
+from tests.support.waiting import wait_until_async
 
 #: The demo's import faults plus injected 429s: every kind of upstream trouble at once.
 IMPORT_FAULTS = {**sandbox_setup.IMPORT_FAULTS, "throttle_rate": 0.03, "retry_after_s": 1}
 SINK_FAILS_EVERY = 9  # the sink answers 503 to every ninth delivery, whatever it is
 SETTLE_TIMEOUT_S = 120.0  # for one batch to reach its end state (5xx, 429 and slow answers)
 POLL_S = 0.25
+#: The store's own counting queries, run on a read-only connection: the soak must not open the
+#: running server's store the way the server does (migrations and a writer of its own).
+_COUNTS = queries.load_queries("sqlite")
 
 
 def main(argv: Sequence[str] = ()) -> int:
@@ -163,36 +169,32 @@ class _Soak:
         self.sent = 0
 
     async def run(self) -> tuple[list[Sample], list[str]]:
-        store = open_store(f"sqlite:///{self.store_path}", clock=time.time)
         started = time.monotonic()
         ends = started + self.args.minutes * 60
-        try:
-            sampler = asyncio.create_task(self._sample_every(store, started))
-            admin_headers = {"authorization": f"Bearer {self.secrets.admin}"}
-            async with (
-                httpx.AsyncClient(timeout=10.0) as client,
-                httpx.AsyncClient(
-                    base_url=self.bridge.url, headers=admin_headers, timeout=10.0
-                ) as admin,
-            ):
-                number = 0
-                while time.monotonic() < ends and self.bridge.alive():
-                    await self._batch(client, admin, store, number)
-                    number += 1
-            await self._drain(store)
-            sampler.cancel()
-            await asyncio.gather(sampler, return_exceptions=True)
-            if self.bridge.alive():
-                self.samples.append(await self._sample(store, started))
-                _say(self.samples[-1].line())
-        finally:
-            await store.close()
+        sampler = asyncio.create_task(self._sample_every(started))
+        admin_headers = {"authorization": f"Bearer {self.secrets.admin}"}
+        async with (
+            httpx.AsyncClient(timeout=10.0) as client,
+            httpx.AsyncClient(
+                base_url=self.bridge.url, headers=admin_headers, timeout=10.0
+            ) as admin,
+        ):
+            number = 0
+            while time.monotonic() < ends and self.bridge.alive():
+                await self._batch(client, admin, number)
+                number += 1
+        await self._drain()
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+        if self.bridge.alive():
+            self.samples.append(self._sample(started))
+            _say(self.samples[-1].line())
         if not self.bridge.alive():
             self.problems.append(f"bridge serve exited with {self.bridge.process.returncode}")
         return self.samples, self.problems
 
     async def _batch(
-        self, client: httpx.AsyncClient, admin: httpx.AsyncClient, store: Store, number: int
+        self, client: httpx.AsyncClient, admin: httpx.AsyncClient, number: int
     ) -> None:
         """One demo plan with fresh tokens, sent, then checked once it has settled."""
         mix = mix_for(self.args.batch)
@@ -206,7 +208,7 @@ class _Soak:
         )
         await traffic.send_all(plan)
         self.sent += len(plan)
-        await self._drain(store)
+        await self._drain()
         accepted = {a.notification_id for a in traffic.answers.values() if a.notification_id}
         recorded = await records.with_timelines(admin, accepted)  # as an operator reads
         for message in plan:
@@ -219,39 +221,44 @@ class _Soak:
         problems = delivery_problems(recorded, verified, rejected_at_sink=0, forged_sent=0)
         self.problems += [f"batch {number}: {problem}" for problem in problems]
 
-    async def _drain(self, store: Store) -> None:
+    async def _drain(self) -> None:
         """Wait until nothing is queued (or the batch's time is up: the verdict reports it)."""
-        give_up = time.monotonic() + SETTLE_TIMEOUT_S
-        while time.monotonic() < give_up and self.bridge.alive():
-            if await _queued(store) == 0:
-                return
-            await asyncio.sleep(POLL_S)
+        with contextlib.suppress(TimeoutError):
+            await wait_until_async(
+                lambda: not self.bridge.alive() or self._queued() == 0,
+                "nothing queued",
+                timeout_s=SETTLE_TIMEOUT_S,
+                poll_s=POLL_S,
+            )
 
-    async def _sample_every(self, store: Store, started: float) -> None:
+    async def _sample_every(self, started: float) -> None:
         while self.bridge.alive():
             await asyncio.sleep(self.args.sample_s)
-            self.samples.append(await self._sample(store, started))
+            self.samples.append(self._sample(started))
             _say(self.samples[-1].line())
 
-    async def _sample(self, store: Store, started: float) -> Sample:
+    def _sample(self, started: float) -> Sample:
         pid = self.bridge.process.pid
-        stats = await store.stats()
         files = sorted(self.store_path.parent.glob(self.store_path.name + "*"))
         return Sample(
             at_s=time.monotonic() - started,
             rss_kb=memory_kb(pid)["VmRSS"],
             fds=len(os.listdir(f"/proc/{pid}/fd")),
             store_bytes={path.name: path.stat().st_size for path in files if path.exists()},
-            queue=await _queued(store),
-            outcomes={s: n for s, n in stats.notifications.items() if n and s in FINAL},
+            queue=self._queued(),
+            outcomes={s: n for s, n in self._notifications().items() if n and s in FINAL},
             sent=self.sent,
         )
 
+    def _notifications(self) -> dict[str, int]:
+        """Notifications by status."""
+        return dict(read_rows(self.store_path, _COUNTS["count_notifications"]))
 
-async def _queued(store: Store) -> int:
-    stats = await store.stats()
-    pending = sum(n for status, n in stats.notifications.items() if status not in FINAL)
-    return pending + stats.deliveries.get("pending", 0)
+    def _queued(self) -> int:
+        """Notifications not final yet, plus deliveries not delivered yet."""
+        pending = sum(n for s, n in self._notifications().items() if s not in FINAL)
+        deliveries = dict(read_rows(self.store_path, _COUNTS["count_deliveries"]))
+        return int(pending) + int(deliveries.get("pending", 0))
 
 
 def _unique(message: Message, batch: int) -> Message:
