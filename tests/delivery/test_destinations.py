@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -52,7 +53,9 @@ class TestGone:
                 async with delivering(store, settings):
                     await wait_until_async(lambda: sink.count() == 1, "sink.count() == 1")
                     await _until(store, lambda s: s["enabled"] == 0)
-                    await asyncio.sleep(0.3)  # room for a wrongly allowed POST; asserted below
+                    # Room for a wrongly allowed POST (asserted below): nothing here waits on a
+                    # time a test clock could move.
+                    await asyncio.sleep(0.3)
                     assert sink.count() == 1
                     assert await statuses(store, "crm") == {"pending": 4, "dead": 0, "enabled": 0}
                     code = await asyncio.to_thread(
@@ -103,7 +106,8 @@ class TestIsolation:
             await seed_events(store, 8, ["crm"])
             async with delivering(store, settings, concurrency=8):
                 await wait_until_async(lambda: sink.count() == 3, "sink.count() == 3")
-                await asyncio.sleep(0.3)  # room for a fourth POST; asserted below
+                # Room for a fourth POST (asserted below): the limit is a count, not a time.
+                await asyncio.sleep(0.3)
                 assert sink.count() == 3
                 sink.release()
                 await _until(store, lambda s: s["pending"] == 0)
@@ -133,13 +137,15 @@ class TestConfiguration:
             with_it = make_settings({"crm": destination(sink.url)})
             current = [without]
             [event] = await seed_events(store, 1, ["crm"])
-            async with delivering(store, lambda: current[0], unconfigured_retry_s=0.1):
-                await asyncio.sleep(0.3)  # several tries while unconfigured
-                assert sink.count() == 0
-                assert await statuses(store, "crm") == {"pending": 1, "dead": 0, "enabled": 1}
-                current[0] = with_it
-                await wait_until_async(lambda: sink.count() == 1, "sink.count() == 1")
-                await _until(store, lambda s: s["pending"] == 0)
+            with capture_logs() as logs:
+                async with delivering(store, lambda: current[0], unconfigured_retry_s=0.1):
+                    await tries_while_unconfigured(logs, 3)
+                    assert sink.count() == 0
+                    unconfigured = await statuses(store, "crm")
+                    assert unconfigured == {"pending": 1, "dead": 0, "enabled": 1}
+                    current[0] = with_it
+                    await wait_until_async(lambda: sink.count() == 1, "sink.count() == 1")
+                    await _until(store, lambda s: s["pending"] == 0)
         assert sink.snapshot()[0].webhook_id == event.id
 
     async def test_waiting_for_its_destination_spends_no_retry_step(self, store: Store) -> None:
@@ -150,12 +156,20 @@ class TestConfiguration:
             with_it = make_settings({"crm": destination(sink.url)})  # 3 retry steps
             current = [without]
             await seed_events(store, 1, ["crm"])
-            async with delivering(store, lambda: current[0], unconfigured_retry_s=0.05):
-                await asyncio.sleep(0.4)  # many more tries than the schedule has steps
-                assert sink.count() == 0
-                current[0] = with_it
-                await _until(store, lambda s: s["dead"] == 1)
+            with capture_logs() as logs:
+                async with delivering(store, lambda: current[0], unconfigured_retry_s=0.05):
+                    await tries_while_unconfigured(logs, 8)  # more than the schedule has steps
+                    assert sink.count() == 0
+                    current[0] = with_it
+                    await _until(store, lambda s: s["dead"] == 1)
         assert sink.count() == 4  # the first POST and every one of its 3 retries
+
+
+async def tries_while_unconfigured(logs: list[MutableMapping[str, Any]], count: int) -> None:
+    await wait_until_async(
+        lambda: sum(e["event"] == "destination_not_configured" for e in logs) >= count,
+        f"{count} tries while the destination is not configured",
+    )
 
 
 def _config_file(tmp_path: Path, url: str) -> Path:

@@ -216,5 +216,6 @@ async def _until_status(store: Store, notification_id: str, status: DeliveryStat
 
 
 async def _settle(seconds: float) -> None:
-    """Give a wrongly scheduled retry the time to happen (the assertion is on what the sink got)."""
+    """Give a wrongly scheduled retry the time to happen (the assertion is on what the sink got).
+    Real time: the worker finds due jobs by polling on the event loop, which no test clock moves."""
     await asyncio.sleep(seconds)

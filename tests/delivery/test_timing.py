@@ -67,5 +67,5 @@ class TestAlarm:
         alarm = Alarm(lambda: woken.append(loop.time()), clock=loop.time)
         alarm.at(loop.time() + 0.01)
         alarm.cancel()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the alarm's timer runs on the loop's clock: only real time
         assert woken == []
