@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 import orjson
@@ -14,7 +15,6 @@ import pytest
 
 from bridge.sandbox.control import SandboxControl
 from bridge.signing import sign_didit_webhook
-from bridge.store import Timeline
 from tests.e2e.conftest import MakeBridge
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
 
@@ -38,10 +38,12 @@ def signed_webhook(
     return body, {"content-type": "application/json", **headers}
 
 
-def show(bridge: BridgeProcess, notification_id: str) -> Timeline:
-    timeline = bridge.timeline(notification_id)
+def session_of(bridge: BridgeProcess, notification_id: str) -> dict[str, Any]:
+    """The notification's Didit session as the admin API shows it."""
+    timeline = bridge.shown(notification_id)
     assert timeline is not None
-    return timeline
+    session: dict[str, Any] = timeline["notification"]["session"]
+    return session
 
 
 def imported_sessions(
@@ -59,15 +61,13 @@ def imported_sessions(
     assert set(bridge.wait_for(ids).values()) == {"imported"}
     sessions = {}
     for notification_id in ids:
-        session = show(bridge, notification_id).notification.session
-        assert session is not None
-        sessions[notification_id] = session.session_id
+        sessions[notification_id] = session_of(bridge, notification_id)["session_id"]
     return sessions
 
 
 def status_updates(bridge: BridgeProcess, notification_id: str) -> list[str]:
     """The statuses of a notification's ``share.status_updated`` events, in order."""
-    bodies = [orjson.loads(event.body) for event in show(bridge, notification_id).events]
+    bodies = [orjson.loads(body) for body in bridge.event_bodies(notification_id)]
     return [
         body["data"]["session"]["status"]
         for body in bodies
@@ -94,9 +94,7 @@ def test_a_replayed_older_decision_is_answered_200_and_changes_nothing(
             replay = client.post(url, content=body, headers=headers)
             assert replay.status_code == 200
             assert replay.json() != {"status": "recorded"}
-    session = show(bridge, notification_id).notification.session
-    assert session is not None
-    assert session.status == "Declined"
+    assert session_of(bridge, notification_id)["status"] == "Declined"
     assert status_updates(bridge, notification_id) == ["Approved", "Declined"]
 
 
@@ -124,7 +122,5 @@ def test_a_decision_racing_an_undecided_status_always_wins(
 
     assert {answer.status_code for answer in asyncio.run(race())} == {200}
     for notification_id in sessions:
-        session = show(bridge, notification_id).notification.session
-        assert session is not None
-        assert session.status == "Approved"
+        assert session_of(bridge, notification_id)["status"] == "Approved"
         assert status_updates(bridge, notification_id)[-1] == "Approved"

@@ -47,7 +47,7 @@ import yaml
 from bridge import auth, config
 from bridge.cli._common import open_configured_store
 from bridge.sandbox.control import SandboxControl
-from bridge.store import Notification, Store, Timeline
+from bridge.store import Notification, Store
 from bridge.types import NotificationStatus
 from tests.support.read_only import read_pg_rows, read_rows
 from tests.support.waiting import wait_until
@@ -471,8 +471,8 @@ class BridgeProcess:
 
     def open_store(self) -> Store:
         """The store of the config file, opened directly (call within an event loop) the way the
-        server opens it: migrations under a write lock. For a stopped server, or for what only
-        the store holds (event bodies); a running server is read with ``shown``/``listed``."""
+        server opens it: migrations under a write lock. For a stopped server; a running one is
+        read with ``shown``, ``listed``, ``statuses`` or ``event_bodies``."""
         return open_configured_store(self.settings.store, clock=time.time)
 
     def notifications(self) -> list[Notification]:
@@ -494,19 +494,6 @@ class BridgeProcess:
 
         return asyncio.run(read())
 
-    def timeline(self, notification_id: str) -> Timeline | None:
-        """One notification with its attempts, events (with bodies) and deliveries, from
-        ``open_store`` (see there)."""
-
-        async def read() -> Timeline | None:
-            store = self.open_store()
-            try:
-                return await store.timeline(notification_id)
-            finally:
-                await store.close()
-
-        return asyncio.run(read())
-
     def statuses(self) -> dict[str, str]:
         """``{notification id: status}``, read through a read-only connection: a poll must not
         open the running server's store the way the server does (migrations, write locks)."""
@@ -515,6 +502,12 @@ class BridgeProcess:
         if store.is_postgres:
             return dict(read_pg_rows(store.url, store.schema_, query))
         return dict(read_rows(self.db_path, query))
+
+    def event_bodies(self, notification_id: str) -> list[bytes]:
+        """The bodies of one notification's events, oldest first, read from an SQLite store
+        through a read-only connection (the admin API shows events without their bodies)."""
+        query = "SELECT body FROM events WHERE notification_id = ? ORDER BY created_at, rowid"
+        return [bytes(body) for (body,) in read_rows(self.db_path, query, (notification_id,))]
 
     def wait_for(
         self,
