@@ -1,50 +1,45 @@
 """Fixtures for the console tests: a real ``bridge serve`` (with an admin token, a ``crm``
-destination and the sandbox as Didit), a sink that records each delivery's headers, and a
+destination and the sandbox as Didit), a sink that records each delivery, and a
 Chromium page driven by playwright (Debian's ``/usr/bin/chromium``; no browser is downloaded).
 
 - ``sandbox_url``, ``control``, ``target``: see ``tests/support/fixtures.py``.
-- ``hook``: a :class:`HeaderSink` on 127.0.0.1 whose answer a test can change.
-- ``console_bridge``: the running bridge, its ``crm`` destination pointed at ``hook``.
+- ``sink``: a :class:`RecordingSink` on 127.0.0.1 whose answer a test can change (also
+  ``tests/support/fixtures.py``).
+- ``console_bridge``: the running bridge, its ``crm`` destination pointed at ``sink``.
 - ``browser``: one Chromium per test module; ``page``: a fresh context and page per test.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET, OpsBridge
 from tests.ops.scenario import rules_to
-from tests.support.asgi_server import serve_in_thread
-from tests.support.bridge_process import PARTNERS, SandboxTarget
-from tests.support.fixtures import bridge_factory, control, sandbox_url, target
+from tests.support.bridge_process import ADMIN_TOKEN, PARTNERS, BridgeProcess, SandboxTarget
+from tests.support.fixtures import bridge_factory, control, sandbox_url, sink, target
+from tests.support.recording_sink import SINK_SECRET, RecordingSink
 from tests.support.waiting import wait_until
 
 __all__ = [
     "ADMIN_TOKEN",
     "CHROMIUM",
     "SINK_SECRET",
-    "HeaderSink",
+    "RecordingSink",
     "browser",
     "client",
     "configured_secrets",
     "console_bridge",
     "control",
     "csrf_of",
-    "hook",
     "page",
     "sandbox_url",
     "sign_in",
+    "sink",
     "target",
     "wait_for_status",
 ]
@@ -52,46 +47,12 @@ __all__ = [
 CHROMIUM = "/usr/bin/chromium"
 
 
-class HeaderSink:
-    """A downstream webhook that records each request's headers and body."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self._lock = threading.Lock()
-        self.url = ""
-
-    async def receive(self, request: Request) -> Response:
-        body = await request.body()
-        with self._lock:
-            self.received.append((dict(request.headers), body))
-            status = self.status
-        return Response(b"{}", status, media_type="application/json")
-
-    def webhook_ids(self) -> list[str]:
-        with self._lock:
-            return [headers["webhook-id"] for headers, _ in self.received]
-
-
 @pytest.fixture
-def hook() -> Iterator[HeaderSink]:
-    sink = HeaderSink()
-    app = Starlette(routes=[Route("/hook", sink.receive, methods=["POST"])])
-    with serve_in_thread(app) as base_url:
-        sink.url = f"{base_url}/hook"
-        yield sink
-
-
-@pytest.fixture
-def console_bridge(tmp_path: Path, target: SandboxTarget, hook: HeaderSink) -> Iterator[OpsBridge]:
-    destination = {
-        "url": hook.url,
-        "secrets": [SINK_SECRET],
-        "timeout_s": 2,
-        "retry_schedule": ["1s"],
-    }
-    for make in bridge_factory(OpsBridge, tmp_path, target):
-        yield make(rules=rules_to(target, "crm"), destinations={"crm": destination})
+def console_bridge(
+    tmp_path: Path, target: SandboxTarget, sink: RecordingSink
+) -> Iterator[BridgeProcess]:
+    for make in bridge_factory(BridgeProcess, tmp_path, target):
+        yield make(rules=rules_to(target, "crm"), destinations={"crm": sink.destination()})
 
 
 def configured_secrets(target: SandboxTarget) -> dict[str, str]:
@@ -110,7 +71,7 @@ def configured_secrets(target: SandboxTarget) -> dict[str, str]:
     return found
 
 
-def client(bridge: OpsBridge) -> httpx.Client:
+def client(bridge: BridgeProcess) -> httpx.Client:
     return httpx.Client(base_url=bridge.base_url, timeout=10.0)
 
 
@@ -151,7 +112,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def wait_for_status(
-    bridge: OpsBridge, ids: Collection[str], statuses: Collection[str], timeout_s: float = 20.0
+    bridge: BridgeProcess, ids: Collection[str], statuses: Collection[str], timeout_s: float = 20.0
 ) -> None:
     """Wait until each notification has one of ``statuses``, asking the admin API (playwright's
     loop runs in this thread, so the store helpers' ``asyncio.run`` cannot)."""

@@ -11,10 +11,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from bridge.sandbox.control import SandboxControl
-from tests.console.conftest import ADMIN_TOKEN, HeaderSink, wait_for_status
-from tests.ops.conftest import OpsBridge
+from tests.console.conftest import ADMIN_TOKEN, RecordingSink, wait_for_status
 from tests.ops.scenario import tokens
-from tests.support.bridge_process import SandboxTarget
+from tests.support.bridge_process import BridgeProcess, SandboxTarget
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +31,7 @@ def screenshot(page: Page, name: str, tmp_path: Path) -> None:
     assert path.stat().st_size > 10_000  # a page, not a blank
 
 
-def signed_in(page: Page, bridge: OpsBridge) -> None:
+def signed_in(page: Page, bridge: BridgeProcess) -> None:
     page.goto(f"{bridge.base_url}/console/")
     expect(page).to_have_url(f"{bridge.base_url}/console/sign-in")
     page.fill("input[name=token]", "wrong-token")
@@ -43,14 +42,14 @@ def signed_in(page: Page, bridge: OpsBridge) -> None:
     expect(page).to_have_url(f"{bridge.base_url}/console/overview")
 
 
-def share(bridge: OpsBridge, token: str, partner: str = "acme", customer: str = "c") -> str:
+def share(bridge: BridgeProcess, token: str, partner: str = "acme", customer: str = "c") -> str:
     answer = bridge.post_share(partner, {"share_token": token, "customer": customer})
     assert answer.status_code == 202, answer.text
     notification_id: str = answer.json()["id"]
     return notification_id
 
 
-def dead_deliveries(bridge: OpsBridge) -> list[dict[str, object]]:
+def dead_deliveries(bridge: BridgeProcess) -> list[dict[str, object]]:
     items: list[dict[str, object]] = bridge.admin("GET", "/deliveries?status=dead").json()["items"]
     return items
 
@@ -58,7 +57,7 @@ def dead_deliveries(bridge: OpsBridge) -> list[dict[str, object]]:
 def test_overview_matches_the_admin_api_and_notifications_filter(
     tmp_path: Path,
     page: Page,
-    console_bridge: OpsBridge,
+    console_bridge: BridgeProcess,
     control: SandboxControl,
     target: SandboxTarget,
 ) -> None:
@@ -113,7 +112,7 @@ def test_overview_matches_the_admin_api_and_notifications_filter(
 def test_a_failed_notification_is_retried_from_its_timeline_until_imported(
     tmp_path: Path,
     page: Page,
-    console_bridge: OpsBridge,
+    console_bridge: BridgeProcess,
     control: SandboxControl,
     target: SandboxTarget,
 ) -> None:
@@ -141,19 +140,19 @@ def test_a_failed_notification_is_retried_from_its_timeline_until_imported(
 
 def test_a_dead_delivery_is_redelivered_with_its_original_webhook_id(
     page: Page,
-    console_bridge: OpsBridge,
+    console_bridge: BridgeProcess,
     control: SandboxControl,
     target: SandboxTarget,
-    hook: HeaderSink,
+    sink: RecordingSink,
 ) -> None:
-    hook.status = 500
+    sink.status = 500
     [token] = tokens(control, target, 1)
     wait_for_status(console_bridge, [share(console_bridge, token)], FINAL)
     wait_until(lambda: dead_deliveries(console_bridge), "a dead delivery")
     [dead] = console_bridge.admin("GET", "/deliveries?status=dead").json()["items"]
-    original = set(hook.webhook_ids())
+    original = set(sink.webhook_ids())
     assert len(original) == 1
-    hook.status = 200
+    sink.status = 200
 
     signed_in(page, console_bridge)
     page.click("nav >> text=Deliveries")
@@ -162,39 +161,39 @@ def test_a_dead_delivery_is_redelivered_with_its_original_webhook_id(
     row = page.locator(f"#deliveries tr[data-id={dead['id']}]")
     row.locator("button", has_text="Redeliver").click()
     expect(page.locator(".notice")).to_contain_text("queued again")
-    wait_until(lambda: len(hook.received) >= 3, "3 deliveries at the hook")
-    headers, _body = hook.received[-1]
+    wait_until(lambda: len(sink.received) >= 3, "3 deliveries at the sink")
+    headers, _body = sink.received[-1]
     assert headers["webhook-id"] in original
     assert console_bridge.admin("GET", "/deliveries?status=delivered").json()["items"] != []
 
 
 def test_redeliver_all_that_match_asks_first_with_the_count(
     page: Page,
-    console_bridge: OpsBridge,
+    console_bridge: BridgeProcess,
     control: SandboxControl,
     target: SandboxTarget,
-    hook: HeaderSink,
+    sink: RecordingSink,
 ) -> None:
-    hook.status = 500
+    sink.status = 500
     ids = [share(console_bridge, t, customer=f"m{i}") for i, t in
            enumerate(tokens(control, target, 2))]  # fmt: skip
     wait_for_status(console_bridge, ids, FINAL)
     wait_until(lambda: len(dead_deliveries(console_bridge)) == 2, "2 dead deliveries")
-    sent_before = len(hook.received)
-    hook.status = 200
+    sent_before = len(sink.received)
+    sink.status = 200
 
     signed_in(page, console_bridge)
     page.goto(f"{console_bridge.base_url}/console/deliveries?status=dead&destination=crm")
     page.click("#redeliver-matching")
     expect(page.locator("#confirm-count")).to_contain_text("2 dead deliveries to crm")
-    assert len(hook.received) == sent_before  # asking sent nothing
+    assert len(sink.received) == sent_before  # asking sent nothing
     page.click("#confirm")
     expect(page.locator(".notice")).to_have_text("2 deliveries queued again")
     page.reload()  # the answer was a GET: a reload does not ask again
-    wait_until(lambda: len(hook.received) == sent_before + 2, "2 more deliveries at the hook")
+    wait_until(lambda: len(sink.received) == sent_before + 2, "2 more deliveries at the sink")
 
 
-def test_enable_a_disabled_destination(page: Page, console_bridge: OpsBridge) -> None:
+def test_enable_a_disabled_destination(page: Page, console_bridge: BridgeProcess) -> None:
     assert console_bridge.cli("destinations", "disable", "crm").returncode == 0
     signed_in(page, console_bridge)
     page.click("nav >> text=Destinations")
@@ -207,7 +206,7 @@ def test_enable_a_disabled_destination(page: Page, console_bridge: OpsBridge) ->
     assert crm["enabled"] is True
 
 
-def test_reload_a_broken_config_shows_its_issue(page: Page, console_bridge: OpsBridge) -> None:
+def test_reload_a_broken_config_shows_its_issue(page: Page, console_bridge: BridgeProcess) -> None:
     signed_in(page, console_bridge)
     page.click("nav >> text=Configuration")
     expect(page.locator("#config")).to_contain_text("**********")
@@ -225,7 +224,7 @@ def test_reload_a_broken_config_shows_its_issue(page: Page, console_bridge: OpsB
 
 
 def test_preview_a_route_sends_nothing_to_didit(
-    page: Page, console_bridge: OpsBridge, control: SandboxControl, target: SandboxTarget
+    page: Page, console_bridge: BridgeProcess, control: SandboxControl, target: SandboxTarget
 ) -> None:
     [token] = tokens(control, target, 1)
     calls_before = len(control.calls())

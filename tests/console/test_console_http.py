@@ -12,16 +12,15 @@ import pytest
 from bridge.sandbox.control import SandboxControl
 from tests.console.conftest import (
     ADMIN_TOKEN,
-    HeaderSink,
+    RecordingSink,
     client,
     configured_secrets,
     csrf_of,
     sign_in,
     wait_for_status,
 )
-from tests.ops.conftest import OpsBridge
 from tests.ops.scenario import tokens
-from tests.support.bridge_process import SandboxTarget
+from tests.support.bridge_process import BridgeProcess, SandboxTarget
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +50,7 @@ ACTIONS = [
 
 
 def test_without_a_session_pages_redirect_and_actions_are_refused(
-    console_bridge: OpsBridge,
+    console_bridge: BridgeProcess,
 ) -> None:
     with client(console_bridge) as http:
         refused_without_a_session(http)
@@ -76,14 +75,14 @@ def refused_without_a_session(http: httpx.Client) -> None:
 
 
 def test_a_post_without_the_csrf_token_is_refused(
-    console_bridge: OpsBridge, control: SandboxControl
+    console_bridge: BridgeProcess, control: SandboxControl
 ) -> None:
     console_bridge.cli("destinations", "disable", "crm")
     with client(console_bridge) as http:
         csrf_refusals(console_bridge, sign_in(http))
 
 
-def csrf_refusals(console_bridge: OpsBridge, http: httpx.Client) -> None:
+def csrf_refusals(console_bridge: BridgeProcess, http: httpx.Client) -> None:
     for path in ACTIONS:
         assert http.post(path, data={"since": "2026-01-01T00:00"}).status_code == 403, path
         wrong = {"csrf": "0" * 64, "since": "2026-01-01T00:00"}
@@ -100,7 +99,7 @@ def csrf_refusals(console_bridge: OpsBridge, http: httpx.Client) -> None:
     assert http.get("/console/overview").status_code == 303
 
 
-def test_cookie_attributes_and_security_headers(console_bridge: OpsBridge) -> None:
+def test_cookie_attributes_and_security_headers(console_bridge: BridgeProcess) -> None:
     with client(console_bridge) as http:
         cookie_and_headers(http)
 
@@ -128,7 +127,10 @@ def cookie_and_headers(http: httpx.Client) -> None:
 
 
 def test_no_page_source_holds_a_share_token_or_a_secret(
-    console_bridge: OpsBridge, control: SandboxControl, target: SandboxTarget, hook: HeaderSink
+    console_bridge: BridgeProcess,
+    control: SandboxControl,
+    target: SandboxTarget,
+    sink: RecordingSink,
 ) -> None:
     shares = tokens(control, target, 2)
     ids = []
@@ -170,7 +172,7 @@ def page_sources(http: httpx.Client, ids: list[str], shares: list[str]) -> list[
 
 
 def test_without_an_admin_section_there_is_no_console(
-    console_bridge: OpsBridge,
+    console_bridge: BridgeProcess,
 ) -> None:
     console_bridge.restart(admin_token=None)
     with client(console_bridge) as http:
@@ -180,13 +182,16 @@ def test_without_an_admin_section_there_is_no_console(
 
 
 def test_recover_since_sends_a_destinations_deliveries_again(
-    console_bridge: OpsBridge, control: SandboxControl, target: SandboxTarget, hook: HeaderSink
+    console_bridge: BridgeProcess,
+    control: SandboxControl,
+    target: SandboxTarget,
+    sink: RecordingSink,
 ) -> None:
     [share] = tokens(control, target, 1)
     answer = console_bridge.post_share("acme", {"share_token": share, "customer": "r"})
     wait_for_status(console_bridge, [answer.json()["id"]], ["imported"])
-    wait_until(lambda: hook.received, "a delivery at the hook")
-    first_id = hook.webhook_ids()[0]
+    wait_until(lambda: sink.received, "a delivery at the sink")
+    first_id = sink.webhook_ids()[0]
     with client(console_bridge) as http:
         sign_in(http)
         csrf = csrf_of(http.get("/console/destinations").text)
@@ -207,5 +212,5 @@ def test_recover_since_sends_a_destinations_deliveries_again(
             ).status_code
             == 400
         )
-    wait_until(lambda: len(hook.received) >= 2, "the delivery sent again")
-    assert hook.webhook_ids() == [first_id, first_id]
+    wait_until(lambda: len(sink.received) >= 2, "the delivery sent again")
+    assert sink.webhook_ids() == [first_id, first_id]

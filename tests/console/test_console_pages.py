@@ -25,10 +25,10 @@ from bridge.errors import ConfigIssue
 from bridge.store import AttemptReport, FinalOutcome, JobKind, NewEvent, Store, open_store
 from bridge.store.ids import new_id
 from bridge.types import EventType, NotificationStatus, Reason
-from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET
 from tests.ops.scenario import TARGET
 from tests.store.helpers import ROUTE, FakeClock, notification
-from tests.support.bridge_process import make_config
+from tests.support.bridge_process import ADMIN_TOKEN, make_config
+from tests.support.recording_sink import SINK_SECRET
 
 pytestmark = pytest.mark.anyio
 

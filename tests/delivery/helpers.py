@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,7 +43,30 @@ def destination(url: str, **overrides: Any) -> dict[str, Any]:
 
 def make_settings(destinations: Mapping[str, Mapping[str, Any]]) -> config.Settings:
     """Valid settings around ``destinations`` (the rest is never used by delivery)."""
-    document = {
+    return config.load_text(yaml.safe_dump(config_document(destinations)), environ={})
+
+
+def config_file(
+    directory: Path,
+    destinations: Mapping[str, Mapping[str, Any]],
+    *,
+    routed: Sequence[str] | None = None,
+) -> Path:
+    """:func:`config_document` as ``directory/bridge.yaml``, its store ``directory/bridge.db``
+    (for the CLI's commands)."""
+    document = config_document(destinations, routed=routed)
+    document["store"] = {"url": f"sqlite:///{directory / 'bridge.db'}"}
+    path = directory / "bridge.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def config_document(
+    destinations: Mapping[str, Mapping[str, Any]], *, routed: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """A valid config around ``destinations``; its one rule sends to ``routed`` (default:
+    every destination)."""
+    return {
         "didit": {
             "base_url": "http://127.0.0.1:9",
             "api_key": "test-api-key",
@@ -63,13 +87,12 @@ def make_settings(destinations: Mapping[str, Mapping[str, Any]]) -> config.Setti
                 "then": {
                     "workflow_id": ROUTE.workflow_id,
                     "vendor_data": "acme:{event_id}",
-                    "destinations": list(destinations),
+                    "destinations": list(destinations if routed is None else routed),
                 },
             }
         ],
         "destinations": {name: dict(spec) for name, spec in destinations.items()},
     }
-    return config.load_text(yaml.safe_dump(document), environ={})
 
 
 async def seed_events(

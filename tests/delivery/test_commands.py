@@ -8,16 +8,15 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import orjson
 import pytest
-import yaml
 
 from bridge.cli import build_parser
 from bridge.cli.destinations_command import parse_since
 from bridge.store import AttemptReport, DeliveryStatus, JobKind, Store, open_store
-from tests.delivery.helpers import destination, make_settings, seed_events
+from tests.delivery.helpers import config_file, destination, seed_events
 
 T = TypeVar("T")
 NOW = 1_800_000_000.0
@@ -25,40 +24,11 @@ NOW = 1_800_000_000.0
 
 @pytest.fixture(name="config_path")
 def _config_path(tmp_path: Path) -> Path:
-    settings = make_settings({"crm": destination("https://crm.example/hooks")})
-    document: dict[str, Any] = {
-        "didit": {
-            "base_url": "http://127.0.0.1:9",
-            "api_key": "k",
-            "application_id": str(settings.didit.application_id),
-        },
-        "store": {"url": f"sqlite:///{tmp_path}/bridge.db"},
-        "partners": {
-            "acme": {
-                "auth": {
-                    "scheme": "api-key",
-                    "header": "X-Api-Key",
-                    "keys": ["acme-api-key-6b1d8f3e"],
-                }
-            }
-        },
-        "rules": [
-            {
-                "name": "all",
-                "then": {
-                    "workflow_id": "3c5b9a2e-0000-4000-8000-000000000001",
-                    "vendor_data": "acme:{event_id}",
-                    "destinations": ["crm"],
-                },
-            }
-        ],
-        "destinations": {
-            "crm": destination("https://crm.example/hooks"),
-            "audit": destination("https://audit.example/hooks"),
-        },
+    destinations = {
+        "crm": destination("https://crm.example/hooks"),
+        "audit": destination("https://audit.example/hooks"),
     }
-    path = tmp_path / "bridge.yaml"
-    path.write_text(yaml.safe_dump(document))
+    path = config_file(tmp_path, destinations, routed=["crm"])
     with_store(path, lambda store: store.ping())  # the store serve made: the commands need one
     return path
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from structlog.testing import capture_logs
 
 from bridge.cli import build_parser
 from bridge.store import Store
 from tests.delivery.helpers import (
+    config_file,
     delivering,
     destination,
     make_settings,
@@ -48,7 +48,7 @@ class TestGone:
             sink.script(Answer(410, body=b"gone"))
             settings = make_settings({"crm": destination(sink.url, max_in_flight=1)})
             events = await seed_events(store, 4, ["crm"])
-            config_path = _config_file(tmp_path, sink.url)
+            config_path = config_file(tmp_path, {"crm": destination(sink.url)})
             with capture_logs() as logs:
                 async with delivering(store, settings):
                     await wait_until_async(lambda: sink.count() == 1, "sink.count() == 1")
@@ -170,42 +170,6 @@ async def tries_while_unconfigured(logs: list[MutableMapping[str, Any]], count: 
         lambda: sum(e["event"] == "destination_not_configured" for e in logs) >= count,
         f"{count} tries while the destination is not configured",
     )
-
-
-def _config_file(tmp_path: Path, url: str) -> Path:
-    """A config file naming ``crm`` at ``url``, for the CLI (its store is not used by enable)."""
-    store_path = tmp_path / "bridge.db"
-    document = {
-        "didit": {
-            "base_url": "http://127.0.0.1:9",
-            "api_key": "k",
-            "application_id": "11111111-2222-4333-8444-555555555555",
-        },
-        "store": {"url": f"sqlite:///{store_path}"},
-        "partners": {
-            "acme": {
-                "auth": {
-                    "scheme": "api-key",
-                    "header": "X-Api-Key",
-                    "keys": ["acme-api-key-6b1d8f3e"],
-                }
-            }
-        },
-        "rules": [
-            {
-                "name": "all",
-                "then": {
-                    "workflow_id": "3c5b9a2e-0000-4000-8000-000000000001",
-                    "vendor_data": "acme:{event_id}",
-                    "destinations": ["crm"],
-                },
-            }
-        ],
-        "destinations": {"crm": destination(url)},
-    }
-    path = tmp_path / "bridge.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path
 
 
 async def _until(

@@ -76,10 +76,10 @@ def test_three_replicas_hold_a_destinations_limits_together(
 
     event_ids = set()
     for notification_id in accepted:
-        timeline = replicas[1].timeline(notification_id)
+        timeline = replicas[1].shown(notification_id)
         assert timeline is not None
-        assert [d.status for d in timeline.deliveries] == ["delivered"]
-        event_ids |= {d.event.id for d in timeline.deliveries}
+        assert [d["status"] for d in timeline["deliveries"]] == ["delivered"]
+        event_ids |= {d["event"]["id"] for d in timeline["deliveries"]}
     assert sorted(r.webhook_id for r in received) == sorted(event_ids)
     assert all(all(r.verified) for r in received)
     # The sink holds a request from its arrival to its answer, inside the bridge's lease on

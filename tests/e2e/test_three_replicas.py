@@ -16,11 +16,9 @@ import base64
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,10 +28,9 @@ import pytest
 from bridge import tokens
 from bridge.sandbox.control import SandboxControl
 from bridge.sandbox.sink import VERIFIED, Sink, SinkEndpoint
+from tests.e2e.conftest import MakeBridge
 from tests.support.asgi_server import serve_in_thread
-from tests.support.bridge_process import SandboxTarget, default_rules
-from tests.support.fixtures import bridge_factory
-from tests.support.ops_bridge import OpsBridge
+from tests.support.bridge_process import BridgeProcess, SandboxTarget, default_rules
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -70,16 +67,11 @@ class Received:
         self.event_ids[(data["notification_id"], event["type"])].add(event["id"])
 
 
-@pytest.fixture
-def make_ops_bridge(tmp_path: Path, target: SandboxTarget) -> Iterator[Callable[..., OpsBridge]]:
-    yield from bridge_factory(OpsBridge, tmp_path, target)
-
-
 def test_three_replicas_import_every_share_once(
     control: SandboxControl,
     target: SandboxTarget,
     pg_store: dict[str, object],  # before the bridges: dropped after they stopped
-    make_ops_bridge: Callable[..., OpsBridge],
+    make_bridge: MakeBridge,
 ) -> None:
     rng = random.Random(14)
     shares = _shares(control, target)
@@ -109,9 +101,9 @@ def test_three_replicas_import_every_share_once(
             "rules": rules,
             "destinations": {"sink": destination},
         }
-        replicas: list[OpsBridge] = [make_ops_bridge(start=False, **options) for _ in range(3)]
+        replicas: list[BridgeProcess] = [make_bridge(start=False, **options) for _ in range(3)]
         with ThreadPoolExecutor(len(replicas)) as starting:
-            list(starting.map(OpsBridge.start, replicas))
+            list(starting.map(BridgeProcess.start, replicas))
         plan = _plan(shares, control, target, rng)
         accepted: dict[str, Share] = {}
         duplicates = 0
@@ -155,7 +147,7 @@ def test_three_replicas_import_every_share_once(
     assert {n for n, _ in received.event_ids} == set(accepted)
     assert {t for _, t in received.event_ids} == {"share.imported"}
     for replica in replicas:
-        assert _listed(replica) == set(accepted)
+        assert {n["id"] for n in replica.listed()} == set(accepted)
         output = replica.output()
         assert not any(share.token in output for share in shares[:20])
         assert "Traceback" not in output
@@ -197,7 +189,7 @@ def _plan(
     return steps
 
 
-def _send(replicas: list[OpsBridge], step: Step) -> list[httpx.Response]:
+def _send(replicas: list[BridgeProcess], step: Step) -> list[httpx.Response]:
     """The step's requests in order: the notification, then its repeats."""
     share = step.share
     body = {"share_token": share.token, "event_id": f"evt-{step.index}", "customer": share.customer}
@@ -226,17 +218,3 @@ def _shares(control: SandboxControl, target: SandboxTarget) -> list[Share]:
                 assert session_id is not None
                 found.append(Share(partner, token, session_id, f"{kind}-{len(found)}"))
     return found
-
-
-def _listed(replica: OpsBridge) -> set[str]:
-    """Every notification id the replica's admin API lists, page by page."""
-    ids: set[str] = set()
-    before = ""
-    while True:
-        page = replica.admin("GET", f"/notifications?limit=500{before}")
-        assert page.status_code == 200, page.text
-        document = page.json()
-        ids |= {item["id"] for item in document["items"]}
-        if document["next"] is None:
-            return ids
-        before = f"&before={document['next']}"

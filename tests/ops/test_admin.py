@@ -28,10 +28,10 @@ from bridge.store import (
 )
 from bridge.store.ids import new_id
 from bridge.types import EventType, NotificationStatus, Reason
-from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET
 from tests.ops.scenario import TARGET
 from tests.store.helpers import FakeClock, notification
-from tests.support.bridge_process import make_config
+from tests.support.bridge_process import ADMIN_TOKEN, make_config
+from tests.support.recording_sink import SINK_SECRET
 
 pytestmark = pytest.mark.anyio
 

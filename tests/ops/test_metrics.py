@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.ops.conftest import MakeBridge, OpsBridge, RecordingSink
 from tests.ops.scenario import Samples, parse_metrics, rules_to, tokens, value
-from tests.support.bridge_process import SandboxTarget
+from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.support.fixtures import MakeBridge
+from tests.support.recording_sink import RecordingSink
 from tests.support.waiting import wait_until
 
 RECEIVED = "bridge_notifications_received_total"
@@ -18,14 +19,16 @@ IMPORTS = "bridge_imports_total"
 DELIVERIES = "bridge_deliveries_total"
 
 
-def scrape(bridge: OpsBridge) -> Samples:
+def scrape(bridge: BridgeProcess) -> Samples:
     answer = bridge.http.get(f"{bridge.base_url}/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     return parse_metrics(answer.text)
 
 
-def until(bridge: OpsBridge, ready: Callable[[Samples], bool], timeout_s: float = 15.0) -> Samples:
+def until(
+    bridge: BridgeProcess, ready: Callable[[Samples], bool], timeout_s: float = 15.0
+) -> Samples:
     """Scrape until ``ready`` holds (the workers finish in the background); the last scrape."""
     return wait_until(lambda: scrape(bridge), "the metrics", holds=ready, timeout_s=timeout_s)
 

@@ -24,9 +24,10 @@ from bridge.app.metrics import store_snapshot
 from bridge.observability import Metrics
 from bridge.sandbox.control import SandboxControl
 from bridge.store import open_store
-from tests.ops.conftest import MakeBridge, RecordingSink
 from tests.ops.scenario import rules_to, tokens
 from tests.support.bridge_process import SandboxTarget
+from tests.support.fixtures import MakeBridge
+from tests.support.recording_sink import RecordingSink
 
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "share-bridge-rules.yaml"

@@ -20,9 +20,9 @@ from bridge.events import PING, ShareFacts, render_event, render_ping
 from bridge.observability import reset_logging
 from bridge.types import DiditSession, EventType, Reason, SessionKind
 from bridge.types import Route as ShareRoute
-from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET
 from tests.ops.scenario import TARGET
-from tests.support.bridge_process import make_config
+from tests.support.bridge_process import ADMIN_TOKEN, make_config
+from tests.support.recording_sink import SINK_SECRET
 
 pytestmark = pytest.mark.anyio
 METHODS = {"get", "post", "put", "patch", "delete"}

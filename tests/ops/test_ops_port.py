@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.ops.conftest import ADMIN_TOKEN, MakeBridge
 from tests.ops.scenario import tokens
-from tests.support.bridge_process import PARTNERS, SandboxTarget, free_port
+from tests.support.bridge_process import ADMIN_TOKEN, PARTNERS, SandboxTarget, free_port
+from tests.support.fixtures import MakeBridge
 
 pytestmark = pytest.mark.e2e
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

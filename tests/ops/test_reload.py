@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.ops.conftest import MakeBridge, OpsBridge
 from tests.ops.scenario import tokens
-from tests.support.bridge_process import PARTNERS, SandboxTarget, default_rules
+from tests.support.bridge_process import PARTNERS, BridgeProcess, SandboxTarget, default_rules
+from tests.support.fixtures import MakeBridge
 from tests.support.waiting import wait_until
 
 UMBRELLA = {"scheme": "api-key", "header": "X-Api-Key", "keys": ["umbrella-test-api-key-1"]}
@@ -30,16 +30,18 @@ def umbrella_rule(target: SandboxTarget) -> dict[str, Any]:
     }
 
 
-def with_umbrella(bridge: OpsBridge, target: SandboxTarget) -> None:
+def with_umbrella(bridge: BridgeProcess, target: SandboxTarget) -> None:
     """Rewrite the config file with a new partner and a rule for it first."""
-    bridge.extra["partners"] = {
+    partners = {
         **{name: {"auth": dict(block)} for name, block in PARTNERS.items()},
         "umbrella": {"auth": UMBRELLA},
     }
-    bridge.write_config(rules=[umbrella_rule(target), *default_rules(target)])
+    bridge.write_config(
+        rules=[umbrella_rule(target), *default_rules(target)], extra={"partners": partners}
+    )
 
 
-def post_umbrella(bridge: OpsBridge, token: str, customer: str) -> httpx.Response:
+def post_umbrella(bridge: BridgeProcess, token: str, customer: str) -> httpx.Response:
     return bridge.http.post(
         f"{bridge.base_url}/v1/partners/umbrella/shares",
         json={"share_token": token, "customer": customer},
@@ -47,7 +49,7 @@ def post_umbrella(bridge: OpsBridge, token: str, customer: str) -> httpx.Respons
     )
 
 
-def until_accepted(bridge: OpsBridge, token: str, customer: str) -> httpx.Response:
+def until_accepted(bridge: BridgeProcess, token: str, customer: str) -> httpx.Response:
     """Post until the partner the reload added is known (404 until then)."""
     return wait_until(
         lambda: post_umbrella(bridge, token, customer),
@@ -57,11 +59,11 @@ def until_accepted(bridge: OpsBridge, token: str, customer: str) -> httpx.Respon
     )
 
 
-def log_events(bridge: OpsBridge, event: str) -> list[dict[str, Any]]:
+def log_events(bridge: BridgeProcess, event: str) -> list[dict[str, Any]]:
     return [line for line in bridge.log_lines() if line.get("event") == event]
 
 
-def wait_for_log(bridge: OpsBridge, event: str, count: int) -> list[dict[str, Any]]:
+def wait_for_log(bridge: BridgeProcess, event: str, count: int) -> list[dict[str, Any]]:
     def found() -> list[dict[str, Any]]:
         lines = log_events(bridge, event)
         return lines if len(lines) >= count else []
@@ -120,8 +122,7 @@ def test_sighup_and_admin_reload_with_work_in_flight(
     assert third.status_code == 202
     accepted.append(third.json()["id"])
     bridge.config_path.write_text(good)
-    del bridge.extra["partners"]
-    bridge.write_config(rules=default_rules(target))  # umbrella gone again
+    bridge.write_config(rules=default_rules(target), extra={})  # umbrella gone again
     assert bridge.admin("POST", "/reload").json() == {"status": "reloaded"}
     gone = post_umbrella(bridge, next(shares), "u4")
     assert gone.json()["error"]["code"] == "unknown_partner"

@@ -13,9 +13,9 @@ import yaml
 from bridge import config
 from bridge.cli.service import Service
 from bridge.observability import reset_logging
-from tests.ops.conftest import SINK_SECRET
 from tests.ops.scenario import TARGET
 from tests.support.bridge_process import make_config
+from tests.support.recording_sink import SINK_SECRET
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.ops.conftest import ADMIN_TOKEN, MakeBridge, RecordingSink
 from tests.ops.scenario import rules_to, tokens
-from tests.support.bridge_process import SandboxTarget
+from tests.support.bridge_process import ADMIN_TOKEN, SandboxTarget
+from tests.support.fixtures import MakeBridge
+from tests.support.recording_sink import RecordingSink
 
 CHECKS = ",".join(
     [

@@ -9,9 +9,10 @@ import sqlite3
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET, MakeBridge, RecordingSink
 from tests.ops.scenario import rules_to, tokens
-from tests.support.bridge_process import PARTNERS, SandboxTarget
+from tests.support.bridge_process import ADMIN_TOKEN, PARTNERS, SandboxTarget
+from tests.support.fixtures import MakeBridge
+from tests.support.recording_sink import SINK_SECRET, RecordingSink
 from tests.support.waiting import wait_until
 
 STORED_TEXT = {

@@ -17,9 +17,9 @@ import orjson
 import pytest
 
 from bridge.sandbox.control import SandboxControl
-from tests.ops.conftest import MakeBridge, OpsBridge
 from tests.ops.scenario import tokens
-from tests.support.bridge_process import SandboxTarget
+from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.support.fixtures import MakeBridge
 from tests.support.read_only import read_rows
 from tests.support.waiting import wait_until
 
@@ -36,7 +36,7 @@ class Answer:
     notification_id: str | None
 
 
-def _post(bridge: OpsBridge, client: httpx.Client, token: str, customer: str) -> Answer:
+def _post(bridge: BridgeProcess, client: httpx.Client, token: str, customer: str) -> Answer:
     body = orjson.dumps({"share_token": token, "customer": customer})
     headers = bridge.sign("acme", body, message_id=f"load-{uuid.uuid4().hex}")
     started = time.monotonic()
@@ -51,7 +51,7 @@ def _post(bridge: OpsBridge, client: httpx.Client, token: str, customer: str) ->
     return Answer(started, time.monotonic(), response.status_code, code, document.get("id"))
 
 
-def _load(bridge: OpsBridge, pool: queue.Queue[str], answers: list[Answer], n: int) -> None:
+def _load(bridge: BridgeProcess, pool: queue.Queue[str], answers: list[Answer], n: int) -> None:
     with httpx.Client(timeout=10.0) as client:  # one keep-alive connection per load client
         while True:
             try:

@@ -24,16 +24,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from bridge.sandbox.control import SandboxControl
-from tests.ops.conftest import ADMIN_TOKEN, SINK_SECRET, MakeBridge, OpsBridge
 from tests.ops.scenario import rules_to, tokens
-from tests.support.asgi_server import serve_in_thread
-from tests.support.bridge_process import PARTNERS, SandboxTarget
+from tests.support.bridge_process import ADMIN_TOKEN, PARTNERS, BridgeProcess, SandboxTarget
+from tests.support.fixtures import MakeBridge
+from tests.support.recording_sink import SINK_SECRET, RecordingSink
 from tests.support.waiting import wait_until
 
 PARTNER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -131,39 +127,12 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
     receiving.server.server_close()
 
 
-class HeaderSink:
-    """A downstream webhook that keeps each request's headers and answers 200."""
-
-    def __init__(self) -> None:
-        self.headers: list[dict[str, str]] = []
-        self.url = ""
-
-    async def receive(self, request: Request) -> Response:
-        await request.body()
-        self.headers.append(dict(request.headers))
-        return Response(b"{}", 200, media_type="application/json")
-
-
-@pytest.fixture
-def header_sink() -> Iterator[HeaderSink]:
-    sink = HeaderSink()
-    with serve_in_thread(Starlette(routes=[Route("/hook", sink.receive, methods=["POST"])])) as url:
-        sink.url = f"{url}/hook"
-        yield sink
-
-
 def traced_bridge(
-    make_bridge: MakeBridge, target: SandboxTarget, receiver: OtlpReceiver, sink: HeaderSink
-) -> OpsBridge:
-    destination = {
-        "url": sink.url,
-        "secrets": [SINK_SECRET],
-        "timeout_s": 2,
-        "retry_schedule": ["1s"],
-    }
+    make_bridge: MakeBridge, target: SandboxTarget, receiver: OtlpReceiver, sink: RecordingSink
+) -> BridgeProcess:
     return make_bridge(
         rules=rules_to(target, "crm"),
-        destinations={"crm": destination},
+        destinations={"crm": sink.destination()},
         extra={
             "telemetry": {
                 "otlp_endpoint": receiver.url,
@@ -215,11 +184,11 @@ def test_one_trace_from_the_partner_through_reconcile_to_the_sink(
     control: SandboxControl,
     target: SandboxTarget,
     receiver: OtlpReceiver,
-    header_sink: HeaderSink,
+    sink: RecordingSink,
 ) -> None:
     """An import whose answer is lost is reconciled, then delivered: intake, two import runs
     (the call, then the reconcile) and the delivery, all in the partner's trace."""
-    bridge = traced_bridge(make_bridge, target, receiver, header_sink)
+    bridge = traced_bridge(make_bridge, target, receiver, sink)
     control.set_faults("import", ambiguous_rate=1.0, ambiguous_modes=["504"])
     [share] = tokens(control, target, 1)
     accepted = bridge.post_share(
@@ -260,7 +229,7 @@ def test_one_trace_from_the_partner_through_reconcile_to_the_sink(
     assert delivery.attributes["bridge.partner"] == "acme"
     assert delivery.attributes["bridge.rule"] == "all-to-kyc"
     assert delivery.attributes["bridge.outcome"] == "delivered"
-    [headers] = header_sink.headers
+    [headers] = sink.headers
     assert_traceparent(headers["traceparent"], PARTNER_TRACE, delivery.span_id)
 
     assert_no_secret(spans, secrets_of(target, share))
@@ -277,11 +246,11 @@ def test_a_restart_between_intake_and_import_keeps_one_trace(
     control: SandboxControl,
     target: SandboxTarget,
     receiver: OtlpReceiver,
-    header_sink: HeaderSink,
+    sink: RecordingSink,
 ) -> None:
     """Didit throttles until the bridge is restarted: the next process's import and delivery
     join the trace the first process started (its context is stored with the notification)."""
-    bridge = traced_bridge(make_bridge, target, receiver, header_sink)
+    bridge = traced_bridge(make_bridge, target, receiver, sink)
     control.set_faults("import", throttle_rate=1.0, retry_after_s=1)
     [share] = tokens(control, target, 1)
     accepted = bridge.post_share("acme", {"share_token": share, "customer": "c1"})
@@ -304,7 +273,7 @@ def test_a_restart_between_intake_and_import_keeps_one_trace(
         span.parent_id == intake.span_id for span in later if span.name != "didit.import_shared"
     )
     [delivery] = by_name(spans, "delivery")
-    [headers] = header_sink.headers
+    [headers] = sink.headers
     assert_traceparent(headers["traceparent"], intake.trace_id, delivery.span_id)
     assert_no_secret(spans, secrets_of(target, share))
 

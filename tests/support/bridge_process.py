@@ -174,6 +174,7 @@ def make_config(
     store: Mapping[str, Any] | None = None,
     server: Mapping[str, Any] | None = None,
     admin_token: str | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The configuration document (a dict, dumped as YAML by :class:`BridgeProcess`).
 
@@ -183,7 +184,8 @@ def make_config(
     ``partner_options`` adds keys to partners' entries (``{"hooli": {"max_imports_per_minute":
     5}}``); ``store`` replaces the store section (default: SQLite at ``db_path``); ``server``
     adds keys to the ``server`` section (the edge's limits, ``ops_port``); ``admin_token`` adds
-    the ``admin`` section (:class:`BridgeProcess` sets ``ADMIN_TOKEN`` unless told None).
+    the ``admin`` section (:class:`BridgeProcess` sets ``ADMIN_TOKEN`` unless told None);
+    ``extra`` sets whole top-level sections (``telemetry``, or ``partners`` to replace them).
     """
     document: dict[str, Any] = {
         "didit": {
@@ -214,6 +216,7 @@ def make_config(
         document["admin"] = {"token": admin_token}
     if didit_webhooks:
         document["didit_webhooks"] = {"secrets": [target.webhook_secret], "tolerance_s": 300}
+    document.update(extra or {})
     return document
 
 

@@ -1,20 +1,20 @@
-"""Fixtures shared by the suites that run real processes (``tests/e2e``, ``tests/ops``): one
-``bridge sandbox`` process per session, reset before each test, and a factory of ``bridge serve``
-processes (``tests/support/bridge_process.py``) stopped after each test.
+"""Fixtures shared by the suites that run real processes (``tests/e2e``, ``tests/ops``,
+``tests/console``): one ``bridge sandbox`` process per session, reset before each test, a factory
+of ``bridge serve`` processes (``tests/support/bridge_process.py``) stopped after each test, and a
+recording sink for their deliveries.
 
-A conftest imports the sandbox fixtures by name (and lists them in its ``__all__``) and builds its
-``make_bridge`` fixture with :func:`bridge_factory`, giving it the bridge class to make::
+A conftest imports the fixtures it offers by name and lists them in its ``__all__``::
 
-    from tests.support.fixtures import bridge_factory, control, sandbox_url, target
-
-    @pytest.fixture
-    def make_bridge(tmp_path: Path, target: SandboxTarget) -> Iterator[Callable[..., MyBridge]]:
-        yield from bridge_factory(MyBridge, tmp_path, target)
+    from tests.support.fixtures import control, make_bridge, sandbox_url, sink, target
 
 - ``sandbox_url``: the base URL of the session's ``bridge sandbox`` process (seed 0).
 - ``control``: a ``SandboxControl`` on it, after ``reset()`` (initial world, no faults, empty
   ledgers, initial quota).
 - ``target``: our application in it, as a ``SandboxTarget``.
+- ``make_bridge(*, start=True, **options) -> BridgeProcess``: writes a config (``make_config``'s
+  options) into a fresh directory under ``tmp_path`` and starts ``bridge serve``; every bridge
+  made is stopped at teardown. (:func:`bridge_factory` for a fixture of its own.)
+- ``sink``: a :class:`RecordingSink` on 127.0.0.1 whose answer a test can change.
 """
 
 from __future__ import annotations
@@ -27,11 +27,21 @@ import pytest
 
 from bridge.sandbox.control import SandboxControl
 from tests.support.bridge_process import BridgeProcess, SandboxTarget
+from tests.support.recording_sink import RecordingSink, recording_sink
 from tests.support.sandbox import start_sandbox_process
 
-__all__ = ["bridge_factory", "control", "sandbox_url", "target"]
+__all__ = [
+    "MakeBridge",
+    "bridge_factory",
+    "control",
+    "make_bridge",
+    "sandbox_url",
+    "sink",
+    "target",
+]
 
 B = TypeVar("B", bound=BridgeProcess)
+MakeBridge = Callable[..., BridgeProcess]
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +85,14 @@ def bridge_factory(
     yield make
     for bridge in made:
         bridge.close()
+
+
+@pytest.fixture
+def make_bridge(tmp_path: Path, target: SandboxTarget) -> Iterator[MakeBridge]:
+    yield from bridge_factory(BridgeProcess, tmp_path, target)
+
+
+@pytest.fixture
+def sink() -> Iterator[RecordingSink]:
+    with recording_sink() as recording:
+        yield recording
