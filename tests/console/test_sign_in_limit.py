@@ -18,10 +18,9 @@ from bridge.app import Console, LiveConfig
 from bridge.app.console.sign_in_limit import SignInLimit
 from bridge.app.operations import Operations
 from bridge.store import open_store
-from tests.ops.conftest import ADMIN_TOKEN
 from tests.ops.scenario import TARGET
 from tests.store.helpers import FakeClock
-from tests.support.bridge_process import make_config
+from tests.support.bridge_process import ADMIN_TOKEN, make_config
 
 pytestmark = pytest.mark.anyio
 
@@ -36,8 +35,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 async def client_from(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Client]:
     """A client of one console for each client address."""
-    document = make_config(TARGET, db_path=tmp_path / "unused.db", port=0)
-    document["admin"] = {"token": ADMIN_TOKEN}
+    document = make_config(TARGET, db_path=tmp_path / "unused.db", port=0, admin_token=ADMIN_TOKEN)
     current = config.load_text(yaml.safe_dump(document))
     live = LiveConfig(settings=current, verifiers=auth.verifiers_for(current))
     store = open_store(f"sqlite:///{tmp_path}/bridge.db", clock=clock)
