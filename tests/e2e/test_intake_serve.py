@@ -3,7 +3,6 @@ server itself matters (streamed bodies, the commit before 202) and the logs it w
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +13,7 @@ import pytest
 from bridge.sandbox.control import SandboxControl
 from tests.e2e.conftest import MakeBridge
 from tests.support.bridge_process import SandboxTarget
+from tests.support.read_only import read_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -62,11 +62,12 @@ def test_intake_rows_through_the_real_server(
     assert first.status_code == 202
     notification_id = first.json()["id"]
     # the 202 means committed: another connection sees the row at once
-    with sqlite3.connect(bridge.db_path) as db:
-        row = db.execute(
-            "SELECT partner, vendor_data FROM notifications WHERE id = ?", (notification_id,)
-        ).fetchone()
-    assert row == ("acme", "acme:c")
+    rows = read_rows(
+        bridge.db_path,
+        "SELECT partner, vendor_data FROM notifications WHERE id = ?",
+        (notification_id,),
+    )
+    assert rows == [("acme", "acme:c")]
 
     again = bridge.post_share("acme", {"share_token": token, "customer": "d"})
     assert again.json() == {"id": notification_id, "status": "duplicate"}

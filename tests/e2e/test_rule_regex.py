@@ -3,7 +3,6 @@ value that makes a backtracking engine try 2^n ways must not stall the event loo
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
@@ -13,6 +12,7 @@ import pytest
 from bridge.sandbox.control import SandboxControl
 from tests.e2e.conftest import MakeBridge
 from tests.support.bridge_process import SandboxTarget, default_rules
+from tests.support.read_only import read_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +61,6 @@ def test_a_catastrophic_regex_value_does_not_stall_healthz(
         "hooli", {"share_token": fine_token, "customer": "c2", "email": "a.b-c@example.com"}
     )
     assert fine.status_code == 202, fine.text
-    with sqlite3.connect(bridge.db_path) as db:
-        routed = dict(db.execute("SELECT id, vendor_data FROM notifications").fetchall())
+    routed = dict(read_rows(bridge.db_path, "SELECT id, vendor_data FROM notifications"))
     # the hostile value matched nothing and fell through to the catch-all; a real email matched
     assert routed == {answers["hostile"].json()["id"]: "hooli:c1", fine.json()["id"]: "email:c2"}
