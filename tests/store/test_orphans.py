@@ -15,6 +15,7 @@ from bridge.store import JobKind, Store
 from bridge.store._pg_owners import lock_key
 from tests.store.backends import StoreTarget
 from tests.store.helpers import FakeClock, crash_a_claiming_process, notification
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -157,12 +158,15 @@ async def _terminate_connections(target: StoreTarget) -> None:
         " WHERE application_name = %s AND pid <> pg_backend_pid()"
     )
     async with await psycopg.AsyncConnection.connect(target.url, autocommit=True) as connection:
-        while True:
+
+        async def terminated() -> int:
             cursor = await connection.execute(query, [f"share-bridge {target.schema}"])
             row = await cursor.fetchone()
-            if row is None or row[0] == 0:
-                return
-            await asyncio.sleep(0.01)
+            return 0 if row is None else int(row[0])
+
+        await wait_until_async(
+            terminated, "the store's sessions gone", holds=lambda n: n == 0, poll_s=0.01
+        )
 
 
 async def _lock_free(target: StoreTarget, owner: str) -> bool:
