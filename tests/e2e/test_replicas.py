@@ -29,8 +29,8 @@ NOTIFICATIONS = 60
 def test_two_replicas_dedupe_and_import_as_one_bridge(
     control: SandboxControl,
     target: SandboxTarget,
+    pg_store: dict[str, object],  # before make_bridge: its schema outlives the bridges
     make_bridge: Callable[..., BridgeProcess],
-    pg_store: dict[str, object],
 ) -> None:
     acme = control.application("acme")
     control.set_quota(write_limit=1_000_000, read_limit=1_000_000)
@@ -70,7 +70,7 @@ def test_two_replicas_dedupe_and_import_as_one_bridge(
     redeemed = Counter(r["source_session_id"] for r in control.redemptions())
     assert len(redeemed) == NOTIFICATIONS
     assert set(redeemed.values()) == {1}
-    listed = {n.id for n in replicas[1].notifications()}
+    listed = {n["id"] for n in replicas[1].listed()}  # the admin API of another replica
     assert listed == set(accepted)
     for replica in replicas:
         output = replica.output()
@@ -80,8 +80,8 @@ def test_two_replicas_dedupe_and_import_as_one_bridge(
 def test_three_replicas_share_the_didit_quota(
     control: SandboxControl,
     target: SandboxTarget,
+    pg_store: dict[str, object],  # before make_bridge: its schema outlives the bridges
     make_bridge: Callable[..., BridgeProcess],
-    pg_store: dict[str, object],
 ) -> None:
     """The key allows 20 writes in any 60 s and each replica is configured for 20 a minute:
     three replicas draining one backlog send 20 a minute together (one every 3 s), not each,
