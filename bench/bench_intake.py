@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from multiprocessing.queues import Queue
 from pathlib import Path
+from typing import Any
 
 from bench._bridge_harness import (
     HOST,
@@ -108,37 +109,14 @@ def main(argv: Sequence[str] = ()) -> int:
             with contextlib.ExitStack() as stack:
                 bridge = stack.enter_context(bridge_serve(config, port, cpu=SERVER_CPU))
                 ports["bridge"] = bridge.port
+                extras: dict[str, dict[str, Any]] = {}
                 if args.telemetry:
-                    collector = stack.enter_context(_otlp_sink())
-                    traced_dir = Path(folder) / "traced"
-                    traced_dir.mkdir()
-                    traced_port = free_port()
-                    traced_config = bridge_config(
-                        traced_dir,
-                        port=traced_port,
-                        didit_base_url=f"http://{HOST}:{free_port()}",
-                        log_level=args.log_level,
-                        otlp_endpoint=collector,
-                    )
-                    stack.enter_context(bridge_serve(traced_config, traced_port, cpu=SERVER_CPU))
-                    ports["traced"] = traced_port
-                    rounds["traced"] = []
+                    extras["traced"] = {"otlp_endpoint": stack.enter_context(_otlp_sink())}
                 if args.against is not None:
-                    before_dir = Path(folder) / "before"
-                    before_dir.mkdir()
-                    before_port = free_port()
-                    before_config = bridge_config(
-                        before_dir,
-                        port=before_port,
-                        didit_base_url=f"http://{HOST}:{free_port()}",
-                        log_level=args.log_level,
-                    )
-                    source = stack.enter_context(source_tree(args.against))
-                    stack.enter_context(
-                        bridge_serve(before_config, before_port, cpu=SERVER_CPU, source=source)
-                    )
-                    ports["before"] = before_port
-                    rounds["before"] = []
+                    extras["before"] = {"source": stack.enter_context(source_tree(args.against))}
+                for name, options in extras.items():
+                    ports[name] = _another_bridge(stack, Path(folder) / name, args, **options)
+                    rounds[name] = []
                 warmup = max(args.requests // 5, 1000) if args.warmup is None else args.warmup
                 for name in rounds:
                     _round(ports[name], warmup, args.connections)
@@ -218,6 +196,28 @@ def _otlp_sink() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _another_bridge(
+    stack: contextlib.ExitStack,
+    directory: Path,
+    args: argparse.Namespace,
+    *,
+    otlp_endpoint: str | None = None,
+    source: Path | None = None,
+) -> int:
+    """A second ``bridge serve`` on the servers' core, until ``stack`` closes; its port."""
+    directory.mkdir()
+    port = free_port()
+    config = bridge_config(
+        directory,
+        port=port,
+        didit_base_url=f"http://{HOST}:{free_port()}",
+        log_level=args.log_level,
+        otlp_endpoint=otlp_endpoint,
+    )
+    stack.enter_context(bridge_serve(config, port, cpu=SERVER_CPU, source=source))
+    return port
 
 
 def _round(port: int, count: int, connections: int) -> LoadResult:

@@ -24,7 +24,6 @@ from bridge.store import (
     JobKind,
     NewEvent,
     Store,
-    open_store,
 )
 from bridge.store.ids import new_id
 from bridge.types import EventType, NotificationStatus, Reason
@@ -108,18 +107,6 @@ class Harness:
 
     async def post(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.client.post(path, headers=AUTH, **kwargs)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(name="store")
-async def _store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path}/bridge.db", clock=FakeClock())
-    yield store
-    await store.close()
 
 
 @pytest.fixture(name="harness")

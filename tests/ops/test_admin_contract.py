@@ -4,8 +4,6 @@ declare fails, as does a route or status the document lacks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -14,7 +12,7 @@ import pytest
 from bridge.app.api_routes import ADMIN, PREFIX
 from bridge.app.openapi import openapi_document
 from bridge.errors import ConfigIssue, StoreUnavailable
-from bridge.store import Store, open_store
+from bridge.store import Store
 from bridge.types import NotificationStatus
 from tests.ops.test_admin import AUTH, Harness
 from tests.store.helpers import FakeClock
@@ -22,18 +20,6 @@ from tests.store.helpers import FakeClock
 pytestmark = pytest.mark.anyio
 
 DOCUMENT = openapi_document()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(name="store")
-async def _store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path}/bridge.db", clock=FakeClock())
-    yield store
-    await store.close()
 
 
 class Caller:
