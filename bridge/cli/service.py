@@ -48,6 +48,7 @@ from bridge.pipeline import (
     RejectionWatch,
     delivery_concurrency,
     fair_share,
+    sweep_history,
 )
 from bridge.store import Job, JobKind, Store, sqlite_path
 from bridge.tracing import NO_TRACING, Tracing
@@ -330,6 +331,14 @@ class Service:
             asyncio.create_task(self.import_worker.run(), name="import-worker"),
             asyncio.create_task(self.delivery_worker.run(), name="delivery-worker"),
             asyncio.create_task(self._sweep_tokens(), name="token-sweeper"),
+            asyncio.create_task(
+                sweep_history(
+                    self.store,
+                    retention_days=lambda: self.current().store.retention_days,
+                    metrics=self.metrics,
+                ),
+                name="history-sweeper",
+            ),
         ]
         log.info("bridge_started", version=__version__, store=store_location(self.settings))
         try:

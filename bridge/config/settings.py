@@ -48,6 +48,8 @@ class StoreSettings(ConfigModel):
     schema_: str | None = Field(default=None, alias="schema")  # PostgreSQL: default search_path
     # PostgreSQL: share tokens are sealed with the first key, opened with any (rotation)
     token_keys: tuple[SecretStr, ...] = ()
+    # Final notifications older than this are deleted with their history; None keeps everything
+    retention_days: float | None = Field(default=None, gt=0, le=36_500, allow_inf_nan=False)
 
     @field_validator("url")
     @classmethod

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from bridge.config.partners import HmacAuth, JwtAuth
+from bridge.config.partners import HmacAuth, JwtAuth, StandardWebhooksAuth
 from bridge.config.problems import Problem
 from bridge.config.settings import Settings
 from bridge.config.vendor_data import vendor_data_warnings
 
 Check = Callable[[Settings], Iterable[Problem]]
+DAY_S = 86_400.0
 
 
 def replay_warnings(settings: Settings) -> Iterator[Problem]:
@@ -36,12 +37,33 @@ def replay_warnings(settings: Settings) -> Iterator[Problem]:
             )
 
 
+def retention_warnings(settings: Settings) -> Iterator[Problem]:
+    """A retention shorter than the time a partner's request may be replayed in: once its
+    notification is deleted, its message id is forgotten and a replay is a new notification."""
+    days = settings.store.retention_days
+    if days is None:
+        return
+    for name, partner in settings.partners.items():
+        auth, window = partner.auth, None
+        if isinstance(auth, StandardWebhooksAuth):
+            window = auth.tolerance_s
+        elif isinstance(auth, JwtAuth) and auth.require_jti:
+            window = auth.max_age_s + auth.tolerance_s
+        if window is not None and days * DAY_S <= window:
+            yield (
+                ("store", "retention_days"),
+                f"shorter than the {window} s in which partner {name}'s requests may be "
+                "replayed: a replay after its notification was deleted is accepted as a new "
+                "notification; keep the retention above it",
+            )
+
+
 def vendor_data_template_warnings(settings: Settings) -> Iterable[Problem]:
     """Rules whose vendor_data two partners' shares could render alike."""
     return vendor_data_warnings(settings.rules)
 
 
-CHECKS: tuple[Check, ...] = (replay_warnings, vendor_data_template_warnings)
+CHECKS: tuple[Check, ...] = (replay_warnings, retention_warnings, vendor_data_template_warnings)
 
 
 def settings_warnings(settings: Settings) -> list[Problem]:

@@ -104,6 +104,11 @@ class Metrics:
             "bridge_token_erasures", "Share tokens erased after their notification was final.",
             registry=r,
         )  # fmt: skip
+        self.history_deletions = Counter(
+            "bridge_history_deletions",
+            "Final notifications deleted with their history, older than store.retention_days.",
+            registry=r,
+        )  # fmt: skip
         self.alerts = Counter("bridge_alerts", "Alerts raised, by kind.", ["kind"], registry=r)
         self.partners_slowed = Gauge(
             "bridge_partner_slowed",

@@ -1,4 +1,5 @@
-"""Job handlers: import (+ reconcile) -> record -> fan out; deliver. The worker runs them."""
+"""Job handlers: import (+ reconcile) -> record -> fan out; deliver. The worker runs them.
+And history retention, which ``serve`` runs beside them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from bridge.pipeline._timing import Alarm, TokenBucket
 from bridge.pipeline.deliveries import DeliverHandler, delivery_concurrency
 from bridge.pipeline.fair_share import RejectionWatch, fair_share
 from bridge.pipeline.imports import ImportHandler
+from bridge.pipeline.retention import sweep_history
 
 __all__ = [
     "Alarm",
@@ -15,4 +17,5 @@ __all__ = [
     "TokenBucket",
     "delivery_concurrency",
     "fair_share",
+    "sweep_history",
 ]

@@ -6,8 +6,8 @@ migrations. The verbs are the same on every backend:
 
 - **Intake.** ``accept`` stores a notification and its import job in one transaction and
   answers only after the commit. A (partner, message id) once accepted is a duplicate of its
-  notification forever; a business key is a duplicate while a notification holding it is
-  ``pending`` or ``imported`` (after ``rejected``, ``expired`` or ``failed`` a new one is
+  notification while that is kept; a business key is a duplicate while a notification holding
+  it is ``pending`` or ``imported`` (after ``rejected``, ``expired`` or ``failed`` a new one is
   accepted). A duplicate answers the *original* id. Both keys are per partner: one partner's
   notification is never a duplicate of another's (business keys come from unverified claims).
 - **Jobs and leases.** ``claim`` leases runnable jobs (queued and due, or running with an
@@ -30,8 +30,12 @@ migrations. The verbs are the same on every backend:
   operator may ``retry_notification`` a failed one while its token lives, so that token is
   kept until its deadline passes (or, without a deadline, for ``FAILED_TOKEN_RETENTION_S``
   after it failed), and ``erase_stale_tokens`` (run periodically by ``serve``) erases it
-  then. The token's SHA-256 stays forever. Erased means gone from the backend's files within
-  seconds (SQLite: ``secure_delete`` and a truncating WAL checkpoint after erasures).
+  then. The token's SHA-256 stays as long as its notification. Erased means gone from the
+  backend's files within seconds (SQLite: ``secure_delete`` and a truncating WAL checkpoint
+  after erasures).
+- **Retention.** ``delete_history`` deletes old final notifications with all their rows, in
+  bounded batches (run periodically by ``serve`` when ``store.retention_days`` is set). Their
+  dedupe goes with them: a share or message id sent again afterwards is a new notification.
 - **Shutdown.** ``release`` puts a held job back at once and refunds its attempt: it was
   stopped by us, not by its own failure. A crash, by contrast, keeps the attempt counted.
 - **Crash recovery.** ``recover_orphans`` lets a worker (restarted, or running beside it)
@@ -398,6 +402,18 @@ class Store(Protocol):
 
     async def erase_stale_tokens(self) -> int:
         """Erase tokens no retry can use any more (see the module docstring); how many."""
+        ...
+
+    async def delete_history(self, *, older_than_s: float, limit: int) -> int:
+        """Delete up to ``limit`` notifications final for more than ``older_than_s`` seconds
+        that nothing can act on any more, with every row of theirs (events, deliveries and
+        their attempts, import attempts, route changes, message ids, jobs), oldest first, in
+        one transaction; how many notifications.
+
+        Kept: pending notifications, a failed one while its token is kept (a retry may still
+        use it), and any notification with a delivery pending. Replicas sharing a database
+        each delete their own batch at once without waiting for one another.
+        """
         ...
 
     def on_work(self, kind: JobKind, wake: Callable[[], None]) -> None:

@@ -34,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 from bridge.errors import StoreUnavailable
 from bridge.store import _rows, _search, queries
 from bridge.store._batcher import Batcher
+from bridge.store._history import FORGET_QUERIES
 from bridge.store._pg_migrations import migrate
 from bridge.store._pg_owners import OwnerLocks
 from bridge.store._pg_wakeups import Wakeups
@@ -953,6 +954,30 @@ class PostgresStore:
         params = {"now": self._clock(), "retention_s": FAILED_TOKEN_RETENTION_S}
         async with self._transaction() as connection:
             return await self._count(connection, "erase_stale_tokens", params)
+
+    async def delete_history(self, *, older_than_s: float, limit: int) -> int:
+        params = {"before": self._clock() - older_than_s, "limit": limit}
+
+        async def op(connection: Connection) -> int:
+            found = await self._rows(connection, "old_history", params)
+            # An accept holding a business key may be adding a message id that refers to its
+            # notification: that one waits for the next sweep.
+            holders: dict[str, list[str]] = {}
+            for row in found:
+                key = self._lock_text("bk", row["partner"], row["business_key"])
+                holders.setdefault(key, []).append(row["id"])
+            free = await self._rows(connection, "try_lock_keys", {"keys": sorted(holders)})
+            ids = {id_ for row in free for id_ in holders[row["key"]]}
+            if not ids:
+                return 0
+            locked = await self._rows(connection, "lock_history_deliveries", {"ids": sorted(ids)})
+            ids -= {row["notification_id"] for row in locked if row["status"] == "pending"}
+            for name in FORGET_QUERIES:
+                await connection.execute(self._q[name], {"ids": sorted(ids)})
+            return len(ids)
+
+        deleted: int = await self._write(op)
+        return deleted
 
     def shared_quota(self) -> SharedQuota:
         """Every replica on this database counts its Didit sends, and its sends to each

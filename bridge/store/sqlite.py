@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from bridge.errors import StoreUnavailable
 from bridge.store import _rows, _search, queries
+from bridge.store._history import FORGET_QUERIES
 from bridge.store._owners import OwnerLocks, owners_directory
 from bridge.store._sqlite_connection import connect, create_owner_only, migrate
 from bridge.store._writer import GroupCommitWriter, Rollback, translate
@@ -834,6 +835,20 @@ class SqliteStore:
             if erased:
                 self._writer.scrub_soon()
             return erased
+
+        return await self._write(op)
+
+    async def delete_history(self, *, older_than_s: float, limit: int) -> int:
+        q, before = self._q, self._clock() - older_than_s
+
+        def op(connection: sqlite3.Connection) -> int:
+            found = connection.execute(q["old_history"], {"before": before, "limit": limit})
+            ids = [row["id"] for row in found]
+            if ids:
+                params = {"ids": json.dumps(ids)}
+                for name in FORGET_QUERIES:
+                    connection.execute(q[name], params)
+            return len(ids)
 
         return await self._write(op)
 

@@ -732,3 +732,17 @@ def test_a_problem_with_the_rules_name_itself_is_not_labelled_by_it() -> None:
     assert "b.yaml:12: rules[1].name: duplicate rule name 'acme-users' (also rules[0])" in issues(
         text
     )
+
+
+class TestRetention:
+    def test_absent_keeps_everything_and_a_fraction_of_a_day_is_allowed(self) -> None:
+        assert load_text(MINIMAL, source_name="b.yaml", environ={}).store.retention_days is None
+        text = MINIMAL + "store: {retention_days: 0.00001}\n"
+        settings = load_text(text, source_name="b.yaml", environ={})
+        assert settings.store.retention_days == 0.00001
+
+    @pytest.mark.parametrize("value", ["0", "-1", ".inf", "'a month'", "40000"])
+    def test_only_a_positive_number_of_days(self, value: str) -> None:
+        found = issues(MINIMAL + f"store: {{retention_days: {value}}}\n")
+        assert len(found) == 1
+        assert found[0].startswith("b.yaml:12: store.retention_days: ")

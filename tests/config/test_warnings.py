@@ -130,3 +130,19 @@ def test_require_jti_also_turns_the_jwt_warning_off() -> None:
     loaded = load_text_with_warnings(text, source_name="b.yaml")
     assert [w.path for w in loaded.warnings] == ["partners.globex.auth"]
     assert loaded.settings.partners["initech"].auth.require_jti  # type: ignore[union-attr]
+
+
+def test_a_retention_within_a_replay_window_is_said() -> None:
+    """A webhook-id (or a required jti) is remembered only while its notification is kept."""
+    text = PROTECTED.replace(
+        "max_age_s: 120, body_hash_claim", "max_age_s: 120, require_jti: true, body_hash_claim"
+    )
+    short = load_text_with_warnings(text + "store: {retention_days: 0.001}\n", source_name="b.yaml")
+    assert [str(w) for w in short.warnings] == [
+        f"b.yaml:19: store.retention_days: warning: shorter than the {window} s in which partner "
+        f"{name}'s requests may be replayed: a replay after its notification was deleted is "
+        "accepted as a new notification; keep the retention above it"
+        for window, name in ((300, "acme"), (150, "initech"))
+    ]
+    kept = load_text_with_warnings(text + "store: {retention_days: 1}\n", source_name="b.yaml")
+    assert kept.warnings == ()

@@ -49,6 +49,7 @@ class TestExposition:
             "bridge_pacer_wait_seconds": "counter",
             "bridge_deliveries": "counter",
             "bridge_token_erasures": "counter",
+            "bridge_history_deletions": "counter",
             "bridge_alerts": "counter",
             "bridge_queue_depth": "gauge",
             "bridge_oldest_pending_age_seconds": "gauge",
@@ -76,6 +77,7 @@ class TestCounters:
         metrics.deliveries.labels(destination="crm", result="delivered").inc(3)
         metrics.alerts.labels(kind="destination_disabled").inc()
         metrics.token_erasures.inc(2)
+        metrics.history_deletions.inc(5)
         metrics.pacer_wait_seconds.inc(0.25)
         metrics.pacer_wait_seconds.inc(0.5)
         _, samples = scrape(metrics)
@@ -93,6 +95,7 @@ class TestCounters:
         )
         assert value(samples, "bridge_alerts_total", kind="destination_disabled") == 1.0
         assert value(samples, "bridge_token_erasures_total") == 2.0
+        assert value(samples, "bridge_history_deletions_total") == 5.0
         assert value(samples, "bridge_pacer_wait_seconds_total") == 0.75
 
     def test_histograms_count_and_sum(self, metrics: Metrics) -> None:

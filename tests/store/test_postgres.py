@@ -28,6 +28,8 @@ from tests.config.conftest import MINIMAL
 from tests.store.backends import PG_DSN, TOKEN_KEY, StoreTarget
 from tests.store.helpers import FakeClock, notification
 from tests.store.test_contract import event as contract_event
+from tests.store.test_retention import DAY as RETENTION_DAY
+from tests.store.test_retention import imported as retention_imported
 from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
@@ -350,3 +352,24 @@ async def test_a_lanes_cap_holds_for_replicas_claiming_together(
         assert lanes.count("capped") == 5
         assert lanes.count("free") > 0
         clock.advance(60.01)
+
+
+async def test_stores_sharing_a_database_delete_each_notification_once(
+    open_: Callable[[], Store], clock: FakeClock
+) -> None:
+    """Sweeps of several stores at once (PostgreSQL replicas) each take their own batch: every
+    notification is deleted once and none of them fails."""
+    first, second = open_(), open_()
+    for n in range(6):
+        await retention_imported(
+            first, f"k{n}", message_id=f"m{n}", delivery="delivered", clock=clock
+        )
+    clock.advance(2 * RETENTION_DAY)
+    counts = await asyncio.gather(
+        first.delete_history(older_than_s=RETENTION_DAY, limit=2),
+        second.delete_history(older_than_s=RETENTION_DAY, limit=2),
+        second.delete_history(older_than_s=RETENTION_DAY, limit=2),
+    )
+    leftover = await first.delete_history(older_than_s=RETENTION_DAY, limit=10)
+    assert sum(counts) + leftover == 6
+    assert await first.list_notifications() == []

@@ -714,3 +714,73 @@ SELECT (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
        (SELECT min(received_at) FROM notifications WHERE status = 'pending') AS oldest,
        (SELECT count(*) FROM jobs
          WHERE kind = 'import' AND status IN ('queued', 'running')) AS import_queue;
+
+-- old_history --
+-- Up to %(limit)s notifications final before %(before)s that nothing can act on any more, oldest
+-- first, locked: the token erased (a failed one keeps it while a retry may use it), no import
+-- job waiting and every delivery finished (delivered or dead). Rows another replica holds are
+-- skipped: each replica deletes its own batch.
+SELECT n.id, n.partner, n.business_key FROM notifications n
+ WHERE n.finished_at < %(before)s AND n.status IN ('imported', 'rejected', 'expired', 'failed')
+   AND n.token_sealed IS NULL
+   AND NOT EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.kind = 'import' AND j.ref = n.id AND j.status IN ('queued', 'running'))
+   AND NOT EXISTS (SELECT 1 FROM events e JOIN deliveries d ON d.event_id = e.id
+                    WHERE e.notification_id = n.id AND d.status = 'pending')
+ ORDER BY n.finished_at
+ LIMIT %(limit)s
+   FOR UPDATE OF n SKIP LOCKED;
+
+-- try_lock_keys --
+-- Take the keys that are free (an accept holding one is looking at its notification)
+SELECT k AS key FROM unnest(%(keys)s::text[]) AS k
+ WHERE pg_try_advisory_xact_lock(hashtextextended(k, 0));
+
+-- lock_history_deliveries --
+-- Lock some notifications' deliveries (a redeliver of one waits, then finds none), each as it
+-- is now: one redelivered since old_history looked is pending again
+SELECT e.notification_id, d.status
+  FROM deliveries d JOIN events e ON e.id = d.event_id
+ WHERE e.notification_id = ANY(%(ids)s::text[])
+   FOR UPDATE OF d;
+
+-- forget_delivery_attempts --
+-- The delivery attempts of some notifications
+DELETE FROM delivery_attempts WHERE delivery_id IN (
+    SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id
+     WHERE e.notification_id = ANY(%(ids)s::text[]));
+
+-- forget_deliver_jobs --
+-- The deliver jobs of some notifications' deliveries
+DELETE FROM jobs WHERE kind = 'deliver' AND ref IN (
+    SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id
+     WHERE e.notification_id = ANY(%(ids)s::text[]));
+
+-- forget_deliveries --
+-- The deliveries of some notifications' events
+DELETE FROM deliveries WHERE event_id IN (
+    SELECT id FROM events WHERE notification_id = ANY(%(ids)s::text[]));
+
+-- forget_events --
+-- Some notifications' events
+DELETE FROM events WHERE notification_id = ANY(%(ids)s::text[]);
+
+-- forget_import_attempts --
+-- Some notifications' import attempts
+DELETE FROM import_attempts WHERE notification_id = ANY(%(ids)s::text[]);
+
+-- forget_route_changes --
+-- Some notifications' route changes
+DELETE FROM route_changes WHERE notification_id = ANY(%(ids)s::text[]);
+
+-- forget_message_ids --
+-- The message ids accepted as some notifications: a replay of one is a new notification now
+DELETE FROM message_ids WHERE notification_id = ANY(%(ids)s::text[]);
+
+-- forget_import_jobs --
+-- Some notifications' import jobs
+DELETE FROM jobs WHERE kind = 'import' AND ref = ANY(%(ids)s::text[]);
+
+-- forget_notifications --
+-- Some notifications, once every row referring to them is gone
+DELETE FROM notifications WHERE id = ANY(%(ids)s::text[]);

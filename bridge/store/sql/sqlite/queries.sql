@@ -640,3 +640,59 @@ SELECT (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
        (SELECT min(received_at) FROM notifications WHERE status = 'pending') AS oldest,
        (SELECT count(*) FROM jobs
          WHERE kind = 'import' AND status IN ('queued', 'running')) AS import_queue;
+
+-- old_history --
+-- Up to :limit notifications final before :before that nothing can act on any more, oldest
+-- first: the token erased (a failed one keeps it while a retry may use it), no import job
+-- waiting and every delivery finished (delivered or dead). Walked along finished_at (the status
+-- index would sort every final notification first: "+" keeps status a filter)
+SELECT n.id FROM notifications n
+ WHERE n.finished_at < :before AND +n.status IN ('imported', 'rejected', 'expired', 'failed')
+   AND n.token IS NULL
+   AND NOT EXISTS (SELECT 1 FROM jobs j
+                    WHERE j.kind = 'import' AND j.ref = n.id AND j.status IN ('queued', 'running'))
+   AND NOT EXISTS (SELECT 1 FROM events e JOIN deliveries d ON d.event_id = e.id
+                    WHERE e.notification_id = n.id AND d.status = 'pending')
+ ORDER BY n.finished_at
+ LIMIT :limit;
+
+-- forget_delivery_attempts --
+-- The delivery attempts of some notifications (:ids, a JSON array)
+DELETE FROM delivery_attempts WHERE delivery_id IN (
+    SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id
+     WHERE e.notification_id IN (SELECT value FROM json_each(:ids)));
+
+-- forget_deliver_jobs --
+-- The deliver jobs of some notifications' deliveries
+DELETE FROM jobs WHERE kind = 'deliver' AND ref IN (
+    SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id
+     WHERE e.notification_id IN (SELECT value FROM json_each(:ids)));
+
+-- forget_deliveries --
+-- The deliveries of some notifications' events
+DELETE FROM deliveries WHERE event_id IN (
+    SELECT id FROM events WHERE notification_id IN (SELECT value FROM json_each(:ids)));
+
+-- forget_events --
+-- Some notifications' events
+DELETE FROM events WHERE notification_id IN (SELECT value FROM json_each(:ids));
+
+-- forget_import_attempts --
+-- Some notifications' import attempts
+DELETE FROM import_attempts WHERE notification_id IN (SELECT value FROM json_each(:ids));
+
+-- forget_route_changes --
+-- Some notifications' route changes
+DELETE FROM route_changes WHERE notification_id IN (SELECT value FROM json_each(:ids));
+
+-- forget_message_ids --
+-- The message ids accepted as some notifications: a replay of one is a new notification now
+DELETE FROM message_ids WHERE notification_id IN (SELECT value FROM json_each(:ids));
+
+-- forget_import_jobs --
+-- Some notifications' import jobs
+DELETE FROM jobs WHERE kind = 'import' AND ref IN (SELECT value FROM json_each(:ids));
+
+-- forget_notifications --
+-- Some notifications, once every row referring to them is gone
+DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(:ids));
