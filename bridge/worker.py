@@ -91,6 +91,7 @@ class Worker:
         self._owner = owner
         self._concurrency = concurrency
         self._lease_s = lease_s
+        self._heartbeat_s = lease_s / 3
         self._poll_interval_s = poll_interval_s
         self._backoff = backoff
         self._clock = clock
@@ -191,7 +192,9 @@ class Worker:
     async def _recover_orphans(self) -> None:
         """Take over at once the jobs of a predecessor that crashed (e.g. after a restart)."""
         try:
-            recovered = await self._store.recover_orphans(self._owner)
+            recovered = await self._store.recover_orphans(
+                self._owner, heartbeat_s=self._heartbeat_s
+            )
         except StoreUnavailable as exc:
             self._log.warning("orphan_recovery_failed", error=exc.message)
             return
@@ -297,7 +300,11 @@ class Worker:
     async def _heartbeat(self) -> None:
         lost: set[int] = set()
         while True:
-            await asyncio.sleep(self._lease_s / 3)
+            await asyncio.sleep(self._heartbeat_s)
+            # Not only at start: a process that died since is seen gone now, not when its leases
+            # lapse, and our own liveness is taken again if the store lost it (a cut session).
+            # First, so that our check-in is not late for the lease extensions of a slow store.
+            await self._recover_orphans()
             lost &= {job.id for job in self._in_flight.values()}
             running = [job for job in self._in_flight.values() if job.id not in lost]
             answers = await asyncio.gather(
@@ -311,9 +318,6 @@ class Worker:
                     self._log.warning("lease_lost", job_id=job.id, ref=job.ref)
                 elif isinstance(held, BaseException):
                     self._log.warning("lease_extend_failed", job_id=job.id, error=str(held))
-            # Not only at start: a process that died since is seen gone now, not when its leases
-            # lapse, and our own liveness is taken again if the store lost it (a cut session).
-            await self._recover_orphans()
 
 
 _RESULT_EVENTS: dict[type, str] = {

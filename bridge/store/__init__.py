@@ -41,7 +41,8 @@ migrations. The verbs are the same on every backend:
 - **Crash recovery.** ``recover_orphans`` lets a worker (restarted, or running beside it)
   take over the jobs of an owner whose process died, instead of waiting for their leases to
   lapse (SQLite: a lock file per owner, held while its process lives; PostgreSQL: a session
-  advisory lock).
+  advisory lock, free and the owner silent past its heartbeat, since a cut session frees the
+  lock of a live process too).
 """
 
 from __future__ import annotations
@@ -212,13 +213,14 @@ class Store(Protocol):
         connection went as it ended), which no one runs. How many."""
         ...
 
-    async def recover_orphans(self, owner: str) -> int:
+    async def recover_orphans(self, owner: str, *, heartbeat_s: float) -> int:
         """Mark ``owner`` alive while this store is open, and requeue at once the running
         jobs of owners known to be gone (their process died); how many were requeued.
 
         A crash keeps their attempts counted. Owners whose liveness cannot be told keep
         their jobs until the leases lapse. A worker calls this before its first claim and
-        again with each heartbeat.
+        again with each heartbeat, every ``heartbeat_s`` at most: an owner that lost its hold
+        on its liveness (a cut database session) but keeps calling is not judged gone.
         """
         ...
 

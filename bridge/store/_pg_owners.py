@@ -5,9 +5,13 @@ lock for it on a connection of its own, held while the store is open, and record
 ``worker_owners``. The database drops the lock when that session ends, however the process died
 (SIGKILL, a lost host), so another process, on any host, that can take the lock knows the owner
 is gone and may requeue its jobs at once instead of waiting for their leases to lapse. An owner
-that never registered is never judged gone: its leases lapse as before. A process whose own
-connection was cut looks gone too; fencing then refuses its late writes, as after a lapsed
-lease, and it registers again at its next call.
+that never registered is never judged gone: its leases lapse as before.
+
+A free lock is not enough: a live process whose session was cut (a server restart, a network
+blip, an operator ending it) loses its lock until it registers again at its next heartbeat, and
+its imports are still in flight meanwhile. So each registration is also a check-in, timed by the
+database, and only an owner that has stopped checking in for longer than two of its heartbeat
+intervals and a grace is a candidate; its free lock then says it is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+
+#: Beyond two heartbeats, how long an owner may be late to check in and still be alive: a
+#: heartbeat's own calls wait for a connection of a struggling store (its pool's timeout) and
+#: for a new session after a cut one.
+CHECK_IN_GRACE_S = 5.0
 
 
 def lock_key(schema: str, owner: str) -> int:
@@ -43,17 +52,22 @@ class OwnerLocks:
     def held(self) -> list[str]:
         return sorted(self._held)
 
-    async def register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
-        """Hold ``owner``'s lock while this object lives (again, if the session was lost)."""
+    async def register(
+        self, owner: str, queries: Mapping[str, str], now: float, heartbeat_s: float
+    ) -> bool:
+        """Hold ``owner``'s lock while this object lives (again, if the session was lost), and
+        check in: ``owner`` calls again within ``heartbeat_s`` while it lives."""
         async with self._busy:
             try:
-                return await self._register(owner, queries, now)
+                return await self._register(owner, queries, now, heartbeat_s)
             except psycopg.OperationalError:
                 if not self._session_lost():
                     raise
-                return await self._register(owner, queries, now)  # on a new session
+                return await self._register(owner, queries, now, heartbeat_s)  # a new session
 
-    async def _register(self, owner: str, queries: Mapping[str, str], now: float) -> bool:
+    async def _register(
+        self, owner: str, queries: Mapping[str, str], now: float, heartbeat_s: float
+    ) -> bool:
         connection = await self._session()
         key = lock_key(self._schema, owner)
         if owner not in self._held:
@@ -63,12 +77,14 @@ class OwnerLocks:
                 return False  # another live process uses this owner name
             self._held[owner] = key
         await connection.execute(
-            queries["register_owner"], {"owner": owner, "lock_key": key, "now": now}
+            queries["register_owner"],
+            {"owner": owner, "lock_key": key, "now": now, "heartbeat_s": float(heartbeat_s)},
         )
         return True
 
     async def gone(self, key: int, queries: Mapping[str, str]) -> bool:
-        """Whether the owner holding ``key`` has ended: its lock is free (taken and given back)."""
+        """Whether the (silent) owner holding ``key`` has ended: its lock is free (taken and
+        given back)."""
         async with self._busy:
             try:
                 return await self._gone(key, queries)

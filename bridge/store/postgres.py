@@ -36,7 +36,7 @@ from bridge.store import _rows, _search, queries
 from bridge.store._batcher import Batcher
 from bridge.store._history import FORGET_QUERIES
 from bridge.store._pg_migrations import migrate
-from bridge.store._pg_owners import OwnerLocks
+from bridge.store._pg_owners import CHECK_IN_GRACE_S, OwnerLocks
 from bridge.store._pg_wakeups import Wakeups
 from bridge.store.ids import new_id
 from bridge.store.model import (
@@ -479,14 +479,15 @@ class PostgresStore:
                 await self._notify(connection, kind)
         return released
 
-    async def recover_orphans(self, owner: str) -> int:
+    async def recover_orphans(self, owner: str, *, heartbeat_s: float) -> int:
         await self._ready()
         q, now = self._q, self._clock()
         with _translated():
-            if not await self._owners.register(owner, q, now):
+            if not await self._owners.register(owner, q, now, heartbeat_s):
                 return 0
         async with self._transaction() as connection:
-            others = await self._rows(connection, "registered_owners", {"mine": self._owners.held})
+            silent = {"mine": self._owners.held, "grace_s": CHECK_IN_GRACE_S}
+            others = await self._rows(connection, "silent_owners", silent)
         recovered = 0
         for other in others:
             with _translated():

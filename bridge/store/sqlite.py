@@ -326,7 +326,9 @@ class SqliteStore:
             lambda connection: connection.execute(self._q["release_lost_claims"], params).rowcount
         )
 
-    async def recover_orphans(self, owner: str) -> int:
+    async def recover_orphans(self, owner: str, *, heartbeat_s: float) -> int:
+        # One host: a lock file's lock goes only with its process, so it alone tells.
+        del heartbeat_s
         owners, q = self._owners, self._q
         if owners is None or not owners.register(owner):
             return 0

@@ -103,8 +103,9 @@ async def accepted_in_one_group(store: Store, news: Sequence[NewNotification]) -
     return list(results)
 
 
-#: A child process that accepts ``argv[3]`` notifications, registers as "crashed-owner", claims
-#: every import job and dies by SIGKILL: nothing released, the leases held for an hour.
+#: A child process that accepts ``argv[3]`` notifications, registers as "crashed-owner" (no
+#: heartbeat: silent once dead), claims every import job and dies by SIGKILL: nothing released,
+#: the leases held for an hour.
 _CRASH = textwrap.dedent(
     """
     import asyncio, os, signal, sys
@@ -116,7 +117,7 @@ _CRASH = textwrap.dedent(
         store = StoreTarget.from_json(sys.argv[1]).open(lambda: float(sys.argv[2]))
         for number in range(int(sys.argv[3])):
             await store.accept(notification(f"crashed-{number}"))
-        await store.recover_orphans("crashed-owner")
+        await store.recover_orphans("crashed-owner", heartbeat_s=0)
         jobs = await store.claim(JobKind.IMPORT, owner="crashed-owner", lease_s=3600, limit=10)
         print(len(jobs), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)

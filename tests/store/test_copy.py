@@ -184,7 +184,9 @@ async def test_a_store_a_bridge_is_using_is_refused(
 ) -> None:
     source = SqliteStore.open(tmp_path / "bridge.db", clock=clock)
     await source.accept(notification("k-source"))
-    await source.recover_orphans("serve-1")  # what a running worker does before it claims
+    await source.recover_orphans(
+        "serve-1", heartbeat_s=1
+    )  # what a running worker does before it claims
     try:
         with pytest.raises(CopyRefused, match="a bridge is running on"):
             await copy_store(tmp_path / "bridge.db", target, now=clock())

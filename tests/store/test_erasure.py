@@ -198,7 +198,7 @@ class TestPermissions:
         directory = tmp_path / "made" / "by" / "us"
         store = SqliteStore.open(directory / "bridge.db", clock=clock)
         try:
-            await store.recover_orphans("worker-1")  # the owner lock files
+            await store.recover_orphans("worker-1", heartbeat_s=1)  # the owner lock files
             await accept_all(store, [token_of(1)])
             made = [directory, directory.parent, directory.parent.parent]
             made += [path for path in directory.rglob("*")]

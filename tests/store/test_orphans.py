@@ -19,6 +19,9 @@ from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
+#: The heartbeat the live owners of these tests promise: far longer than any test takes.
+HEARTBEAT_S = 60.0
+
 
 async def test_the_jobs_of_a_killed_process_are_requeued_with_their_attempt_kept(
     store: Store, target: StoreTarget, clock: FakeClock
@@ -29,14 +32,20 @@ async def test_the_jobs_of_a_killed_process_are_requeued_with_their_attempt_kept
     assert crashed.stdout.strip() == "2", crashed.stderr
     assert await store.claim(JobKind.IMPORT, owner="next", lease_s=30, limit=10) == []
 
-    assert await store.recover_orphans("next") == 2
+    # PostgreSQL: once the dead owner is past its heartbeats and a grace without checking in
+    # (its lock alone does not tell it from a live one whose session was cut).
+    await wait_until_async(
+        lambda: store.recover_orphans("next", heartbeat_s=HEARTBEAT_S),
+        "the dead owner's jobs requeued",
+        holds=lambda n: n == 2,
+    )
 
     jobs = await store.claim(JobKind.IMPORT, owner="next", lease_s=30, limit=10)
     assert sorted(job.ref for job in jobs) == sorted(
         [n.id for n in await store.list_notifications()]
     )
     assert {job.attempts for job in jobs} == {2}  # the crashed claim still counts
-    assert await store.recover_orphans("next") == 0
+    assert await store.recover_orphans("next", heartbeat_s=HEARTBEAT_S) == 0
 
 
 async def test_a_live_owner_and_an_unregistered_one_keep_their_jobs(
@@ -45,11 +54,11 @@ async def test_a_live_owner_and_an_unregistered_one_keep_their_jobs(
     first, second = open_(), open_()
     await first.accept(notification("k1"))
     await first.accept(notification("k2"))
-    assert await first.recover_orphans("alive") == 0
+    assert await first.recover_orphans("alive", heartbeat_s=HEARTBEAT_S) == 0
     await first.claim(JobKind.IMPORT, owner="alive", lease_s=3600)
     await first.claim(JobKind.IMPORT, owner="never-registered", lease_s=3600)
 
-    assert await second.recover_orphans("newcomer") == 0
+    assert await second.recover_orphans("newcomer", heartbeat_s=HEARTBEAT_S) == 0
     assert await second.claim(JobKind.IMPORT, owner="newcomer", lease_s=30) == []
 
 
@@ -59,12 +68,14 @@ async def test_an_owner_registered_by_two_workers_at_once_stays_alive(
     """A process's import and deliver workers register its one owner at the same moment."""
     first, second = open_(), open_()
     await first.accept(notification("k1"))
-    registered = await asyncio.gather(*(first.recover_orphans("alive") for _ in range(2)))
+    registered = await asyncio.gather(
+        *(first.recover_orphans("alive", heartbeat_s=HEARTBEAT_S) for _ in range(2))
+    )
     assert registered == [0, 0]
     assert len(await first.claim(JobKind.IMPORT, owner="alive", lease_s=3600)) == 1
     gc.collect()  # nothing the registration needs may hang on a connection left for collection
 
-    assert await second.recover_orphans("newcomer") == 0
+    assert await second.recover_orphans("newcomer", heartbeat_s=HEARTBEAT_S) == 0
     assert await second.claim(JobKind.IMPORT, owner="newcomer", lease_s=30) == []
 
 
@@ -73,11 +84,11 @@ async def test_an_owner_that_stopped_cleanly_leaves_no_lock_behind(
     open_: Callable[[], Store], target: StoreTarget
 ) -> None:
     first = open_()
-    await first.recover_orphans("w1")
+    await first.recover_orphans("w1", heartbeat_s=HEARTBEAT_S)
     await first.close()
     second = open_()
     await second.accept(notification("k1"))
-    assert await second.recover_orphans("w2") == 0
+    assert await second.recover_orphans("w2", heartbeat_s=HEARTBEAT_S) == 0
     owners_dir = Path(target.url.removeprefix("sqlite:///") + ".owners")
     assert len(_lock_files(owners_dir)) == 1  # w2's own lock; w1's went with it
     await second.close()
@@ -89,7 +100,7 @@ async def test_an_owner_that_stopped_cleanly_is_forgotten_and_its_lock_freed(
     open_: Callable[[], Store], target: StoreTarget
 ) -> None:
     first = open_()
-    await first.recover_orphans("w1")
+    await first.recover_orphans("w1", heartbeat_s=HEARTBEAT_S)
     assert await _registered_owners(target) == ["w1"]
     assert not await _lock_free(target, "w1")  # held while first is open
     await first.close()
@@ -105,8 +116,12 @@ async def test_a_killed_owner_without_jobs_is_forgotten_by_the_next_recovery(
     crashed = await asyncio.to_thread(crash_a_claiming_process, target, clock())
     assert crashed.stdout.strip() == "0", crashed.stderr
     assert await _registered_owners(target) == ["crashed-owner"]
-    assert await store.recover_orphans("next") == 0
-    assert await _registered_owners(target) == ["next"]
+
+    async def forgotten() -> list[str]:
+        assert await store.recover_orphans("next", heartbeat_s=HEARTBEAT_S) == 0
+        return await _registered_owners(target)
+
+    await wait_until_async(forgotten, "the dead owner forgotten", holds=lambda o: o == ["next"])
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -115,13 +130,35 @@ async def test_an_owner_whose_session_was_cut_holds_its_lock_again_at_its_next_c
 ) -> None:
     """The server ended every connection of the store (an operator, a failover): the owner's
     lock went with its session, and the next recovery takes it again instead of failing."""
-    assert await store.recover_orphans("alive") == 0
+    assert await store.recover_orphans("alive", heartbeat_s=HEARTBEAT_S) == 0
     await _terminate_connections(target)
     assert await _lock_free(target, "alive")
 
-    assert await store.recover_orphans("alive") == 0
+    assert await store.recover_orphans("alive", heartbeat_s=HEARTBEAT_S) == 0
     assert not await _lock_free(target, "alive")
     assert await _registered_owners(target) == ["alive"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_live_owner_whose_session_was_cut_keeps_its_jobs(
+    open_: Callable[[], Store], target: StoreTarget
+) -> None:
+    """The owner's lock went with its session (a server restart, a network blip) while its
+    import was in flight: until it takes the lock again at its next heartbeat, a peer must not
+    take its job, or the share would be imported twice."""
+    owner, peer = open_(), open_()
+    await owner.accept(notification("k1"))
+    assert await owner.recover_orphans("A", heartbeat_s=HEARTBEAT_S) == 0
+    [job] = await owner.claim(JobKind.IMPORT, owner="A", lease_s=3600)
+    await _terminate_connections(target)
+    assert await _lock_free(target, "A")
+
+    assert await peer.recover_orphans("B", heartbeat_s=HEARTBEAT_S) == 0
+    assert await peer.claim(JobKind.IMPORT, owner="B", lease_s=30) == []
+    assert await owner.recover_orphans("A", heartbeat_s=HEARTBEAT_S) == 0  # its next heartbeat
+    assert not await _lock_free(target, "A")
+    assert await owner.extend_lease(job, lease_s=3600)
+    assert await _registered_owners(target) == ["A", "B"]
 
 
 async def test_an_owner_name_in_use_by_a_live_store_is_not_taken_twice(
@@ -131,9 +168,9 @@ async def test_an_owner_name_in_use_by_a_live_store_is_not_taken_twice(
     nor judge it gone: the live owner's jobs stay its own."""
     first, second = open_(), open_()
     await first.accept(notification("k1"))
-    assert await first.recover_orphans("alive") == 0
+    assert await first.recover_orphans("alive", heartbeat_s=HEARTBEAT_S) == 0
     await first.claim(JobKind.IMPORT, owner="alive", lease_s=3600)
-    assert await second.recover_orphans("other") == 0
+    assert await second.recover_orphans("other", heartbeat_s=HEARTBEAT_S) == 0
     assert await second.claim(JobKind.IMPORT, owner="other", lease_s=30) == []
 
 

@@ -265,18 +265,27 @@ SELECT 1 FROM jobs
    FOR UPDATE;
 
 -- register_owner --
--- An owner announces that its liveness can be told by its advisory lock
-INSERT INTO worker_owners (owner, lock_key, registered_at)
-VALUES (%(owner)s, %(lock_key)s, %(now)s)
-ON CONFLICT (owner) DO UPDATE SET lock_key = excluded.lock_key;
+-- An owner announces that its liveness can be told by its advisory lock, and checks in (on the
+-- database's clock, which every replica shares); of its workers' heartbeats, the quickest counts
+INSERT INTO worker_owners (owner, lock_key, registered_at, heartbeat_s, last_seen)
+VALUES (%(owner)s, %(lock_key)s, %(now)s, %(heartbeat_s)s, extract(epoch FROM clock_timestamp()))
+ON CONFLICT (owner) DO UPDATE
+   SET lock_key = excluded.lock_key, last_seen = excluded.last_seen,
+       heartbeat_s = LEAST(worker_owners.heartbeat_s, excluded.heartbeat_s);
 
 -- forget_owner --
 -- An owner that stopped (or was found gone) is no longer registered
 DELETE FROM worker_owners WHERE owner = %(owner)s;
 
--- registered_owners --
--- The registered owners but those of this process (a gone one is forgotten, jobs or not)
-SELECT owner, lock_key FROM worker_owners WHERE owner <> ALL(%(mine)s::text[]);
+-- silent_owners --
+-- The registered owners but those of this process that missed a heartbeat, with as much again
+-- and a grace of margin (a gone one is forgotten, jobs or not). While the server was down no one
+-- could check in: silence counts from its start at the earliest.
+SELECT owner, lock_key FROM worker_owners
+ WHERE owner <> ALL(%(mine)s::text[])
+   AND extract(epoch FROM clock_timestamp())
+       - GREATEST(last_seen, extract(epoch FROM pg_postmaster_start_time()))
+       > 2 * heartbeat_s + %(grace_s)s;
 
 -- try_lock --
 -- Take a session advisory lock if free
