@@ -2,8 +2,9 @@
 
 A ``Worker`` serves one job kind. It claims up to ``concurrency`` jobs (each lane within the
 cap ``lane_caps`` names at that claim), runs the handler for each in its own task, extends the
-leases of running jobs every ``lease_s / 3`` (and then, as at start, takes over the jobs of
-owners that died: ``store.recover_orphans``), and records what the handler returned:
+leases of running jobs every ``lease_s / 3`` (having first, as at start, checked in and taken
+over the jobs of owners that died: ``store.recover_orphans``), and records what the handler
+returned:
 
 - ``Done``: the handler already finished the job in its own final transaction (for example
   ``store.record_outcome``); nothing more to write.
