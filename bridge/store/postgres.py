@@ -87,6 +87,7 @@ CONNECT_TIMEOUT_S = 5
 # instead of after a backoff that has grown to minutes.
 RECONNECT_TIMEOUT_S = 10.0
 _QUERIES = queries.load_queries("postgres")
+_FINAL_STATUSES = sorted(DIDIT_FINAL_STATUSES)
 # The columns insert_accepted takes as arrays, in its order.
 _ACCEPTED_COLUMNS = (
     "id", "partner", "partner_event_id", "message_id", "business_key", "token_sealed",
@@ -661,7 +662,7 @@ class PostgresStore:
             **status,
             "didit_status": didit_status,
             "final": key in DIDIT_FINAL_STATUSES,
-            "final_statuses": sorted(DIDIT_FINAL_STATUSES),
+            "final_statuses": _FINAL_STATUSES,
             "now": now,
         }
         async with self._transaction() as connection:
@@ -956,7 +957,11 @@ class PostgresStore:
             return await self._count(connection, "erase_stale_tokens", params)
 
     async def delete_history(self, *, older_than_s: float, limit: int) -> int:
-        params = {"before": self._clock() - older_than_s, "limit": limit}
+        params = {
+            "before": self._clock() - older_than_s,
+            "limit": limit,
+            "final_statuses": _FINAL_STATUSES,
+        }
 
         async def op(connection: Connection) -> int:
             found = await self._rows(connection, "old_history", params)
