@@ -1064,14 +1064,25 @@ class PostgresStore:
         await self._pool.close()
 
 
+#: SQLSTATE classes of a row the database cannot take, whatever its state: 22 (data exception)
+#: and 54 (program limit exceeded, e.g. a value too large for an index row, which psycopg
+#: raises as an OperationalError).
+_ROW_FAULT_CLASSES = frozenset({"22", "54"})
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
-    """psycopg's errors at the boundary: a caller's mistake is ValueError, others unavailable."""
+    """psycopg's errors at the boundary: a caller's mistake is ValueError, others unavailable.
+    A group commit splits on ValueError, so one row at fault fails alone, never its group."""
     try:
         yield
-    except (psycopg.IntegrityError, psycopg.DataError) as exc:
+    except psycopg.IntegrityError as exc:
         raise ValueError(f"the write conflicts with stored data: {exc}") from exc
-    except (psycopg.Error, PoolTimeout, PoolClosed, OSError) as exc:
+    except psycopg.Error as exc:
+        if (exc.sqlstate or "")[:2] in _ROW_FAULT_CLASSES:
+            raise ValueError(f"the database cannot take the row: {exc}") from exc
+        raise StoreUnavailable(f"the PostgreSQL store failed: {type(exc).__name__}: {exc}") from exc
+    except (PoolTimeout, PoolClosed, OSError) as exc:
         raise StoreUnavailable(f"the PostgreSQL store failed: {type(exc).__name__}: {exc}") from exc
 
 

@@ -289,6 +289,37 @@ async def test_one_item_postgres_cannot_store_fails_alone_in_its_group(store: St
     assert await store.find_message("acme", "bad") is None
 
 
+def _unindexable() -> str:
+    """Text too long for a PostgreSQL index row (about 2.7 kB), even compressed."""
+    return base64.b64encode(os.urandom(6_000)).decode()
+
+
+OVERSIZED = {
+    "business key": lambda new: dataclasses.replace(new, business_key=_unindexable()),
+    "partner event id": lambda new: dataclasses.replace(new, partner_event_id=_unindexable()),
+    "vendor_data": lambda new: dataclasses.replace(
+        new, route=dataclasses.replace(new.route, vendor_data=_unindexable())
+    ),
+}
+
+
+@pytest.mark.parametrize("field", sorted(OVERSIZED))
+async def test_one_value_too_large_to_index_fails_alone_in_its_group(
+    store: Store, field: str
+) -> None:
+    """An accept whose indexed value overflows an index row (SQLSTATE 54000) among 20 others:
+    it fails with ValueError, the 20 are accepted, and the store stays available."""
+    news = [notification(f"k{i}", message_id=f"m{i}") for i in range(20)]
+    news.insert(10, OVERSIZED[field](notification("big", message_id="big")))
+    results = await _accept_together(store, news)
+    assert isinstance(results.pop(10), ValueError)
+    assert not any(isinstance(result, BaseException) for result in results)
+    assert len({result.id for result in results}) == 20
+    stats = await store.stats()
+    assert stats.notifications["pending"] == 20
+    assert await store.find_message("acme", "big") is None
+
+
 async def _accept_together(store: Store, news: list[NewNotification]) -> list[Any]:
     assert isinstance(store, PostgresStore)
     await store.migrate()
