@@ -966,13 +966,22 @@ class PostgresStore:
         async def op(connection: Connection) -> int:
             found = await self._rows(connection, "old_history", params)
             # An accept holding a business key may be adding a message id that refers to its
-            # notification: that one waits for the next sweep.
-            holders: dict[str, list[str]] = {}
-            for row in found:
-                key = self._lock_text("bk", row["partner"], row["business_key"])
-                holders.setdefault(key, []).append(row["id"])
-            free = await self._rows(connection, "try_lock_keys", {"keys": sorted(holders)})
-            ids = {id_ for row in free for id_ in holders[row["key"]]}
+            # notification, and one holding a message id may be answering that it is a
+            # duplicate of the notification accepted with it: either one waits for the next
+            # sweep.
+            keys_of = {
+                row["id"]: {
+                    self._lock_text("bk", row["partner"], row["business_key"]),
+                    *(self._lock_text("msg", row["partner"], m) for m in row["message_ids"]),
+                }
+                for row in found
+            }
+            wanted = sorted(set().union(*keys_of.values()))
+            free = {
+                row["key"]
+                for row in await self._rows(connection, "try_lock_keys", {"keys": wanted})
+            }
+            ids = {id_ for id_, keys in keys_of.items() if keys <= free}
             if not ids:
                 return 0
             locked = await self._rows(connection, "lock_history_deliveries", {"ids": sorted(ids)})

@@ -404,3 +404,20 @@ async def test_stores_sharing_a_database_delete_each_notification_once(
     leftover = await first.delete_history(older_than_s=RETENTION_DAY, limit=10)
     assert sum(counts) + leftover == 6
     assert await first.list_notifications() == []
+
+
+async def test_a_sweep_keeps_a_notification_an_accept_is_answering_a_duplicate_of(
+    store: Store, clock: FakeClock, target: StoreTarget
+) -> None:
+    """An accept whose message id was accepted as an old notification holds that message id's
+    lock while it answers "duplicate of it": a sweep meanwhile keeps the notification (the
+    answer must name one that exists), and the next sweep deletes it."""
+    kept = await retention_imported(store, "k", message_id="m-1", delivery="delivered", clock=clock)
+    clock.advance(2 * RETENTION_DAY)
+    lock = "\x1f".join([str(target.schema), "msg", "acme", "m-1"])  # as PostgresStore names it
+    async with await psycopg.AsyncConnection.connect(target.url) as accepting:
+        await accepting.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [lock])
+        assert await store.delete_history(older_than_s=RETENTION_DAY, limit=10) == 0
+        assert await store.load_notification(kept) is not None
+        await accepting.commit()
+    assert await store.delete_history(older_than_s=RETENTION_DAY, limit=10) == 1
