@@ -7,10 +7,11 @@ a JSON object (400 ``invalid_json``), no token at the partner's path (422
 ``missing_share_token``), a token that is not a string or not a JWT (422
 ``malformed_share_token``), ``exp`` passed (422 ``share_token_expired``), minted for another
 application (422 ``share_token_not_for_this_application``), no rule / vendor data that does
-not render (422 ``no_matching_rule`` / ``vendor_data_unresolved``), and partner text the store
+not render (422 ``no_matching_rule`` / ``vendor_data_unresolved``), partner text the store
 would keep holding a NUL character (422 ``nul_character``: PostgreSQL cannot store one in a text
-column, so neither store is given one). The duplicate check needs the store and stays with
-intake.
+column, so neither store is given one), and an id or vendor data longer than the store keeps
+(422 ``value_too_long``: ``MAX_ID_CHARS``, ``MAX_VENDOR_DATA_CHARS``). The duplicate check needs
+the store and stays with intake.
 
 The verdict is the first failed check. A failed expiry or application check does not stop the
 rest, so a dry run still shows the rule an expired token would have taken; any other failure
@@ -35,6 +36,11 @@ __all__ = ["Check", "Result", "Screening", "screen"]
 Result = Literal["pass", "fail", "skipped"]
 
 JSON_MEDIA_TYPE: Final = "application/json"
+#: The longest event id, token session_id or from_application_id the store keeps: ids, which
+#: the store indexes for dedupe and lookups (a PostgreSQL index row holds at most about 2.7 kB).
+MAX_ID_CHARS: Final = 256
+#: The longest rendered vendor_data: Didit keeps it on the session, the store indexes it.
+MAX_VENDOR_DATA_CHARS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,19 +208,33 @@ def _check_content(
 
 
 def _check_text(screening: Screening) -> None:
-    """The partner's text the store keeps, free of NUL characters (PostgreSQL cannot keep one
-    in a text column). Message ids need no check: the verifiers keep printable ASCII only."""
+    """The partner's text the store keeps: free of NUL characters (PostgreSQL cannot keep one
+    in a text column), and each value within its length. Message ids need no check: the
+    verifiers keep printable ASCII of at most 256 characters only."""
     token, route = screening.token, screening.route
-    kept = {
-        "the event id": screening.event_id,
-        "the share token": screening.raw_token,
-        "the token's session_id": None if token is None else token.session_id,
-        "the token's from_application_id": None if token is None else token.from_application_id,
-        "vendor_data": None if route is None else route.vendor_data,
+    kept: dict[str, tuple[str | None, int | None]] = {
+        "the event id": (screening.event_id, MAX_ID_CHARS),
+        "the share token": (screening.raw_token, None),  # kept sealed, never indexed
+        "the token's session_id": (None if token is None else token.session_id, MAX_ID_CHARS),
+        "the token's from_application_id": (
+            None if token is None else token.from_application_id,
+            MAX_ID_CHARS,
+        ),
+        "vendor_data": (None if route is None else route.vendor_data, MAX_VENDOR_DATA_CHARS),
     }
-    with_nul = [name for name, text in kept.items() if text is not None and "\x00" in text]
+    with_nul = [name for name, (text, _) in kept.items() if text is not None and "\x00" in text]
     if with_nul:
         message = f"{with_nul[0]} holds a NUL character (\\u0000), which cannot be stored"
         screening.failed("text", 422, "nul_character", message)
+        return
+    too_long = [
+        (name, limit)
+        for name, (text, limit) in kept.items()
+        if text is not None and limit is not None and len(text) > limit
+    ]
+    if too_long:
+        name, limit = too_long[0]
+        message = f"{name} is longer than {limit} characters"
+        screening.failed("text", 422, "value_too_long", message)
     else:
-        screening.passed("text", "no NUL character in what is stored")
+        screening.passed("text", "no NUL character and no value too long in what is stored")

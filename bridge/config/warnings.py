@@ -58,12 +58,29 @@ def retention_warnings(settings: Settings) -> Iterator[Problem]:
             )
 
 
+def undecided_retention_warnings(settings: Settings) -> Iterator[Problem]:
+    """A retention without Didit's webhooks: an imported notification is deleted only once its
+    session is decided, and only a webhook brings a decision, so an undecided one stays."""
+    if settings.store.retention_days is not None and settings.didit_webhooks is None:
+        yield (
+            ("store", "retention_days"),
+            "without didit_webhooks no decision of Didit's reaches the bridge: an imported "
+            "notification whose session is not decided at import (In Review, as every session "
+            "is without trust_review) is never deleted; configure didit_webhooks",
+        )
+
+
 def vendor_data_template_warnings(settings: Settings) -> Iterable[Problem]:
     """Rules whose vendor_data two partners' shares could render alike."""
     return vendor_data_warnings(settings.rules)
 
 
-CHECKS: tuple[Check, ...] = (replay_warnings, retention_warnings, vendor_data_template_warnings)
+CHECKS: tuple[Check, ...] = (
+    replay_warnings,
+    retention_warnings,
+    undecided_retention_warnings,
+    vendor_data_template_warnings,
+)
 
 
 def settings_warnings(settings: Settings) -> list[Problem]:

@@ -413,8 +413,10 @@ class Store(Protocol):
         one transaction; how many notifications.
 
         Kept: pending notifications, a failed one while its token is kept (a retry may still
-        use it), and any notification with a delivery pending. Replicas sharing a database
-        each delete their own batch at once without waiting for one another.
+        use it), an imported one until its Didit status is decided (``DIDIT_FINAL_STATUSES``:
+        the decision webhook must find it), and any notification with a delivery pending.
+        Replicas sharing a database each delete their own batch at once without waiting for
+        one another.
         """
         ...
 

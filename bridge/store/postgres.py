@@ -87,6 +87,7 @@ CONNECT_TIMEOUT_S = 5
 # instead of after a backoff that has grown to minutes.
 RECONNECT_TIMEOUT_S = 10.0
 _QUERIES = queries.load_queries("postgres")
+_FINAL_STATUSES = sorted(DIDIT_FINAL_STATUSES)
 # The columns insert_accepted takes as arrays, in its order.
 _ACCEPTED_COLUMNS = (
     "id", "partner", "partner_event_id", "message_id", "business_key", "token_sealed",
@@ -662,7 +663,7 @@ class PostgresStore:
             **status,
             "didit_status": didit_status,
             "final": key in DIDIT_FINAL_STATUSES,
-            "final_statuses": sorted(DIDIT_FINAL_STATUSES),
+            "final_statuses": _FINAL_STATUSES,
             "now": now,
         }
         async with self._transaction() as connection:
@@ -957,18 +958,31 @@ class PostgresStore:
             return await self._count(connection, "erase_stale_tokens", params)
 
     async def delete_history(self, *, older_than_s: float, limit: int) -> int:
-        params = {"before": self._clock() - older_than_s, "limit": limit}
+        params = {
+            "before": self._clock() - older_than_s,
+            "limit": limit,
+            "final_statuses": _FINAL_STATUSES,
+        }
 
         async def op(connection: Connection) -> int:
             found = await self._rows(connection, "old_history", params)
             # An accept holding a business key may be adding a message id that refers to its
-            # notification: that one waits for the next sweep.
-            holders: dict[str, list[str]] = {}
-            for row in found:
-                key = self._lock_text("bk", row["partner"], row["business_key"])
-                holders.setdefault(key, []).append(row["id"])
-            free = await self._rows(connection, "try_lock_keys", {"keys": sorted(holders)})
-            ids = {id_ for row in free for id_ in holders[row["key"]]}
+            # notification, and one holding a message id may be answering that it is a
+            # duplicate of the notification accepted with it: either one waits for the next
+            # sweep.
+            keys_of = {
+                row["id"]: {
+                    self._lock_text("bk", row["partner"], row["business_key"]),
+                    *(self._lock_text("msg", row["partner"], m) for m in row["message_ids"]),
+                }
+                for row in found
+            }
+            wanted = sorted(set().union(*keys_of.values()))
+            free = {
+                row["key"]
+                for row in await self._rows(connection, "try_lock_keys", {"keys": wanted})
+            }
+            ids = {id_ for id_, keys in keys_of.items() if keys <= free}
             if not ids:
                 return 0
             locked = await self._rows(connection, "lock_history_deliveries", {"ids": sorted(ids)})
@@ -1060,14 +1074,25 @@ class PostgresStore:
         await self._pool.close()
 
 
+#: SQLSTATE classes of a row the database cannot take, whatever its state: 22 (data exception)
+#: and 54 (program limit exceeded, e.g. a value too large for an index row, which psycopg
+#: raises as an OperationalError).
+_ROW_FAULT_CLASSES = frozenset({"22", "54"})
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
-    """psycopg's errors at the boundary: a caller's mistake is ValueError, others unavailable."""
+    """psycopg's errors at the boundary: a caller's mistake is ValueError, others unavailable.
+    A group commit splits on ValueError, so one row at fault fails alone, never its group."""
     try:
         yield
-    except (psycopg.IntegrityError, psycopg.DataError) as exc:
+    except psycopg.IntegrityError as exc:
         raise ValueError(f"the write conflicts with stored data: {exc}") from exc
-    except (psycopg.Error, PoolTimeout, PoolClosed, OSError) as exc:
+    except psycopg.Error as exc:
+        if (exc.sqlstate or "")[:2] in _ROW_FAULT_CLASSES:
+            raise ValueError(f"the database cannot take the row: {exc}") from exc
+        raise StoreUnavailable(f"the PostgreSQL store failed: {type(exc).__name__}: {exc}") from exc
+    except (PoolTimeout, PoolClosed, OSError) as exc:
         raise StoreUnavailable(f"the PostgreSQL store failed: {type(exc).__name__}: {exc}") from exc
 
 

@@ -844,7 +844,8 @@ class SqliteStore:
         q, before = self._q, self._clock() - older_than_s
 
         def op(connection: sqlite3.Connection) -> int:
-            found = connection.execute(q["old_history"], {"before": before, "limit": limit})
+            params = {"before": before, "limit": limit, "final_statuses": _FINAL_STATUSES}
+            found = connection.execute(q["old_history"], params)
             ids = [row["id"] for row in found]
             if ids:
                 params = {"ids": json.dumps(ids)}

@@ -137,12 +137,33 @@ def test_a_retention_within_a_replay_window_is_said() -> None:
     text = PROTECTED.replace(
         "max_age_s: 120, body_hash_claim", "max_age_s: 120, require_jti: true, body_hash_claim"
     )
-    short = load_text_with_warnings(text + "store: {retention_days: 0.001}\n", source_name="b.yaml")
+    hooks = f"didit_webhooks: {{secrets: [{PARTNER_KEY}]}}\n"  # decisions arrive: see below
+    short = load_text_with_warnings(
+        text + "store: {retention_days: 0.001}\n" + hooks, source_name="b.yaml"
+    )
     assert [str(w) for w in short.warnings] == [
         f"b.yaml:19: store.retention_days: warning: shorter than the {window} s in which partner "
         f"{name}'s requests may be replayed: a replay after its notification was deleted is "
         "accepted as a new notification; keep the retention above it"
         for window, name in ((300, "acme"), (150, "initech"))
     ]
-    kept = load_text_with_warnings(text + "store: {retention_days: 1}\n", source_name="b.yaml")
+    kept = load_text_with_warnings(
+        text + "store: {retention_days: 1}\n" + hooks, source_name="b.yaml"
+    )
     assert kept.warnings == ()
+
+
+def test_a_retention_without_didit_webhooks_is_said() -> None:
+    """An imported notification goes only once Didit has decided its session, and only Didit's
+    webhooks bring a decision: without them an undecided one is kept forever."""
+    text = PROTECTED + "store: {retention_days: 30}\n"
+    without = load_text_with_warnings(text, source_name="b.yaml")
+    assert [str(w) for w in without.warnings] == [
+        "b.yaml:19: store.retention_days: warning: without didit_webhooks no decision of "
+        "Didit's reaches the bridge: an imported notification whose session is not decided at "
+        "import (In Review, as every session is without trust_review) is never deleted; "
+        "configure didit_webhooks"
+    ]
+    hooks = f"didit_webhooks: {{secrets: [{PARTNER_KEY}]}}\n"
+    assert load_text_with_warnings(text + hooks, source_name="b.yaml").warnings == ()
+    assert load_text_with_warnings(PROTECTED, source_name="b.yaml").warnings == ()

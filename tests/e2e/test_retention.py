@@ -1,9 +1,10 @@
 """History retention against ``bridge serve`` and the sandbox, with a retention of under a second
-(``store.retention_days: 0.00001``): imported notifications whose deliveries are done disappear
-from the admin API while new shares keep coming in and being imported; one whose delivery is
-still being retried stays; a share sent again after its notification was deleted is a new
-notification: Didit refuses it as already imported and the bridge reconciles (no second
-redemption)."""
+(``store.retention_days: 0.00001``): imported notifications whose deliveries are done and whose
+Didit session is decided disappear from the admin API while new shares keep coming in and being
+imported; one whose delivery is still being retried stays, and so does one whose session is
+still In Review (Didit's decision webhook must find it); a share sent again after its
+notification was deleted is a new notification: Didit refuses it as already imported and the
+bridge reconciles (no second redemption)."""
 
 from __future__ import annotations
 
@@ -50,11 +51,14 @@ def test_old_history_disappears_while_new_work_goes_on(
     rules = [{**r, "then": {**r["then"], "destinations": ["app"]}} for r in default_rules(target)]
     # A delivery refused now is retried in an hour: pending all through the test.
     app = sink.destination(retry_schedule=["1h"])
-    bridge = make_bridge(rules=rules, destinations={"app": app}, start=False)
+    bridge = make_bridge(rules=rules, destinations={"app": app}, didit_webhooks=True, start=False)
     if backend == "sqlite":
         store = {"url": f"sqlite:///{bridge.db_path}"}
     bridge.write_config(store={**store, "retention_days": RETENTION_DAYS})
     bridge.start()
+    control.update_application(
+        target.application_id, webhook_url=f"{bridge.base_url}/v1/didit/webhooks"
+    )
     acme = control.application("acme")["application_id"]
     tokens = control.bulk_tokens(acme, target.application_id, 5)
 
@@ -76,12 +80,17 @@ def test_old_history_disappears_while_new_work_goes_on(
     def listed() -> set[str]:
         return {row["id"] for row in bridge.listed()}
 
-    wait_until(
-        listed, "all imported and delivered, then deleted", holds=lambda ids: not ids & set(every)
-    )
+    # Without trust_review every imported session is In Review: kept until Didit decides.
+    wait_until(lambda: events_of(sink).keys() >= set(every), "all imported and delivered")
     delivered = events_of(sink)
     assert all(delivered[i][0]["type"] == "share.imported" for i in every)
-    for notification_id in every:
+    *decided, undecided = every
+    for notification_id in decided:
+        session_id = delivered[notification_id][0]["data"]["session"]["session_id"]
+        answer = control.set_status(session_id, "Approved")
+        assert answer["webhook"]["response_status"] == 200
+    wait_until(listed, "the decided ones deleted", holds=lambda ids: not ids & set(decided))
+    for notification_id in decided:
         assert bridge.shown(notification_id) is None
     assert undelivered in listed(), "a delivery still pending keeps its notification"
 
@@ -108,7 +117,7 @@ def test_old_history_disappears_while_new_work_goes_on(
         for line in metrics.splitlines()
         if line.startswith("bridge_history_deletions_total ")
     ]
-    assert deleted == [len(every) + 2]
+    assert deleted == [len(decided) + 2]
     logged = [line for line in bridge.log_lines() if line.get("event") == "history_deleted"]
-    assert sum(line["notifications"] for line in logged) == len(every) + 2
-    assert listed() == {undelivered}
+    assert sum(line["notifications"] for line in logged) == len(decided) + 2
+    assert listed() == {undelivered, undecided}, "an undecided session keeps its notification"

@@ -7,44 +7,15 @@ store contract suite does), and stores nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.store import Store
+from tests.intake.both_stores import _store, _target  # noqa: F401 - fixtures: store, target
 from tests.intake.conftest import Harness, error_code, share_token
-from tests.store.backends import (
-    PG_DSN,
-    StoreTarget,
-    check_pg_server,
-    drop_pg_schema,
-    new_pg_schema,
-)
-from tests.store.helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(name="target", params=["sqlite", "postgres"])
-def _target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreTarget]:
-    if request.param == "sqlite":
-        yield StoreTarget(url=f"sqlite:///{tmp_path}/bridge.db")
-        return
-    check_pg_server()
-    schema = new_pg_schema()
-    try:
-        yield StoreTarget(url=PG_DSN, schema=schema)
-    finally:
-        drop_pg_schema(schema)
-
-
-@pytest.fixture(name="store")
-async def _store(target: StoreTarget, clock: FakeClock) -> AsyncIterator[Store]:
-    store = target.open(clock)
-    yield store
-    await store.close()
 
 
 def _body(**changes: Any) -> dict[str, Any]:

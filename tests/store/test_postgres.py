@@ -289,6 +289,37 @@ async def test_one_item_postgres_cannot_store_fails_alone_in_its_group(store: St
     assert await store.find_message("acme", "bad") is None
 
 
+def _unindexable() -> str:
+    """Text too long for a PostgreSQL index row (about 2.7 kB), even compressed."""
+    return base64.b64encode(os.urandom(6_000)).decode()
+
+
+OVERSIZED = {
+    "business key": lambda new: dataclasses.replace(new, business_key=_unindexable()),
+    "partner event id": lambda new: dataclasses.replace(new, partner_event_id=_unindexable()),
+    "vendor_data": lambda new: dataclasses.replace(
+        new, route=dataclasses.replace(new.route, vendor_data=_unindexable())
+    ),
+}
+
+
+@pytest.mark.parametrize("field", sorted(OVERSIZED))
+async def test_one_value_too_large_to_index_fails_alone_in_its_group(
+    store: Store, field: str
+) -> None:
+    """An accept whose indexed value overflows an index row (SQLSTATE 54000) among 20 others:
+    it fails with ValueError, the 20 are accepted, and the store stays available."""
+    news = [notification(f"k{i}", message_id=f"m{i}") for i in range(20)]
+    news.insert(10, OVERSIZED[field](notification("big", message_id="big")))
+    results = await _accept_together(store, news)
+    assert isinstance(results.pop(10), ValueError)
+    assert not any(isinstance(result, BaseException) for result in results)
+    assert len({result.id for result in results}) == 20
+    stats = await store.stats()
+    assert stats.notifications["pending"] == 20
+    assert await store.find_message("acme", "big") is None
+
+
 async def _accept_together(store: Store, news: list[NewNotification]) -> list[Any]:
     assert isinstance(store, PostgresStore)
     await store.migrate()
@@ -373,3 +404,20 @@ async def test_stores_sharing_a_database_delete_each_notification_once(
     leftover = await first.delete_history(older_than_s=RETENTION_DAY, limit=10)
     assert sum(counts) + leftover == 6
     assert await first.list_notifications() == []
+
+
+async def test_a_sweep_keeps_a_notification_an_accept_is_answering_a_duplicate_of(
+    store: Store, clock: FakeClock, target: StoreTarget
+) -> None:
+    """An accept whose message id was accepted as an old notification holds that message id's
+    lock while it answers "duplicate of it": a sweep meanwhile keeps the notification (the
+    answer must name one that exists), and the next sweep deletes it."""
+    kept = await retention_imported(store, "k", message_id="m-1", delivery="delivered", clock=clock)
+    clock.advance(2 * RETENTION_DAY)
+    lock = "\x1f".join([str(target.schema), "msg", "acme", "m-1"])  # as PostgresStore names it
+    async with await psycopg.AsyncConnection.connect(target.url) as accepting:
+        await accepting.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [lock])
+        assert await store.delete_history(older_than_s=RETENTION_DAY, limit=10) == 0
+        assert await store.load_notification(kept) is not None
+        await accepting.commit()
+    assert await store.delete_history(older_than_s=RETENTION_DAY, limit=10) == 1

@@ -18,6 +18,7 @@ from bridge.store import (
     FinalOutcome,
     JobKind,
     RetryResult,
+    StatusChange,
     Store,
     sqlite_path,
 )
@@ -72,10 +73,17 @@ def _pg_counts(target: StoreTarget) -> Counter[str]:
 
 
 async def imported(
-    store: Store, key: str, *, message_id: str, delivery: str | None, clock: FakeClock
+    store: Store,
+    key: str,
+    *,
+    message_id: str,
+    delivery: str | None,
+    clock: FakeClock,
+    didit_status: str | None = "Approved",
 ) -> str:
     """An imported notification with an import attempt and one delivery to crm, then
-    ``delivery``: "delivered", "dead", or None (left pending)."""
+    ``delivery``: "delivered", "dead", or None (left pending); its Didit session's status is
+    ``didit_status``."""
     accepted = await store.accept(notification(key, message_id=message_id))
     job = await claim_one(store)
     assert job.ref == accepted.id
@@ -83,7 +91,8 @@ async def imported(
     assert attempt is not None
     ending = AttemptEnd(attempt=attempt, http_status=201, result="imported", latency_ms=5)
     outcome = FinalOutcome(
-        status=NotificationStatus.IMPORTED, session=DiditSession(session_id=f"s-{key}")
+        status=NotificationStatus.IMPORTED,
+        session=DiditSession(session_id=f"s-{key}", status=didit_status),
     )
     assert await store.record_outcome(job, outcome, [event(clock, "crm")], ending=ending)
     if delivery is not None:
@@ -204,3 +213,35 @@ async def test_nothing_is_deleted_before_its_time(store: Store, clock: FakeClock
     clock.advance(DAY - 1)
     assert await store.delete_history(older_than_s=DAY, limit=10) == 0
     assert await store.load_notification(kept) is not None
+
+
+@pytest.mark.parametrize("undecided", ["In Review", None])
+async def test_an_undecided_session_is_kept_until_didit_decides(
+    store: Store, clock: FakeClock, undecided: str | None
+) -> None:
+    """An imported notification whose Didit session is not decided yet (In Review, or no
+    status known) stays past the retention, so Didit's decision webhook still finds it; once
+    the decision is recorded it goes at the next sweep. A decided status is recognised however
+    Didit spells it."""
+    waiting = await imported(
+        store, "k", message_id="m-1", delivery="delivered", clock=clock, didit_status=undecided
+    )
+    spelled = await imported(
+        store, "s", message_id="m-2", delivery="delivered", clock=clock, didit_status=" declined"
+    )
+    clock.advance(2 * DAY)
+    assert await store.delete_history(older_than_s=DAY, limit=10) == 1
+    assert await store.load_notification(spelled) is None
+    found = await store.find_by_session("s-k")
+    assert found is not None
+    assert found.id == waiting
+
+    decision = await store.record_status_update(
+        waiting, didit_status="Approved", signed_at=clock(), event=event(clock, "crm")
+    )
+    assert decision is StatusChange.RECORDED
+    assert await store.delete_history(older_than_s=DAY, limit=10) == 0, "its delivery is pending"
+    sending = await claim_one(store, kind=JobKind.DELIVER)
+    assert await store.mark_delivered(sending, AttemptReport(http_status=200, latency_ms=3))
+    assert await store.delete_history(older_than_s=DAY, limit=10) == 1
+    assert await store.find_by_session("s-k") is None

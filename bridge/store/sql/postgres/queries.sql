@@ -727,11 +727,17 @@ SELECT (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
 -- old_history --
 -- Up to %(limit)s notifications final before %(before)s that nothing can act on any more, oldest
 -- first, locked: the token erased (a failed one keeps it while a retry may use it), no import
--- job waiting and every delivery finished (delivered or dead). Rows another replica holds are
--- skipped: each replica deletes its own batch.
-SELECT n.id, n.partner, n.business_key FROM notifications n
+-- job waiting, an imported one's Didit status decided (in %(final_statuses)s: Didit's decision
+-- webhook must still find its session) and every delivery finished (delivered or dead), with
+-- the message ids accepted as each. Rows another replica holds are skipped: each replica
+-- deletes its own batch.
+SELECT n.id, n.partner, n.business_key,
+       ARRAY(SELECT m.message_id FROM message_ids m WHERE m.notification_id = n.id) AS message_ids
+  FROM notifications n
  WHERE n.finished_at < %(before)s AND n.status IN ('imported', 'rejected', 'expired', 'failed')
    AND n.token_sealed IS NULL
+   AND (n.status <> 'imported'
+        OR upper(replace(trim(n.didit_status), ' ', '_')) = ANY(%(final_statuses)s::text[]))
    AND NOT EXISTS (SELECT 1 FROM jobs j
                     WHERE j.kind = 'import' AND j.ref = n.id AND j.status IN ('queued', 'running'))
    AND NOT EXISTS (SELECT 1 FROM events e JOIN deliveries d ON d.event_id = e.id

@@ -644,11 +644,16 @@ SELECT (SELECT count(*) FROM notifications WHERE status = 'pending') AS pending,
 -- old_history --
 -- Up to :limit notifications final before :before that nothing can act on any more, oldest
 -- first: the token erased (a failed one keeps it while a retry may use it), no import job
--- waiting and every delivery finished (delivered or dead). Walked along finished_at (the status
--- index would sort every final notification first: "+" keeps status a filter)
+-- waiting, an imported one's Didit status decided (in :final_statuses, a JSON array: Didit's
+-- decision webhook must still find its session) and every delivery finished (delivered or
+-- dead). Walked along finished_at (the status index would sort every final notification
+-- first: "+" keeps status a filter)
 SELECT n.id FROM notifications n
  WHERE n.finished_at < :before AND +n.status IN ('imported', 'rejected', 'expired', 'failed')
    AND n.token IS NULL
+   AND (n.status <> 'imported'
+        OR upper(replace(trim(n.didit_status), ' ', '_'))
+               IN (SELECT value FROM json_each(:final_statuses)))
    AND NOT EXISTS (SELECT 1 FROM jobs j
                     WHERE j.kind = 'import' AND j.ref = n.id AND j.status IN ('queued', 'running'))
    AND NOT EXISTS (SELECT 1 FROM events e JOIN deliveries d ON d.event_id = e.id
