@@ -18,16 +18,6 @@ from tests.store.test_contract import finish
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(name="clock")
-def _clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture(name="store")
 async def _store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
     store = open_store(f"sqlite:///{tmp_path}/bridge.db", clock=clock)
