@@ -22,7 +22,7 @@ from psycopg import sql
 from bridge.errors import StoreUnavailable
 from bridge.store import FairShare, FinalOutcome, JobKind, NewNotification, Store, open_store
 from bridge.store.postgres import PostgresStore
-from bridge.store.queries import load_migrations
+from bridge.store.queries import load_migrations, load_queries
 from bridge.types import DiditSession, NotificationStatus, Reason
 from tests.config.conftest import MINIMAL
 from tests.store.backends import PG_DSN, TOKEN_KEY, StoreTarget
@@ -421,3 +421,40 @@ async def test_a_sweep_keeps_a_notification_an_accept_is_answering_a_duplicate_o
         assert await store.load_notification(kept) is not None
         await accepting.commit()
     assert await store.delete_history(older_than_s=RETENTION_DAY, limit=10) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "arrays"),
+    [
+        ("live_by_business_keys", "notifications_live_business_key", ("partners", "keys")),
+        ("message_id_owners", "message_ids_pkey", ("partners", "message_ids")),
+    ],
+)
+async def test_a_duplicate_look_up_probes_each_key_whatever_the_table_holds(
+    store: Store, target: StoreTarget, name: str, index: str, arrays: tuple[str, str]
+) -> None:
+    """Intake's look-ups read one index entry per key, also in the generic plan a prepared
+    statement settles on: a join that reads every live key of the partner slows every accept
+    as the table grows (seen in `bench pg_intake`: 8,000 entries read a look-up)."""
+    await asyncio.gather(
+        *(store.accept(notification(f"k{i}", message_id=f"m{i}")) for i in range(2_000))
+    )
+    text = load_queries("postgres")[name]
+    for number, array in enumerate(arrays, 1):
+        text = text.replace(f"%({array})b", f"${number}")
+    async with await psycopg.AsyncConnection.connect(target.url) as connection:
+        await connection.execute(
+            sql.SQL("SET search_path = {}").format(sql.Identifier(str(target.schema)))
+        )
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
+        await connection.execute(f"PREPARE look_up (text[], text[]) AS {text}".encode())
+        keys = [f"absent-{i}" for i in range(5)]
+        arguments = [sql.Literal(["acme"] * len(keys)), sql.Literal(keys)]
+        await connection.execute(sql.SQL("EXECUTE look_up ({}, {})").format(*arguments))
+        cursor = await connection.execute(
+            "SELECT pg_stat_get_xact_tuples_returned(%s::regclass)",
+            [index],  # this transaction
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    assert row[0] <= len(keys)
