@@ -2,6 +2,8 @@
 
 A query file holds blocks that start with ``-- name --`` followed by a one-line ``-- description``
 (as procrastinate's ``queries.sql``); migrations are ``NNNN_name.sql`` files applied in order.
+A block may stand in another as ``{name}`` (a column list several queries share, written once);
+SQL itself never uses braces.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 _HEADER = re.compile(r"^-- ([a-z_][a-z0-9_]*) --$")
+_REFERENCE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _MIGRATION = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -40,7 +43,14 @@ def parse_query_file(text: str) -> dict[str, str]:
             raise ValueError(f"the query {name!r} is named twice")
     if "" in queries.values():
         raise ValueError("a named query is empty")
-    return queries
+
+    def block(reference: re.Match[str]) -> str:
+        name = reference.group(1)
+        if name not in queries:
+            raise ValueError(f"a query refers to {{{name}}}, which is not a block of the file")
+        return queries[name]
+
+    return {name: _REFERENCE.sub(block, text) for name, text in queries.items()}
 
 
 def load_queries(backend: str) -> dict[str, str]:

@@ -130,6 +130,13 @@ class TestQueryFile:
         with pytest.raises(ValueError, match="empty"):
             parse_query_file("-- first --\n-- nothing here\n")
 
+    def test_a_block_stands_in_another_by_its_name(self) -> None:
+        """A column list several queries share is written once, as a block of its own."""
+        text = "-- cols --\n-- shared\na, b\n-- q --\n-- uses it\nSELECT {cols} FROM t;\n"
+        assert parse_query_file(text)["q"] == "SELECT a, b FROM t;"
+        with pytest.raises(ValueError, match="missing"):
+            parse_query_file("-- q --\nSELECT {missing} FROM t;\n")
+
     def test_a_name_used_twice_is_an_error(self) -> None:
         """A second block of the same name would replace the first one's SQL unseen."""
         with pytest.raises(ValueError, match="first"):

@@ -317,11 +317,7 @@ SELECT * FROM notifications WHERE id = %(id)s FOR UPDATE;
 
 -- list_notifications --
 -- Newest first, optionally filtered, paged by id (%(before)s NULL for the first page)
-SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
-       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
-       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
-       reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
    AND (%(partner)s::text IS NULL OR partner = %(partner)s::text)
@@ -613,11 +609,7 @@ SELECT * FROM route_changes WHERE notification_id = %(notification_id)s ORDER BY
 -- search_notifications_newest --
 -- The console's listing without a filter: the primary key, newest first, within the id range
 -- (the time range, and %(before)s)
-SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
-       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
-       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
-       reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE id >= %(from_id)s::text AND id < %(until_id)s::text
  ORDER BY id DESC
@@ -625,11 +617,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS t
 
 -- search_notifications_by_status --
 -- The console's listing of one status: notifications_by_status (status, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
-       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
-       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
-       reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE status = %(status)s::text AND id >= %(from_id)s::text AND id < %(until_id)s::text
    AND (%(partner)s::text IS NULL OR partner = %(partner)s::text)
@@ -639,11 +627,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS t
 
 -- search_notifications_by_partner --
 -- The console's listing of one partner: notifications_by_partner (partner, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
-       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
-       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
-       reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE partner = %(partner)s::text AND id >= %(from_id)s::text AND id < %(until_id)s::text
    AND (%(rule)s::text IS NULL OR rule = %(rule)s::text)
@@ -652,11 +636,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS t
 
 -- search_notifications_by_rule --
 -- The console's listing of one rule: notifications_by_rule (rule, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
-       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
-       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
-       reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE rule = %(rule)s::text AND id >= %(from_id)s::text AND id < %(until_id)s::text
  ORDER BY id DESC
@@ -665,11 +645,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS t
 -- search_notifications_by_partner_rule --
 -- The console's listing of one partner and one rule: notifications_by_partner_rule
 -- (partner, rule, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
-       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
-       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
-       reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE partner = %(partner)s::text AND rule = %(rule)s::text
    AND id >= %(from_id)s::text AND id < %(until_id)s::text
@@ -680,11 +656,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS t
 -- search_notifications_by_key --
 -- The notifications one search text names: its id, its partner's event id, its vendor_data or
 -- its token's SHA-256 (each an index), then the filters
-SELECT id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
-       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
-       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
-       reason_message, reason_http_status, session_id, session_number, didit_status,
-       received_at, finished_at, updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE id IN (SELECT id FROM notifications WHERE id = %(key)s::text
               UNION ALL SELECT id FROM notifications WHERE partner_event_id = %(key)s::text
@@ -803,3 +775,11 @@ DELETE FROM jobs WHERE kind = 'import' AND ref = ANY(%(ids)s::text[]);
 -- forget_notifications --
 -- Some notifications, once every row referring to them is gone
 DELETE FROM notifications WHERE id = ANY(%(ids)s::text[]);
+
+-- listed_notification_columns --
+-- A notification's columns for listings and searches: every one but the token (never read there)
+id, partner, partner_event_id, message_id, business_key, NULL::bytea AS token_sealed,
+       token_sha256, session_kind, source_application_id, source_session_id, deadline, rule,
+       workflow_id, vendor_data, trust_review, destinations, status, reason_code,
+       reason_message, reason_http_status, session_id, session_number, didit_status,
+       received_at, finished_at, updated_at, trace_context

@@ -266,11 +266,7 @@ SELECT * FROM notifications WHERE id = :id;
 
 -- list_notifications --
 -- Newest first, optionally filtered, paged by id (:before = NULL for the first page)
-SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
-       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-       vendor_data, trust_review, destinations, status, reason_code, reason_message,
-       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE (:status IS NULL OR status = :status)
    AND (:partner IS NULL OR partner = :partner)
@@ -529,11 +525,7 @@ SELECT count(*) AS n FROM destination_states WHERE enabled = 0;
 -- search_notifications_newest --
 -- The console's listing without a filter: the primary key, newest first, within the id range
 -- (the time range, and :before)
-SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
-       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-       vendor_data, trust_review, destinations, status, reason_code, reason_message,
-       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE id >= :from_id AND id < :until_id
  ORDER BY id DESC
@@ -541,11 +533,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
 
 -- search_notifications_by_status --
 -- The console's listing of one status: notifications_by_status (status, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
-       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-       vendor_data, trust_review, destinations, status, reason_code, reason_message,
-       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications INDEXED BY notifications_by_status
  WHERE status = :status AND id >= :from_id AND id < :until_id
    AND (:partner IS NULL OR partner = :partner)
@@ -555,11 +543,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
 
 -- search_notifications_by_partner --
 -- The console's listing of one partner: notifications_by_partner (partner, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
-       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-       vendor_data, trust_review, destinations, status, reason_code, reason_message,
-       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications INDEXED BY notifications_by_partner
  WHERE partner = :partner AND id >= :from_id AND id < :until_id
    AND (:rule IS NULL OR rule = :rule)
@@ -568,11 +552,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
 
 -- search_notifications_by_rule --
 -- The console's listing of one rule: notifications_by_rule (rule, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
-       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-       vendor_data, trust_review, destinations, status, reason_code, reason_message,
-       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications INDEXED BY notifications_by_rule
  WHERE rule = :rule AND id >= :from_id AND id < :until_id
  ORDER BY id DESC
@@ -581,11 +561,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
 -- search_notifications_by_partner_rule --
 -- The console's listing of one partner and one rule: notifications_by_partner_rule
 -- (partner, rule, id), newest first
-SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
-       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-       vendor_data, trust_review, destinations, status, reason_code, reason_message,
-       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications INDEXED BY notifications_by_partner_rule
  WHERE partner = :partner AND rule = :rule
    AND id >= :from_id AND id < :until_id
@@ -596,11 +572,7 @@ SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, t
 -- search_notifications_by_key --
 -- The notifications one search text names: its id, its partner's event id, its vendor_data or
 -- its token's SHA-256 (each an index), then the filters
-SELECT id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
-       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
-       vendor_data, trust_review, destinations, status, reason_code, reason_message,
-       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
-       updated_at, trace_context
+SELECT {listed_notification_columns}
   FROM notifications
  WHERE id IN (SELECT id FROM notifications WHERE id = :key
               UNION ALL SELECT id FROM notifications WHERE partner_event_id = :key
@@ -701,3 +673,11 @@ DELETE FROM jobs WHERE kind = 'import' AND ref IN (SELECT value FROM json_each(:
 -- forget_notifications --
 -- Some notifications, once every row referring to them is gone
 DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- listed_notification_columns --
+-- A notification's columns for listings and searches: every one but the token (never read there)
+id, partner, partner_event_id, message_id, business_key, NULL AS token, token_sha256,
+       session_kind, source_application_id, source_session_id, deadline, rule, workflow_id,
+       vendor_data, trust_review, destinations, status, reason_code, reason_message,
+       reason_http_status, session_id, session_number, didit_status, received_at, finished_at,
+       updated_at, trace_context
