@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -111,38 +112,53 @@ async def test_outcomes_per_bucket_and_delivery_totals(store: Store, clock: Fake
     assert await store.count_deliveries(status=DeliveryStatus.DEAD) == 0
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "search_notifications_newest",
-        "search_notifications_by_status",
-        "search_notifications_by_partner",
-        "search_notifications_by_rule",
-        "search_notifications_by_partner_rule",
-        "search_notifications_by_key",
-    ],
-)
+SEARCHES = [
+    "search_notifications_newest",
+    "search_notifications_by_status",
+    "search_notifications_by_partner",
+    "search_notifications_by_rule",
+    "search_notifications_by_partner_rule",
+    "search_notifications_by_key",
+]
+#: A value for every parameter any search takes.
+EVERY_FILTER = {
+    "status": "failed",
+    "partner": "acme",
+    "rule": "default",
+    "key": "x",
+    "from_id": first_id_at("ntf", 0),
+    "until_id": "ntf_~",
+    "limit": 51,
+}
+
+
+def _sqlite_plan(folder: Path, query: str, params: Mapping[str, object]) -> list[str]:
+    """The steps of ``query``'s plan on the store in ``folder``, after ANALYZE."""
+    connection = sqlite3.connect(folder / "bridge.db")
+    try:
+        connection.execute("ANALYZE")
+        return [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    finally:
+        connection.close()
+
+
+def _postgres_plan(target: StoreTarget, query: str, params: Mapping[str, object]) -> list[str]:
+    """The lines of ``query``'s plan in the target's schema, with table scans priced out."""
+    with psycopg.connect(target.url, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("SET search_path TO {}").format(sql.Identifier(str(target.schema)))
+        )
+        connection.execute("SET enable_seqscan = off")
+        return [str(row[0]) for row in connection.execute(f"EXPLAIN {query}".encode(), params)]
+
+
+@pytest.mark.parametrize("name", SEARCHES)
 async def test_sqlite_searches_use_an_index(
     sqlite_store: SqliteStore, tmp_path: Path, name: str
 ) -> None:
     """The plan walks an index in id order: no table scan, no sort of what it found."""
     await sqlite_store.accept(notification("k"))
-    connection = sqlite3.connect(tmp_path / "bridge.db")
-    connection.execute("ANALYZE")
-    params = {
-        "status": "failed",
-        "partner": "acme",
-        "rule": "default",
-        "key": "x",
-        "from_id": first_id_at("ntf", 0),
-        "until_id": "ntf_~",
-        "limit": 51,
-    }
-    plan = [
-        row[3]
-        for row in connection.execute(f"EXPLAIN QUERY PLAN {load_queries('sqlite')[name]}", params)
-    ]
-    connection.close()
+    plan = _sqlite_plan(tmp_path, load_queries("sqlite")[name], EVERY_FILTER)
     assert not any(
         step.startswith("SCAN notifications") and "INDEX" not in step for step in plan
     ), plan
@@ -150,38 +166,13 @@ async def test_sqlite_searches_use_an_index(
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
-@pytest.mark.parametrize(
-    "name",
-    [
-        "search_notifications_newest",
-        "search_notifications_by_status",
-        "search_notifications_by_partner",
-        "search_notifications_by_rule",
-        "search_notifications_by_partner_rule",
-        "search_notifications_by_key",
-    ],
-)
+@pytest.mark.parametrize("name", SEARCHES)
 async def test_postgres_searches_have_an_index(
     store: Store, target: StoreTarget, name: str
 ) -> None:
     """With table scans priced out, each filter still finds an index: no Seq Scan, no Sort."""
     await store.accept(notification("k"))
-    params = {
-        "status": "failed",
-        "partner": "acme",
-        "rule": "default",
-        "key": "x",
-        "from_id": first_id_at("ntf", 0),
-        "until_id": "ntf_~",
-        "limit": 51,
-    }
-    query = load_queries("postgres")[name]
-    with psycopg.connect(target.url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("SET search_path TO {}").format(sql.Identifier(str(target.schema)))
-        )
-        connection.execute("SET enable_seqscan = off")
-        plan = [row[0] for row in connection.execute(f"EXPLAIN {query}", params)]
+    plan = _postgres_plan(target, load_queries("postgres")[name], EVERY_FILTER)
     assert not any("Seq Scan on notifications" in step for step in plan), plan
     assert not any(step.lstrip(" ->").startswith("Sort") for step in plan), plan
 
@@ -196,11 +187,7 @@ async def test_sqlite_lists_a_partner_and_a_rule_from_an_index_on_both(
     """The search's plan bounds the index by both filters, not by the partner alone."""
     await sqlite_store.accept(notification("k"))
     query = load_queries("sqlite")[_search.query_name(PARTNER_AND_RULE)]
-    params = _search.params(PARTNER_AND_RULE, limit=51, before=None)
-    connection = sqlite3.connect(tmp_path / "bridge.db")
-    connection.execute("ANALYZE")
-    plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {query}", params)]
-    connection.close()
+    plan = _sqlite_plan(tmp_path, query, _search.params(PARTNER_AND_RULE, limit=51, before=None))
     assert any(
         step.startswith("SEARCH notifications USING INDEX") and "partner=? AND rule=?" in step
         for step in plan
@@ -215,13 +202,7 @@ async def test_postgres_lists_a_partner_and_a_rule_from_an_index_on_both(
     """The index condition holds both filters, not the partner alone."""
     await store.accept(notification("k"))
     query = load_queries("postgres")[_search.query_name(PARTNER_AND_RULE)]
-    params = _search.params(PARTNER_AND_RULE, limit=51, before=None)
-    with psycopg.connect(target.url, autocommit=True) as connection:
-        connection.execute(
-            sql.SQL("SET search_path TO {}").format(sql.Identifier(str(target.schema)))
-        )
-        connection.execute("SET enable_seqscan = off")
-        plan = [row[0] for row in connection.execute(f"EXPLAIN {query}", params)]
+    plan = _postgres_plan(target, query, _search.params(PARTNER_AND_RULE, limit=51, before=None))
     conditions = [step for step in plan if "Index Cond:" in step]
     assert any("partner =" in step and "rule =" in step for step in conditions), plan
     assert not any(step.lstrip(" ->").startswith("Sort") for step in plan), plan
